@@ -1,0 +1,15 @@
+"""The simulated Windows client."""
+
+from ._config import ClientBehaviour, ClientConfig, Endpoints, Inventory
+from ._windows import ClientFailure, ClientReport, WindowsClient, tpm_hresult
+
+__all__ = [
+    "ClientBehaviour",
+    "ClientConfig",
+    "ClientFailure",
+    "ClientReport",
+    "Endpoints",
+    "Inventory",
+    "WindowsClient",
+    "tpm_hresult",
+]

@@ -1,0 +1,55 @@
+"""What the simulated Windows client knows about itself. No expected outcome lives here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """What Windows reports about the device (SMBIOS, OS, join state)."""
+
+    device_name: str
+    serial: str
+    manufacturer: str
+    model: str
+    os_version: str
+    os_edition: str = "Enterprise"
+    ownership: Literal["Corporate", "Personal"] = "Corporate"
+    upn: str = ""
+
+
+@dataclass(frozen=True)
+class ClientBehaviour:
+    """How this client build and device behave; each is a fact of the device, not an outcome."""
+
+    enrollment_version: str = "5.0"
+    # An older client that creates no AIK and sends no AIK items.
+    sends_aik_items: bool = True
+    # False: the Entra device key lives in software (offline domain join), not in the TPM.
+    entra_key_in_tpm: bool = True
+    # False: the device never registered with the identity provider (user token only).
+    entra_joined: bool = True
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the client finds each service; they can differ to place a fault on one path."""
+
+    mdm: str
+    aik_ca: str
+    identity: str
+
+    @classmethod
+    def single(cls, url: str) -> Endpoints:
+        return cls(mdm=url, aik_ca=url, identity=url)
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    endpoints: Endpoints
+    inventory: Inventory
+    behaviour: ClientBehaviour = field(default_factory=ClientBehaviour)
+    emm_device_id: str = ""
+    http_timeout: float = 30.0

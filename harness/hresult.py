@@ -1,0 +1,52 @@
+"""HRESULTs a Windows client reports in AttestationStatusHResult.
+
+The client derives each from what it really met (a TPM return code, a refused
+connection, a CA's answer) and the server maps it to a status detail. The
+values are the ones Windows uses for the same conditions.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+TPM20_RC_BASE = 0x80280000  # TBS maps a TPM 2.0 response code rc to 0x80280000 | rc
+
+
+class HResult(IntEnum):
+    S_OK = 0x00000000
+    # TBS / platform
+    TBS_E_TPM_NOT_FOUND = 0x8028400F
+    TPM_E_PCP_UNSUPPORTED_TPM_VERSION = 0x80290411  # a TPM 1.2 where 2.0 is required
+    # TPM 2.0 response codes as TBS reports them
+    TPM_E_LOCKOUT = TPM20_RC_BASE | 0x921
+    TPM_E_AUTH_FAIL = TPM20_RC_BASE | 0x98E
+    TPM_E_BAD_AUTH = TPM20_RC_BASE | 0x9A2
+    TPM_E_HIERARCHY = TPM20_RC_BASE | 0x085
+    TPM_E_INITIALIZE = TPM20_RC_BASE | 0x100
+    # WinHTTP, as HRESULT_FROM_WIN32
+    WINHTTP_CANNOT_CONNECT = 0x80072EFD
+    WINHTTP_CONNECTION_ERROR = 0x80072EFE
+    WINHTTP_TIMEOUT = 0x80072EE2
+    # Key storage
+    NTE_EXISTS = 0x8009000F
+    NTE_NOT_SUPPORTED = 0x80090029
+    # Certificate services answers (the AIK CA)
+    CERTSRV_E_INVALID_EK = 0x80094810
+    CERTSRV_E_INVALID_IDBINDING = 0x80094811
+    CERTSRV_E_INVALID_ATTESTATION = 0x80094812
+    CERTSRV_E_KEY_ATTESTATION = 0x80094813
+    CERTSRV_E_EXPIRED_CHALLENGE = 0x80094815
+    CERTSRV_E_INVALID_RESPONSE = 0x80094816
+    E_FAIL = 0x80004005
+
+
+def from_tpm_rc(rc: int) -> int:
+    """The HRESULT Windows reports for a TPM 2.0 response code."""
+    return TPM20_RC_BASE | (rc & 0xFFFF)
+
+
+def describe(value: int) -> str:
+    try:
+        return f"0x{value:08X} ({HResult(value).name})"
+    except ValueError:
+        return f"0x{value:08X}"

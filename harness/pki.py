@@ -1,0 +1,177 @@
+"""Certificate authorities and the TCG certificate profiles they issue.
+
+The harness's manufacturer CAs issue EK certificates; the reference server's
+AIK CA issues AIK certificates. Both follow the TCG credential profiles:
+empty subject, critical SAN with the TPM's identity, the profile's EKU, CA=false.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from .tcg import OID_AIK_CERTIFICATE, OID_EK_CERTIFICATE, TPMIdentity, tpm_san
+
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+CA_LIFETIME = dt.timedelta(days=3650)
+LEAF_LIFETIME = dt.timedelta(days=3650)
+
+
+@dataclass(frozen=True)
+class CertificateAuthority:
+    key: ec.EllipticCurvePrivateKey
+    certificate: x509.Certificate
+
+    @property
+    def name(self) -> str:
+        attrs = self.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        return str(attrs[0].value) if attrs else self.certificate.subject.rfc4514_string()
+
+    @property
+    def certificate_der(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.DER)
+
+    @classmethod
+    def create(
+        cls, common_name: str, organization: str, *, now: dt.datetime
+    ) -> CertificateAuthority:
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+                x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            ]
+        )
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + CA_LIFETIME)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+            .sign(key, hashes.SHA256())
+        )
+        return cls(key=key, certificate=certificate)
+
+    def save(self, directory: Path, stem: str) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        key_pem = self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        key_path = directory / f"{stem}.key.pem"
+        key_path.write_bytes(key_pem)
+        key_path.chmod(0o600)
+        (directory / f"{stem}.cert.pem").write_bytes(
+            self.certificate.public_bytes(serialization.Encoding.PEM)
+        )
+
+    @classmethod
+    def load(cls, directory: Path, stem: str) -> CertificateAuthority:
+        key = serialization.load_pem_private_key(
+            (directory / f"{stem}.key.pem").read_bytes(), password=None
+        )
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"{directory / stem}: CA key is not an EC key")
+        certificate = x509.load_pem_x509_certificate((directory / f"{stem}.cert.pem").read_bytes())
+        return cls(key=key, certificate=certificate)
+
+    def _leaf(
+        self,
+        public_key: PublicKey,
+        identity: TPMIdentity,
+        *,
+        now: dt.datetime,
+        one_rdn: bool = True,
+    ) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([]))
+            .issuer_name(self.certificate.subject)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + LEAF_LIFETIME)
+            .add_extension(tpm_san(identity, one_rdn=one_rdn), critical=True)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                critical=False,
+            )
+        )
+
+    def issue_ek_certificate(
+        self, ek_public: PublicKey, identity: TPMIdentity, *, now: dt.datetime, one_rdn: bool = True
+    ) -> x509.Certificate:
+        """An EK certificate per the TCG EK Credential Profile for TPM 2.0."""
+        builder = self._leaf(ek_public, identity, now=now, one_rdn=one_rdn)
+        is_rsa = isinstance(ek_public, rsa.RSAPublicKey)
+        builder = builder.add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=is_rsa,
+                data_encipherment=False,
+                key_agreement=not is_rsa,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        ).add_extension(x509.ExtendedKeyUsage([OID_EK_CERTIFICATE]), critical=False)
+        return builder.sign(self.key, hashes.SHA256())
+
+    def issue_aik_certificate(
+        self, aik_public: PublicKey, identity: TPMIdentity, *, now: dt.datetime
+    ) -> x509.Certificate:
+        """An AIK certificate per the TCG profile: EKU 2.23.133.8.3, CA=false, empty subject."""
+        builder = (
+            self._leaf(aik_public, identity, now=now)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.ExtendedKeyUsage([OID_AIK_CERTIFICATE]), critical=False)
+        )
+        return builder.sign(self.key, hashes.SHA256())
+
+
+def certificate_der(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(serialization.Encoding.DER)

@@ -1,0 +1,150 @@
+"""junit.xml: one testcase per device, so CI shows a mismatch like a failing test."""
+
+from __future__ import annotations
+
+import os
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path, PureWindowsPath
+
+from ..results import DeviceResult, Outcome, RunResult
+from ._files import atomic_write
+
+# Characters XML 1.0 cannot carry even escaped; client and server details are free text
+# (HTTP bodies, TPM output) and one stray control byte would make the whole file unparseable.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _clean(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def scenario_stem(scenario: str) -> str:
+    # PureWindowsPath splits on both separators, so a result produced on either OS gives the
+    # same suite name.
+    return PureWindowsPath(scenario).stem or scenario
+
+
+def describe(outcome: Outcome | None) -> str:
+    if outcome is None:
+        return "no result"
+    return f"{outcome.status} / {outcome.detail}" if outcome.detail else str(outcome.status)
+
+
+def _is_error(device: DeviceResult) -> bool:
+    return bool(device.error)
+
+
+def _is_failure(device: DeviceResult) -> bool:
+    return not device.matched and not device.error
+
+
+def _explanation(device: DeviceResult) -> str:
+    lines = [
+        f"expected: {describe(device.expected)}",
+        f"actual:   {describe(device.actual)}",
+    ]
+    if device.device_id:
+        lines.append(f"device:   {device.device_id}")
+    evidence = device.evidence
+    if evidence.decision:
+        lines.append(f"decision: {evidence.decision}")
+    failing_checks = [c for c in evidence.checks if not c.passed]
+    if failing_checks:
+        lines.append("failing checks:")
+        lines.extend(
+            f"  - {c.name}: {c.detail}" if c.detail else f"  - {c.name}" for c in failing_checks
+        )
+    failed_steps = [s for s in evidence.client_steps if not s.ok]
+    if failed_steps:
+        lines.append("failed client steps:")
+        lines.extend(
+            f"  - {s.step}: {s.detail}" if s.detail else f"  - {s.step}" for s in failed_steps
+        )
+    return "\n".join(lines)
+
+
+def _properties(parent: ET.Element, values: dict[str, str]) -> None:
+    props = ET.SubElement(parent, "properties")
+    for name, value in values.items():
+        ET.SubElement(props, "property", name=name, value=_clean(value))
+
+
+def _testcase(suite: ET.Element, stem: str, device: DeviceResult) -> None:
+    case = ET.SubElement(
+        suite,
+        "testcase",
+        classname=_clean(f"{stem}.{device.group}"),
+        name=_clean(device.name),
+        time=_seconds(device.seconds),
+    )
+    actual = device.actual
+    _properties(
+        case,
+        {
+            "expected_status": str(device.expected.status),
+            "expected_detail": str(device.expected.detail),
+            "actual_status": str(actual.status) if actual else "",
+            "actual_detail": str(actual.detail) if actual else "",
+            "device_id": device.device_id,
+            "reason": device.evidence.decision,
+        },
+    )
+    if _is_error(device):
+        # A harness failure says nothing about the server, so it must not read as a mismatch.
+        error = ET.SubElement(
+            case, "error", message=_clean(device.error.splitlines()[0]), type="HarnessError"
+        )
+        error.text = _clean(f"{device.error}\n\n{_explanation(device)}")
+    elif _is_failure(device):
+        message = f"expected {describe(device.expected)}, got {describe(actual)}"
+        failure = ET.SubElement(case, "failure", message=_clean(message), type="StatusMismatch")
+        failure.text = _clean(_explanation(device))
+
+
+def _counts(element: ET.Element, devices: list[DeviceResult], seconds: float) -> None:
+    element.set("tests", str(len(devices)))
+    element.set("failures", str(sum(1 for d in devices if _is_failure(d))))
+    element.set("errors", str(sum(1 for d in devices if _is_error(d))))
+    element.set("skipped", "0")
+    element.set("time", _seconds(seconds))
+
+
+def build_junit(result: RunResult) -> ET.Element:
+    summary = result.summary
+    by_scenario: dict[str, list[DeviceResult]] = {s: [] for s in summary.scenarios}
+    for device in result.devices:
+        by_scenario.setdefault(device.scenario, []).append(device)
+
+    root = ET.Element("testsuites", name="enrollment attestation")
+    # Devices run in parallel, so the run's wall time, not the sum of device times, is how
+    # long the whole run took; each suite's time is the sum of its devices' times.
+    _counts(root, result.devices, summary.wall_seconds)
+    for scenario, devices in by_scenario.items():
+        stem = scenario_stem(scenario)
+        suite = ET.SubElement(root, "testsuite", name=_clean(stem))
+        _counts(suite, devices, sum(d.seconds for d in devices))
+        if summary.started_at:
+            suite.set("timestamp", _clean(summary.started_at))
+        _properties(
+            suite,
+            {
+                "scenario": scenario,
+                "server": summary.server,
+                "harness_version": summary.harness_version,
+                "workers": str(summary.workers),
+            },
+        )
+        for device in devices:
+            _testcase(suite, stem, device)
+    ET.indent(root)
+    return root
+
+
+def write_junit(result: RunResult, path: str | os.PathLike[str]) -> None:
+    data: bytes = ET.tostring(build_junit(result), encoding="utf-8", xml_declaration=True)
+    atomic_write(Path(path), data + b"\n")

@@ -1,0 +1,119 @@
+"""The results of a fleet run: what results.json holds and every report reads."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .status import AttestationStatus, StatusDetail
+
+
+class Outcome(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: AttestationStatus
+    detail: StatusDetail = StatusDetail.NONE
+
+
+class Check(BaseModel):
+    """One check the server ran on a device's evidence, and why it decided."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+class ClientStep(BaseModel):
+    """One step the simulated Windows client took (TPM command, HTTP call)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step: str
+    ok: bool
+    detail: str = ""
+    seconds: float = 0.0
+
+
+class Evidence(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    client_steps: list[ClientStep] = Field(default_factory=list)
+    request_items: dict[str, str] = Field(default_factory=dict)  # context item -> summary
+    checks: list[Check] = Field(default_factory=list)
+    decision: str = ""  # the cause the server found: failing check or client error
+
+
+class DeviceResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    group: str
+    scenario: str
+    device_id: str = ""
+    expected: Outcome
+    actual: Outcome | None = None  # None when the run itself failed for this device
+    matched: bool
+    error: str = ""  # a harness failure (not an attestation outcome)
+    inventory: dict[str, str] = Field(default_factory=dict)
+    evidence: Evidence = Field(default_factory=Evidence)
+    tpm_seconds: float = 0.0  # time spent inside TPM commands
+    seconds: float = 0.0  # wall time of this device's flow
+
+
+class Summary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scenarios: list[str]
+    total: int
+    matched: int
+    mismatched: int
+    errors: int
+    by_status: dict[str, int]
+    by_detail: dict[str, int]
+    started_at: str
+    wall_seconds: float
+    tpm_seconds: float
+    workers: int = 1
+    server: str = ""
+    harness_version: str = ""
+
+
+class RunResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    summary: Summary
+    devices: list[DeviceResult]
+
+    @property
+    def all_matched(self) -> bool:
+        return all(d.matched for d in self.devices)
+
+
+def summarise(
+    devices: list[DeviceResult],
+    *,
+    scenarios: list[str],
+    started_at: str,
+    wall_seconds: float,
+    **extra: Any,
+) -> Summary:
+    statuses = Counter(d.actual.status.value for d in devices if d.actual is not None)
+    details = Counter(d.actual.detail.value for d in devices if d.actual is not None)
+    matched = sum(1 for d in devices if d.matched)
+    return Summary(
+        scenarios=scenarios,
+        total=len(devices),
+        matched=matched,
+        mismatched=len(devices) - matched,
+        errors=sum(1 for d in devices if d.error),
+        by_status=dict(statuses),
+        by_detail=dict(details),
+        started_at=started_at,
+        wall_seconds=round(wall_seconds, 3),
+        tpm_seconds=round(sum(d.tpm_seconds for d in devices), 3),
+        **extra,
+    )

@@ -1,0 +1,21 @@
+"""The reference server: AIK CA, identity provider, MDM enrollment, evaluator, report.
+
+It imports nothing from scenarios: it knows only what a real service would.
+"""
+
+from ._app import create_app
+from ._clock import Clock, ManualClock, SystemClock
+from ._config import DEFAULT_ADVISORIES, Principal, ServerConfig
+from ._serve import EmbeddedServer, bind_loopback
+
+__all__ = [
+    "DEFAULT_ADVISORIES",
+    "Clock",
+    "EmbeddedServer",
+    "ManualClock",
+    "Principal",
+    "ServerConfig",
+    "SystemClock",
+    "bind_loopback",
+    "create_app",
+]

@@ -1,0 +1,118 @@
+"""The AIK certificate authority: EK-based credential activation, then an AIK certificate."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import uuid
+
+from fastapi import APIRouter, Depends
+from tpm2_pytss import TPM2B_NAME
+from tpm2_pytss.utils import make_credential
+
+from ..hresult import HResult
+from ..protocol import (
+    AikActivateRequest,
+    AikActivateResponse,
+    AikChallengeRequest,
+    AikChallengeResponse,
+    b64,
+)
+from ..tcg import TCG_VENDORS, TPMIdentity, vendor_hex
+from ..verifier import (
+    EvidenceFormatError,
+    check_aik_attributes,
+    check_ek_certificate,
+    parse_public,
+    same_public_key,
+    verify_chain,
+)
+from ..verifier._certs import load_certificate
+from ..pki import certificate_der
+from ._context import ServerContext, ServiceFailure
+from ._deps import context
+from ._store import parse_iso
+
+router = APIRouter(prefix="/aik", tags=["AIK CA"])
+
+
+def _refuse_ek(reason: str) -> ServiceFailure:
+    return ServiceFailure(403, "untrusted_ek", HResult.CERTSRV_E_INVALID_EK, reason)
+
+
+@router.post("/challenge", response_model=AikChallengeResponse, response_model_by_alias=True)
+def challenge(request: AikChallengeRequest, ctx: ServerContext = Depends(context)) -> AikChallengeResponse:
+    """Check the EK and the AIK, then encrypt a secret to the EK bound to the AIK's name."""
+    now = ctx.clock.now()
+    if request.ek_cert is None:
+        raise _refuse_ek("no EK certificate: the TPM cannot be traced to a manufacturer")
+    try:
+        ek_certificate = load_certificate(request.ek_cert)
+    except ValueError as exc:
+        raise ServiceFailure(400, "malformed_ek_certificate", HResult.CERTSRV_E_INVALID_EK, str(exc)) from exc
+    profile, identity = check_ek_certificate(ek_certificate)
+    failed = next((c for c in profile if not c.passed), None)
+    if failed is not None:
+        raise _refuse_ek(f"{failed.name}: {failed.detail}")
+    assert identity is not None
+    try:
+        vendor = vendor_hex(identity.manufacturer)
+    except ValueError as exc:
+        raise _refuse_ek(str(exc)) from exc
+    if vendor not in TCG_VENDORS:
+        raise _refuse_ek(f"manufacturer {identity.manufacturer} is not in the TCG vendor registry")
+    chain = verify_chain("ek_cert.chain", ek_certificate, roots=ctx.config.manufacturer_roots, now=now)
+    if not chain.passed:
+        raise _refuse_ek(f"EK certificate: {chain.detail}")
+
+    try:
+        ek = parse_public(request.ek_pub)
+        aik = parse_public(request.aik_pub)
+        ek_key = ek.crypto_key()
+    except EvidenceFormatError as exc:
+        raise ServiceFailure(400, "malformed_key", HResult.CERTSRV_E_INVALID_ATTESTATION, str(exc)) from exc
+    if not same_public_key(ek_certificate, ek_key):
+        raise ServiceFailure(
+            403, "ek_mismatch", HResult.CERTSRV_E_INVALID_IDBINDING,
+            "EK public key is not the key in the EK certificate",
+        )
+    attributes = check_aik_attributes("aik_pub.attributes", aik)
+    if not attributes.passed:
+        raise ServiceFailure(403, "bad_aik", HResult.CERTSRV_E_INVALID_ATTESTATION, attributes.detail)
+
+    secret = secrets.token_bytes(32)
+    blob, encrypted = make_credential(ek.public, secret, TPM2B_NAME(aik.name()))
+    challenge_id = str(uuid.uuid4())
+    ctx.store.add_challenge(
+        challenge_id,
+        secret,
+        request.aik_pub,
+        {"manufacturer": identity.manufacturer, "model": identity.model, "version": identity.version},
+        now + ctx.config.challenge_lifetime,
+    )
+    return AikChallengeResponse(
+        challengeId=challenge_id,
+        credentialBlob=b64(bytes(blob.marshal())),
+        encryptedSecret=b64(bytes(encrypted.marshal())),
+    )
+
+
+@router.post("/activate", response_model=AikActivateResponse, response_model_by_alias=True)
+def activate(request: AikActivateRequest, ctx: ServerContext = Depends(context)) -> AikActivateResponse:
+    """Issue the AIK certificate to the TPM that could decrypt the challenge."""
+    now = ctx.clock.now()
+    record = ctx.store.take_challenge(request.challenge_id)
+    if record is None:
+        raise ServiceFailure(
+            404, "unknown_challenge", HResult.CERTSRV_E_INVALID_RESPONSE, "unknown or already used challenge"
+        )
+    if parse_iso(record["expires_at"]) < now:
+        raise ServiceFailure(403, "expired_challenge", HResult.CERTSRV_E_EXPIRED_CHALLENGE, "challenge expired")
+    if not hmac.compare_digest(bytes(record["secret"]), request.secret):
+        raise ServiceFailure(
+            403, "wrong_secret", HResult.CERTSRV_E_INVALID_RESPONSE, "the decrypted secret is wrong"
+        )
+    identity = TPMIdentity(**record["identity"])
+    aik_key = parse_public(bytes(record["aik_pub"])).crypto_key()
+    certificate = ctx.aik_ca.issue_aik_certificate(aik_key, identity, now=now)
+    return AikActivateResponse(aikCert=b64(certificate_der(certificate)))

@@ -1,0 +1,111 @@
+"""The FastAPI application: routers, error bodies, and the request size limit."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import __version__
+from ..hresult import HResult
+from . import _admin, _aik_ca, _enrollment, _idp
+from ._clock import Clock, SystemClock
+from ._config import ServerConfig
+from ._context import ServerContext, ServiceFailure
+
+log = logging.getLogger(__name__)
+
+
+def _error(status_code: int, error: str, hresult: int, reason: str, **headers: str) -> JSONResponse:
+    return JSONResponse(
+        status_code=status_code,
+        content={"error": error, "hresult": f"0x{hresult:08X}", "reason": reason},
+        headers=headers or None,
+    )
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:10]:
+        location = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+        parts.append(f"{location or 'body'}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+class BodyLimit:
+    """Refuse bodies over a limit with 413 before any handler parses them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = _error(
+            413, "request_too_large", HResult.E_FAIL, f"request body is over {self.max_bytes} bytes"
+        )
+        await response(scope, receive, send)
+
+
+def create_app(config: ServerConfig, clock: Clock | None = None) -> FastAPI:
+    ctx = ServerContext.open(config, clock or SystemClock())
+    app = FastAPI(
+        title="Enrollment attestation reference server",
+        version=__version__,
+        description="AIK CA, identity provider, MDM enrollment, attestation evaluator and report.",
+    )
+    app.state.context = ctx
+    for module in (_aik_ca, _idp, _enrollment, _admin):
+        app.include_router(module.router)
+
+    @app.exception_handler(ServiceFailure)
+    async def service_failure(_: Request, exc: ServiceFailure) -> JSONResponse:
+        return _error(exc.status_code, exc.error, exc.hresult, exc.reason)
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(400, "malformed_request", HResult.E_FAIL, _describe_validation(exc))
+
+    @app.get("/health", tags=["Health"])
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "time": ctx.clock.now().isoformat()}
+
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    return app

@@ -1,0 +1,50 @@
+"""What the reference server is configured with: trust anchors, lifetimes, storage."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+
+from ..verifier import FirmwareAdvisory
+
+# Firmware lines with published key-generation flaws. The tpmVersion attribute in an EK
+# certificate is 'id:' + the firmware version as 8 hex digits (major.minor, 16 bits each).
+DEFAULT_ADVISORIES: tuple[FirmwareAdvisory, ...] = (
+    FirmwareAdvisory("ROCA (CVE-2017-15361)", "id:49465800", "id:0004"),
+    FirmwareAdvisory("ROCA (CVE-2017-15361)", "id:49465800", "id:0005"),
+    FirmwareAdvisory("ROCA (CVE-2017-15361)", "id:49465800", "id:0006"),
+    FirmwareAdvisory("TPM-FAIL (CVE-2019-16863)", "id:53544D20", "id:00490008"),
+    FirmwareAdvisory("TPM-FAIL (CVE-2019-11090)", "id:494E5443", "id:000B"),
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An admin who calls the admin API with a bearer token."""
+
+    name: str
+    remote_tasks: bool = False  # the "Remote tasks" permission the Attest device action needs
+
+
+@dataclass
+class ServerConfig:
+    """Everything the server needs; nothing here comes from a scenario's expectations."""
+
+    data_dir: Path  # the SQLite file and the server's own keys live here
+    manufacturer_roots: list[x509.Certificate] = field(default_factory=list)
+    firmware_advisories: tuple[FirmwareAdvisory, ...] = DEFAULT_ADVISORIES
+    nonce_lifetime: dt.timedelta = dt.timedelta(minutes=5)
+    challenge_lifetime: dt.timedelta = dt.timedelta(minutes=5)
+    token_lifetime: dt.timedelta = dt.timedelta(hours=1)
+    attempt_timeout: dt.timedelta = dt.timedelta(minutes=15)
+    token_issuer: str = "urn:enrollment-harness:idp"
+    token_audience: str = "urn:enrollment-harness:mdm"
+    max_body_bytes: int = 64 * 1024
+    principals: dict[str, Principal] = field(default_factory=dict)  # bearer token -> principal
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "server.sqlite3"

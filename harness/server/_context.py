@@ -1,0 +1,87 @@
+"""What every route needs: configuration, clock, store and the server's own keys."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from ..hresult import HResult
+from ..pki import CertificateAuthority
+from ._clock import Clock
+from ._config import ServerConfig
+from ._store import Store
+
+
+class ServiceFailure(Exception):
+    """A refusal the client must be told about: HTTP status, error code, HRESULT, reason."""
+
+    def __init__(self, status_code: int, error: str, hresult: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status_code = status_code
+        self.error = error
+        self.hresult = hresult
+        self.reason = reason
+
+
+def bad_request(reason: str, error: str = "malformed_request") -> ServiceFailure:
+    return ServiceFailure(400, error, HResult.E_FAIL, reason)
+
+
+@dataclass
+class SigningKey:
+    key: rsa.RSAPrivateKey
+    kid: str
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> SigningKey:
+        if path.exists():
+            loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            if not isinstance(loaded, rsa.RSAPrivateKey):
+                raise ValueError(f"{path}: not an RSA key")
+            key = loaded
+        else:
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            path.write_bytes(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+            path.chmod(0o600)
+        spki = key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return cls(key=key, kid=hashlib.sha256(spki).hexdigest()[:16])
+
+
+@dataclass
+class ServerContext:
+    config: ServerConfig
+    clock: Clock
+    store: Store
+    aik_ca: CertificateAuthority
+    idp_key: SigningKey
+
+    @classmethod
+    def open(cls, config: ServerConfig, clock: Clock) -> ServerContext:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        keys = config.data_dir / "keys"
+        if (keys / "aik-ca.cert.pem").exists():
+            aik_ca = CertificateAuthority.load(keys, "aik-ca")
+        else:
+            aik_ca = CertificateAuthority.create(
+                "Reference AIK CA", "Enrollment Attestation Harness", now=clock.now()
+            )
+            aik_ca.save(keys, "aik-ca")
+        return cls(
+            config=config,
+            clock=clock,
+            store=Store(config.db_path),
+            aik_ca=aik_ca,
+            idp_key=SigningKey.load_or_create(keys / "idp.key.pem"),
+        )

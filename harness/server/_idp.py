@@ -1,0 +1,101 @@
+"""The identity provider (the Entra role): device registration and tokens.
+
+A device registers its device key and proves possession when it asks for a
+token by signing an assertion with that key. The token it gets carries its
+device ID in the 'deviceid' claim. A user who asks without a device assertion
+gets a user token with no device identity, as on a device that never joined.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from fastapi import APIRouter, Depends
+from jwt.algorithms import RSAAlgorithm
+
+from ..hresult import HResult
+from ..protocol import (
+    DeviceRegistrationRequest,
+    DeviceRegistrationResponse,
+    TokenRequest,
+    TokenResponse,
+)
+from ..verifier import DEVICE_ID_CLAIM
+from ._context import ServerContext, ServiceFailure, bad_request
+from ._deps import context
+
+router = APIRouter(prefix="/entra", tags=["Identity provider"])
+ASSERTION_MAX_AGE = dt.timedelta(minutes=10)
+
+
+def _refuse(reason: str) -> ServiceFailure:
+    return ServiceFailure(401, "invalid_grant", HResult.E_FAIL, reason)
+
+
+@router.post("/devices", response_model=DeviceRegistrationResponse, response_model_by_alias=True)
+def register(
+    request: DeviceRegistrationRequest, ctx: ServerContext = Depends(context)
+) -> DeviceRegistrationResponse:
+    try:
+        key = serialization.load_der_public_key(request.key_spki)
+    except ValueError as exc:
+        raise bad_request(f"keySpki is not a DER SubjectPublicKeyInfo: {exc}") from exc
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise bad_request("device key must be RSA or ECC")
+    device_id = str(uuid.uuid4())
+    ctx.store.register_entra_device(device_id, request.display_name, request.key_spki, ctx.clock.now())
+    return DeviceRegistrationResponse(deviceId=device_id)
+
+
+@router.post("/token", response_model=TokenResponse, response_model_by_alias=True)
+def token(request: TokenRequest, ctx: ServerContext = Depends(context)) -> TokenResponse:
+    now = ctx.clock.now()
+    claims: dict[str, Any] = {
+        "iss": ctx.config.token_issuer,
+        "aud": ctx.config.token_audience,
+        "iat": int(now.timestamp()),
+        "exp": int((now + ctx.config.token_lifetime).timestamp()),
+        "upn": request.upn,
+        "tid": "00000000-0000-0000-0000-000000000001",
+    }
+    if request.assertion is not None:
+        claims[DEVICE_ID_CLAIM] = _verify_assertion(request.assertion, ctx, now)
+    signed = jwt.encode(claims, ctx.idp_key.key, algorithm="RS256", headers={"kid": ctx.idp_key.kid})
+    return TokenResponse(accessToken=signed, expiresIn=int(ctx.config.token_lifetime.total_seconds()))
+
+
+def _verify_assertion(assertion: str, ctx: ServerContext, now: dt.datetime) -> str:
+    try:
+        unverified = jwt.decode(assertion, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise _refuse(f"assertion is not a JWT: {exc}") from exc
+    device_id = str(unverified.get("sub", ""))
+    spki = ctx.store.entra_device_key(device_id)
+    if spki is None:
+        raise _refuse(f"device {device_id!r} is not registered")
+    key = serialization.load_der_public_key(spki)
+    algorithm = "RS256" if isinstance(key, rsa.RSAPublicKey) else "ES256"
+    try:
+        verified = jwt.decode(
+            assertion, key, algorithms=[algorithm], options={"verify_exp": False, "verify_iat": False,
+                                                             "require": ["iat", "sub"]},
+        )
+    except jwt.PyJWTError as exc:
+        raise _refuse(f"assertion does not verify with the device key: {exc}") from exc
+    issued = dt.datetime.fromtimestamp(float(verified["iat"]), dt.UTC)
+    if abs(now - issued) > ASSERTION_MAX_AGE:
+        raise _refuse("assertion is too old or from the future")
+    return device_id
+
+
+@router.get("/keys", tags=["Identity provider"])
+def keys(ctx: ServerContext = Depends(context)) -> dict[str, list[dict[str, Any]]]:
+    """The token signing keys as a JWKS, for relying parties that verify tokens themselves."""
+    jwk: dict[str, Any] = RSAAlgorithm.to_jwk(ctx.idp_key.key.public_key(), as_dict=True)
+    jwk.update({"kid": ctx.idp_key.kid, "use": "sig", "alg": "RS256"})
+    return {"keys": [jwk]}

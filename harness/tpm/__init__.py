@@ -1,0 +1,31 @@
+"""TPM backends: the protocol, the swtpm-process, real-device and docker drivers."""
+
+import os
+
+# tpm2-tss logs every TPM error response to stderr; the client reports those errors
+# itself, so the library stays quiet unless the user set TSS2_LOG.
+os.environ.setdefault("TSS2_LOG", "all+NONE")
+
+from ._backend import TPMBackend, TPMDevice, TPMFamily, TPMRequest  # noqa: E402
+from ._device import DeviceBackend, ExternalTPM, parse_tcti  # noqa: E402
+from ._esapi import TimedESAPI  # noqa: E402
+from ._manufacture import EKAlgorithm, Manufactured, create_ek, manufacture  # noqa: E402
+from ._swtpm import SwtpmBackend, SwtpmProcess, close_all, live_pids  # noqa: E402
+
+__all__ = [
+    "DeviceBackend",
+    "EKAlgorithm",
+    "ExternalTPM",
+    "Manufactured",
+    "SwtpmBackend",
+    "SwtpmProcess",
+    "TPMBackend",
+    "TPMDevice",
+    "TPMFamily",
+    "TPMRequest",
+    "TimedESAPI",
+    "close_all",
+    "create_ek",
+    "live_pids",
+    "manufacture",
+]

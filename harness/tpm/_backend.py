@@ -1,0 +1,55 @@
+"""The TPM backend protocol: what the client needs from any TPM, emulated or real."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+TPMFamily = Literal["2.0", "1.2"]
+
+
+@dataclass(frozen=True)
+class TPMRequest:
+    """What a backend is asked to start: a blank TPM of one family, or a manufactured state."""
+
+    family: TPMFamily = "2.0"
+    # A directory holding a manufactured TPM state to start from (copied, never shared).
+    state_from: Path | None = None
+    # Leave the TPM un-started (no TPM2_Startup), as firmware that never initialised it.
+    startup: bool = True
+
+
+class TPMDevice(Protocol):
+    """A running TPM reachable through a TCTI."""
+
+    @property
+    def tcti(self) -> tuple[str, str]:
+        """(TCTI name, configuration) for TCTILdr."""
+        ...
+
+    @property
+    def family(self) -> TPMFamily: ...
+
+    @property
+    def description(self) -> str: ...
+
+    def manufacturable(self) -> bool:
+        """True when the harness may write an EK certificate and change TPM state."""
+        ...
+
+    def save_state(self, into: Path) -> None:
+        """Copy the TPM's persistent state (for a cache of manufactured TPMs)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class TPMBackend(Protocol):
+    name: str
+
+    def start(self, request: TPMRequest, workdir: Path) -> TPMDevice: ...
+
+    def close(self) -> None:
+        """Stop everything this backend started."""
+        ...

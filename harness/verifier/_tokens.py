@@ -1,0 +1,72 @@
+"""Checks over the identity provider's tokens (JWT), with time given, not read."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+
+from ._checks import Check, fail, ok
+
+ACCEPTED_ALGORITHMS = ("RS256", "ES256")
+DEVICE_ID_CLAIM = "deviceid"
+CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class TokenVerdict:
+    checks: list[Check]
+    claims: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def valid(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+
+def verify_token(
+    token: str,
+    *,
+    keys: Mapping[str, Any],
+    issuer: str,
+    audience: str,
+    now: dt.datetime,
+) -> TokenVerdict:
+    """Signature by a known key (by kid), issuer, audience and lifetime at `now`."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        return TokenVerdict([fail("token.format", f"not a JWT: {exc}")])
+    algorithm = header.get("alg")
+    if algorithm not in ACCEPTED_ALGORITHMS:
+        return TokenVerdict([fail("token.algorithm", f"algorithm {algorithm!r} is not accepted")])
+    key = keys.get(str(header.get("kid", "")))
+    if key is None:
+        return TokenVerdict([fail("token.signature", f"signed by unknown key id {header.get('kid')!r}")])
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[algorithm],
+            audience=audience,
+            issuer=issuer,
+            options={"verify_exp": False, "verify_nbf": False, "verify_iat": False,
+                     "require": ["exp", "iat", "iss", "aud"]},
+        )
+    except jwt.InvalidSignatureError:
+        return TokenVerdict([fail("token.signature", "signature does not verify")])
+    except jwt.PyJWTError as exc:
+        return TokenVerdict([fail("token.claims", str(exc))])
+    checks = [ok("token.signature", f"key id {header.get('kid')}")]
+    timestamp = now.timestamp()
+    expires = float(claims["exp"])
+    if expires + CLOCK_SKEW.total_seconds() < timestamp:
+        expired_at = dt.datetime.fromtimestamp(expires, dt.UTC)
+        checks.append(fail("token.lifetime", f"expired at {expired_at:%Y-%m-%d %H:%M:%S}Z"))
+    elif float(claims["iat"]) - CLOCK_SKEW.total_seconds() > timestamp:
+        checks.append(fail("token.lifetime", "issued in the future"))
+    else:
+        checks.append(ok("token.lifetime"))
+    return TokenVerdict(checks, claims)

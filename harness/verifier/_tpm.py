@@ -1,0 +1,251 @@
+"""Checks over the TPM's own structures, given as marshalled bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+from tpm2_pytss import (
+    TPM2_ALG,
+    TPM2_ST,
+    TPM2B_ATTEST,
+    TPM2B_PUBLIC,
+    TPMA_OBJECT,
+    TPMS_ATTEST,
+    TPMT_SIGNATURE,
+)
+
+from ._checks import Check, fail, ok
+
+TPM_GENERATED_VALUE = 0xFF544347
+MIN_RSA_BITS = 2048
+MIN_ECC_BITS = 256
+
+_HASHES: dict[int, tuple[str, hashes.HashAlgorithm]] = {
+    int(TPM2_ALG.SHA1): ("sha1", hashes.SHA1()),
+    int(TPM2_ALG.SHA256): ("sha256", hashes.SHA256()),
+    int(TPM2_ALG.SHA384): ("sha384", hashes.SHA384()),
+    int(TPM2_ALG.SHA512): ("sha512", hashes.SHA512()),
+}
+
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+
+
+class EvidenceFormatError(ValueError):
+    """Bytes that do not parse as the TPM structure they claim to be."""
+
+
+@dataclass(frozen=True)
+class TPMKey:
+    """A TPM2B_PUBLIC as sent, with what the checks need from it."""
+
+    blob: bytes
+    area: bytes  # the marshalled TPMT_PUBLIC inside
+    public: TPM2B_PUBLIC
+
+    @property
+    def attributes(self) -> int:
+        return int(self.public.publicArea.objectAttributes)
+
+    @property
+    def name_alg(self) -> int:
+        return int(self.public.publicArea.nameAlg)
+
+    def name(self) -> bytes:
+        """nameAlg || H_nameAlg(TPMT_PUBLIC), computed from the bytes, not asked of a TPM."""
+        algorithm = _HASHES.get(self.name_alg)
+        if algorithm is None:
+            raise EvidenceFormatError(f"unsupported name algorithm 0x{self.name_alg:04x}")
+        return struct.pack(">H", self.name_alg) + hashlib.new(algorithm[0], self.area).digest()
+
+    def crypto_key(self) -> PublicKey:
+        try:
+            key = load_der_public_key(self.public.to_der())
+        except Exception as exc:  # tpm2-pytss raises several types for odd keys
+            raise EvidenceFormatError(f"key cannot be converted: {exc}") from exc
+        if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+            raise EvidenceFormatError("key is neither RSA nor ECC")
+        return key
+
+
+def parse_public(blob: bytes) -> TPMKey:
+    """Parse a marshalled TPM2B_PUBLIC; every byte must belong to it."""
+    if len(blob) < 4:
+        raise EvidenceFormatError("TPM2B_PUBLIC is shorter than its header")
+    (size,) = struct.unpack(">H", blob[:2])
+    if size + 2 != len(blob):
+        raise EvidenceFormatError(f"TPM2B_PUBLIC size field says {size}, blob holds {len(blob) - 2}")
+    try:
+        public, consumed = TPM2B_PUBLIC.unmarshal(blob)
+    except Exception as exc:
+        raise EvidenceFormatError(f"TPM2B_PUBLIC does not parse: {exc}") from exc
+    if consumed != len(blob):
+        raise EvidenceFormatError("TPM2B_PUBLIC has trailing bytes")
+    return TPMKey(blob=blob, area=blob[2:], public=public)
+
+
+@dataclass(frozen=True)
+class AttestationClaim:
+    """TPM2B_ATTEST || TPMT_SIGNATURE, as the client sends them back to back."""
+
+    attest: bytes  # the marshalled TPMS_ATTEST (what the AIK signed)
+    signature: bytes  # the marshalled TPMT_SIGNATURE
+
+
+def split_claim(blob: bytes) -> AttestationClaim:
+    try:
+        attest2b, offset = TPM2B_ATTEST.unmarshal(blob)
+    except Exception as exc:
+        raise EvidenceFormatError(f"claim does not start with a TPM2B_ATTEST: {exc}") from exc
+    attest = blob[2:offset]
+    signature = blob[offset:]
+    if not attest or not signature:
+        raise EvidenceFormatError("claim lacks the attestation or the signature")
+    del attest2b
+    return AttestationClaim(attest=attest, signature=signature)
+
+
+def parse_attest(attest: bytes) -> TPMS_ATTEST:
+    try:
+        parsed, consumed = TPMS_ATTEST.unmarshal(attest)
+    except Exception as exc:
+        raise EvidenceFormatError(f"TPMS_ATTEST does not parse: {exc}") from exc
+    if consumed != len(attest):
+        raise EvidenceFormatError("TPMS_ATTEST has trailing bytes")
+    return parsed
+
+
+def attest_nonce(attest: bytes) -> bytes | None:
+    """The extraData (qualifying data) of an attestation, or None when it does not parse."""
+    try:
+        return bytes(parse_attest(attest).extraData)
+    except EvidenceFormatError:
+        return None
+
+
+def check_certify(
+    prefix: str, attest: bytes, *, certified: TPMKey, nonce: bytes
+) -> list[Check]:
+    """Magic, type, qualifying data and certified name of a TPM2_Certify attestation."""
+    try:
+        parsed = parse_attest(attest)
+    except EvidenceFormatError as exc:
+        return [fail(f"{prefix}.attest_parses", str(exc))]
+    checks = [ok(f"{prefix}.attest_parses")]
+    magic = int(parsed.magic)
+    checks.append(
+        ok(f"{prefix}.magic")
+        if magic == TPM_GENERATED_VALUE
+        else fail(f"{prefix}.magic", f"magic 0x{magic:08x} is not TPM_GENERATED_VALUE")
+    )
+    kind = int(parsed.type)
+    checks.append(
+        ok(f"{prefix}.type")
+        if kind == int(TPM2_ST.ATTEST_CERTIFY)
+        else fail(f"{prefix}.type", f"attest type 0x{kind:04x} is not TPM_ST_ATTEST_CERTIFY")
+    )
+    extra = bytes(parsed.extraData)
+    checks.append(
+        ok(f"{prefix}.nonce_bound")
+        if extra == nonce
+        else fail(f"{prefix}.nonce_bound", "qualifying data is not the server's nonce")
+    )
+    if kind == int(TPM2_ST.ATTEST_CERTIFY):
+        attested = bytes(parsed.attested.certify.name)
+        try:
+            expected = certified.name()
+        except EvidenceFormatError as exc:
+            checks.append(fail(f"{prefix}.name", str(exc)))
+        else:
+            checks.append(
+                ok(f"{prefix}.name")
+                if attested == expected
+                else fail(f"{prefix}.name", "attested name is not nameAlg||H(pubArea) of the key sent")
+            )
+    return checks
+
+
+def verify_signature(name: str, key: PublicKey, signed: bytes, signature: bytes) -> Check:
+    """Verify a marshalled TPMT_SIGNATURE over `signed` with the signer's public key."""
+    try:
+        parsed, consumed = TPMT_SIGNATURE.unmarshal(signature)
+    except Exception as exc:
+        return fail(name, f"TPMT_SIGNATURE does not parse: {exc}")
+    if consumed != len(signature):
+        return fail(name, "TPMT_SIGNATURE has trailing bytes")
+    algorithm = int(parsed.sigAlg)
+    try:
+        if algorithm in (int(TPM2_ALG.RSASSA), int(TPM2_ALG.RSAPSS)):
+            detail = parsed.signature.rsassa if algorithm == int(TPM2_ALG.RSASSA) else parsed.signature.rsapss
+            digest = _HASHES.get(int(detail.hash))
+            if digest is None or not isinstance(key, rsa.RSAPublicKey):
+                return fail(name, "signature scheme does not fit the signing key")
+            pad: padding.AsymmetricPadding = (
+                padding.PKCS1v15()
+                if algorithm == int(TPM2_ALG.RSASSA)
+                else padding.PSS(mgf=padding.MGF1(digest[1]), salt_length=padding.PSS.AUTO)
+            )
+            key.verify(bytes(detail.sig), signed, pad, digest[1])
+        elif algorithm == int(TPM2_ALG.ECDSA):
+            detail = parsed.signature.ecdsa
+            digest = _HASHES.get(int(detail.hash))
+            if digest is None or not isinstance(key, ec.EllipticCurvePublicKey):
+                return fail(name, "signature scheme does not fit the signing key")
+            der = encode_dss_signature(
+                int.from_bytes(bytes(detail.signatureR), "big"),
+                int.from_bytes(bytes(detail.signatureS), "big"),
+            )
+            key.verify(der, signed, ec.ECDSA(digest[1]))
+        else:
+            return fail(name, f"signature algorithm 0x{algorithm:04x} is not accepted")
+    except InvalidSignature:
+        return fail(name, "signature does not verify with the AIK")
+    return ok(name)
+
+
+def key_strength(name: str, key: PublicKey) -> Check:
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < MIN_RSA_BITS:
+            return fail(name, f"RSA key of {key.key_size} bits, under {MIN_RSA_BITS}")
+    elif key.curve.key_size < MIN_ECC_BITS:
+        return fail(name, f"ECC key of {key.curve.key_size} bits, under {MIN_ECC_BITS}")
+    return ok(name)
+
+
+_AIK_REQUIRED = (
+    TPMA_OBJECT.FIXEDTPM
+    | TPMA_OBJECT.FIXEDPARENT
+    | TPMA_OBJECT.SENSITIVEDATAORIGIN
+    | TPMA_OBJECT.RESTRICTED
+    | TPMA_OBJECT.SIGN_ENCRYPT
+)
+
+
+def check_aik_attributes(name: str, key: TPMKey) -> Check:
+    """An AIK is a restricted signing key that never left, and was born in, its TPM."""
+    attributes = key.attributes
+    missing = int(_AIK_REQUIRED) & ~attributes
+    if missing:
+        return fail(name, f"AIK lacks {TPMA_OBJECT(missing)!s}")
+    if attributes & int(TPMA_OBJECT.DECRYPT):
+        return fail(name, "AIK is also a decryption key")
+    return ok(name)
+
+
+def check_bound_key_attributes(name: str, key: TPMKey) -> Check:
+    """The MDM and Entra keys: created in the TPM, unable to leave it, not restricted."""
+    attributes = key.attributes
+    missing = int(TPMA_OBJECT.FIXEDTPM | TPMA_OBJECT.SENSITIVEDATAORIGIN) & ~attributes
+    if missing:
+        return fail(name, f"key lacks {TPMA_OBJECT(missing)!s}")
+    if attributes & int(TPMA_OBJECT.RESTRICTED):
+        return fail(name, "key is restricted: a restricted key cannot be the MDM or Entra key")
+    if not attributes & int(TPMA_OBJECT.SIGN_ENCRYPT):
+        return fail(name, "key cannot sign")
+    return ok(name)
