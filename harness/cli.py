@@ -1,0 +1,181 @@
+"""The `harness` command: run scenarios, validate them, re-render reports."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .errors import HarnessError, ScenarioError
+from .fleet import DeviceRun, RunOptions, run_fleet
+from .report import load_results, write_reports
+from .scenario import Scenario, load_scenario
+
+EXIT_MATCHED, EXIT_MISMATCH, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Windows enrollment attestation harness: real emulated TPMs, a simulated Windows "
+    "client and a reference MDM server, with reports of expected versus actual status.",
+)
+console = Console(stderr=True)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> NoReturn:
+    # SIGTERM unwinds like Ctrl-C, so every swtpm and temporary directory is removed.
+    raise KeyboardInterrupt
+
+
+def _load_all(paths: list[Path]) -> list[Scenario]:
+    scenarios = []
+    for path in paths:
+        scenarios.append(load_scenario(path))
+    names = [s.name for s in scenarios]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate:
+        raise ScenarioError(str(paths[names.index(duplicate)]), None, "name", f"scenario '{duplicate}' is given twice")
+    return scenarios
+
+
+class _Reporter:
+    """A progress bar on a terminal, one plain line per device elsewhere (CI logs)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.tty = sys.stderr.isatty()
+        self._progress = None
+        if self.tty:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+            self._progress = Progress(
+                "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), console=console, transient=True,
+            )
+            self._task = self._progress.add_task("devices", total=total)
+            self._progress.start()
+
+    def __call__(self, run: DeviceRun) -> None:
+        self.done += 1
+        if self._progress is not None:
+            self._progress.advance(self._task)
+        else:
+            state = "error" if run.error else "done"
+            print(f"[{self.done:>{len(str(self.total))}}/{self.total}] {run.key} {state} {run.seconds:.2f}s",
+                  file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+@app.command()
+def run(
+    scenarios: Annotated[list[Path], typer.Argument(help="scenario YAML files", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="directory for results.json, junit.xml, index.html")] = Path(
+        "reports/latest"
+    ),
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="devices run in parallel (processes)")] = 1,
+    server: Annotated[str | None, typer.Option(help="URL of a running reference server (default: embedded)")] = None,
+    admin_token: Annotated[
+        str | None, typer.Option(envvar="HARNESS_ADMIN_TOKEN", help="admin bearer token for --server")
+    ] = None,
+    pki_dir: Annotated[
+        Path | None, typer.Option(help="vendor CA directory shared with --server (see 'harness serve')")
+    ] = None,
+) -> None:
+    """Run scenario fleets end to end and write reports; exit 1 if any device mismatched."""
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        loaded = _load_all(scenarios)
+    except ScenarioError as exc:
+        console.print(f"[red]scenario error:[/red] {exc}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from exc
+    total = sum(s.device_count for s in loaded)
+    console.print(f"running {total} devices from {len(loaded)} scenario(s) with {workers} worker(s)")
+    reporter = _Reporter(total)
+    try:
+        result = run_fleet(
+            loaded,
+            RunOptions(workers=workers, server_url=server, admin_token=admin_token, pki_dir=pki_dir),
+            progress=reporter,
+        )
+    except KeyboardInterrupt:
+        reporter.close()
+        console.print("[yellow]interrupted: every TPM and temporary directory was removed[/yellow]")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except HarnessError as exc:
+        reporter.close()
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from exc
+    reporter.close()
+    paths = write_reports(result, out)
+    _print_summary(result.summary.total, result.summary.matched, result.summary.wall_seconds, paths)
+    for device in result.devices:
+        if not device.matched:
+            actual = f"{device.actual.status} / {device.actual.detail or '-'}" if device.actual else "no result"
+            console.print(
+                f"  [red]mismatch[/red] {device.group}/{device.name}: expected "
+                f"{device.expected.status} / {device.expected.detail or '-'}, got {actual}"
+                f"{' — ' + device.evidence.decision if device.evidence.decision else ''}"
+                f"{' — ' + device.error if device.error else ''}",
+                highlight=False,
+            )
+    raise typer.Exit(EXIT_MATCHED if result.all_matched else EXIT_MISMATCH)
+
+
+def _print_summary(total: int, matched: int, wall: float, paths: dict[str, Path]) -> None:
+    colour = "green" if matched == total else "red"
+    per_device = wall / total if total else 0.0
+    console.print(
+        f"[{colour}]{matched}/{total} devices matched[/{colour}] in {wall:.1f}s ({per_device:.2f}s per device)",
+        highlight=False,
+    )
+    for kind, path in paths.items():
+        console.print(f"  {kind:5} {path}", highlight=False)
+
+
+@app.command()
+def validate(
+    scenarios: Annotated[list[Path], typer.Argument(help="scenario YAML files", show_default=False)],
+) -> None:
+    """Check scenario files without running them."""
+    try:
+        loaded = _load_all(scenarios)
+    except ScenarioError as exc:
+        console.print(f"[red]scenario error:[/red] {exc}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from exc
+    for scenario in loaded:
+        console.print(f"{scenario.path}: {len(scenario.groups)} groups, {scenario.device_count} devices", highlight=False)
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="a results.json written by 'harness run'")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="directory for the re-rendered reports")],
+) -> None:
+    """Re-render junit.xml and index.html (and a copy of results.json) from a results.json."""
+    try:
+        loaded = load_results(results)
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]cannot read {results}:[/red] {exc}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from exc
+    for kind, path in write_reports(loaded, out).items():
+        console.print(f"  {kind:5} {path}", highlight=False)
+
+
+@app.command()
+def version() -> None:
+    """Print the harness version."""
+    print(__version__)
+
+
+def main() -> None:
+    app(prog_name="harness")

@@ -1,0 +1,139 @@
+"""The scenario format: a fleet of device groups, each a world and an expectation.
+
+Every setting describes the world (platform, OS build, TPM, vendor CA trust);
+only `expect` names an outcome, and it never leaves the harness's controller.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from ..catalog import VENDORS, firmware_version
+from ..status import AttestationStatus, StatusDetail
+from ..windows import parse_build
+
+Platform = Literal["physical", "hyper-v", "azure-vm", "avd", "cloud-pc", "dev-box"]
+VIRTUAL_PLATFORMS: frozenset[str] = frozenset({"hyper-v", "azure-vm", "avd", "cloud-pc", "dev-box"})
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Hardware(_Strict):
+    manufacturer: str | None = None
+    model: str | None = None
+
+
+class TPMSettings(_Strict):
+    """The TPM a device has, as its vendor's factory made it."""
+
+    family: Literal["2.0", "1.2", "none"] = "2.0"
+    vendor: str | None = Field(
+        default=None,
+        description="a vendor name of the harness's catalogue (infineon, nuvoton, stmicro, intel, "
+        "amd, microsoft) or a TCG id such as id:49465800",
+    )
+    model: str | None = None
+    firmware: str | None = Field(default=None, description="firmware version, e.g. '7.85' or 'id:00070055'")
+    ek: Literal["rsa2048", "ecc256"] = "rsa2048"
+
+    @field_validator("vendor")
+    @classmethod
+    def _known_vendor(cls, value: str | None) -> str | None:
+        if value is None or value.lower() in VENDORS or re.fullmatch(r"id:[0-9A-Fa-f]{8}", value):
+            return value
+        raise ValueError(f"unknown vendor '{value}': use one of {', '.join(sorted(VENDORS))} or id:XXXXXXXX")
+
+    @field_validator("firmware")
+    @classmethod
+    def _firmware(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        firmware_version(value)
+        return value
+    san_layout: Literal["one-rdn", "rdn-per-attribute"] = "one-rdn"
+
+
+class Expectation(_Strict):
+    status: AttestationStatus
+    detail: StatusDetail = StatusDetail.NONE
+
+    @model_validator(mode="after")
+    def _detail_fits_status(self) -> Expectation:
+        if self.status is AttestationStatus.ATTESTED and self.detail is not StatusDetail.NONE:
+            raise ValueError("an 'Attested' device has no status detail")
+        if self.status is AttestationStatus.NOT_STARTED and self.detail is not StatusDetail.NONE:
+            raise ValueError("a 'Not started' device has no status detail")
+        if self.status is AttestationStatus.NOT_ATTESTED and self.detail is StatusDetail.NONE:
+            raise ValueError("a 'Not attested' device needs the status detail it is expected to show")
+        return self
+
+
+class GroupSettings(_Strict):
+    """Settings a group can take; `defaults` holds the same, for every group."""
+
+    platform: Platform | None = None
+    os_build: str | None = None
+    ownership: Literal["corporate", "personal"] | None = None
+    hardware: Hardware | None = None
+    tpm: TPMSettings | None = None
+    upn_domain: str | None = None
+
+    @field_validator("os_build")
+    @classmethod
+    def _windows_build(cls, value: str | None) -> str | None:
+        if value is not None and parse_build(value) is None:
+            raise ValueError(f"'{value}' is not a Windows 10/11 version like 10.0.22631.2792")
+        return value
+
+
+class Group(GroupSettings):
+    name: Name
+    count: Annotated[int, Field(ge=1, le=100_000)] = 1
+    description: str = ""
+    expect: Expectation
+
+
+class ScenarioFile(_Strict):
+    name: Name
+    description: str = ""
+    seed: int = 0
+    defaults: GroupSettings = GroupSettings()
+    groups: Annotated[list[Group], Field(min_length=1)]
+
+
+class ResolvedGroup(_Strict):
+    """A group with the scenario's defaults applied and every setting decided."""
+
+    name: str
+    count: int
+    description: str
+    platform: Platform
+    os_build: str
+    ownership: Literal["corporate", "personal"]
+    hardware: Hardware
+    tpm: TPMSettings
+    upn_domain: str
+    expect: Expectation
+    line: int | None = None
+
+    @property
+    def virtual(self) -> bool:
+        return self.platform in VIRTUAL_PLATFORMS
+
+
+class Scenario(_Strict):
+    name: str
+    description: str
+    seed: int
+    path: str
+    groups: list[ResolvedGroup]
+
+    @property
+    def device_count(self) -> int:
+        return sum(g.count for g in self.groups)
