@@ -23,19 +23,61 @@ class Vendor:
 VENDORS: dict[str, Vendor] = {
     v.key: v
     for v in (
-        Vendor("infineon", "id:49465800", "Infineon", "Infineon Technologies AG",
-               "Infineon OPTIGA(TM) RSA Manufacturing CA 042", "SLB9672", "26.13"),
-        Vendor("nuvoton", "id:4E544300", "Nuvoton", "Nuvoton Technology Corporation",
-               "Nuvoton TPM Root CA 2111", "NPCT75x", "7.2"),
-        Vendor("stmicro", "id:53544D20", "STMicroelectronics", "STMicroelectronics NV",
-               "STM TPM EK Intermediate CA 06", "ST33KTPM2X", "9.257"),
-        Vendor("intel", "id:494E5443", "Intel", "Intel Corporation",
-               "Intel PTT EK Platform CA", "PTT", "600.18"),
-        Vendor("amd", "id:414D4400", "AMD", "Advanced Micro Devices, Inc.",
-               "AMDTPM ECC EK CA", "AMD fTPM", "3.87"),
-        Vendor("microsoft", "id:4D534654", "Microsoft", "Microsoft Corporation",
-               "Global Virtual TPM CA - 03", "Virtual TPM", "1.38"),
-    )  # fmt: skip
+        Vendor(
+            "infineon",
+            "id:49465800",
+            "Infineon",
+            "Infineon Technologies AG",
+            "Infineon OPTIGA(TM) RSA Manufacturing CA 042",
+            "SLB9672",
+            "26.13",
+        ),
+        Vendor(
+            "nuvoton",
+            "id:4E544300",
+            "Nuvoton",
+            "Nuvoton Technology Corporation",
+            "Nuvoton TPM Root CA 2111",
+            "NPCT75x",
+            "7.2",
+        ),
+        Vendor(
+            "stmicro",
+            "id:53544D20",
+            "STMicroelectronics",
+            "STMicroelectronics NV",
+            "STM TPM EK Intermediate CA 06",
+            "ST33KTPM2X",
+            "9.257",
+        ),
+        Vendor(
+            "intel",
+            "id:494E5443",
+            "Intel",
+            "Intel Corporation",
+            "Intel PTT EK Platform CA",
+            "PTT",
+            "600.18",
+        ),
+        Vendor(
+            "amd",
+            "id:414D4400",
+            "AMD",
+            "Advanced Micro Devices, Inc.",
+            "AMDTPM ECC EK CA",
+            "AMD fTPM",
+            "3.87",
+        ),
+        Vendor(
+            "microsoft",
+            "id:4D534654",
+            "Microsoft",
+            "Microsoft Corporation",
+            "Global Virtual TPM CA - 03",
+            "Virtual TPM",
+            "1.38",
+        ),
+    )
 }
 
 

@@ -40,7 +40,12 @@ def _load_all(paths: list[Path]) -> list[Scenario]:
     names = [s.name for s in scenarios]
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
-        raise ScenarioError(str(paths[names.index(duplicate)]), None, "name", f"scenario '{duplicate}' is given twice")
+        raise ScenarioError(
+            str(paths[names.index(duplicate)]),
+            None,
+            "name",
+            f"scenario '{duplicate}' is given twice",
+        )
     return scenarios
 
 
@@ -56,8 +61,12 @@ class _Reporter:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
             self._progress = Progress(
-                "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), console=console, transient=True,
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
             )
             self._task = self._progress.add_task("devices", total=total)
             self._progress.start()
@@ -68,8 +77,11 @@ class _Reporter:
             self._progress.advance(self._task)
         else:
             state = "error" if run.error else "done"
-            print(f"[{self.done:>{len(str(self.total))}}/{self.total}] {run.key} {state} {run.seconds:.2f}s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"[{self.done:>{len(str(self.total))}}/{self.total}] {run.key} {state} {run.seconds:.2f}s",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self._progress is not None:
@@ -79,16 +91,22 @@ class _Reporter:
 @app.command()
 def run(
     scenarios: Annotated[list[Path], typer.Argument(help="scenario YAML files", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="directory for results.json, junit.xml, index.html")] = Path(
-        "reports/latest"
-    ),
-    workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="devices run in parallel (processes)")] = 1,
-    server: Annotated[str | None, typer.Option(help="URL of a running reference server (default: embedded)")] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="directory for results.json, junit.xml, index.html")
+    ] = Path("reports/latest"),
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", min=1, help="devices run in parallel (processes)")
+    ] = 1,
+    server: Annotated[
+        str | None, typer.Option(help="URL of a running reference server (default: embedded)")
+    ] = None,
     admin_token: Annotated[
-        str | None, typer.Option(envvar="HARNESS_ADMIN_TOKEN", help="admin bearer token for --server")
+        str | None,
+        typer.Option(envvar="HARNESS_ADMIN_TOKEN", help="admin bearer token for --server"),
     ] = None,
     pki_dir: Annotated[
-        Path | None, typer.Option(help="vendor CA directory shared with --server (see 'harness serve')")
+        Path | None,
+        typer.Option(help="vendor CA directory shared with --server (see 'harness serve')"),
     ] = None,
 ) -> None:
     """Run scenario fleets end to end and write reports; exit 1 if any device mismatched."""
@@ -120,7 +138,9 @@ def run(
     _print_summary(result.summary.total, result.summary.matched, result.summary.wall_seconds, paths)
     for device in result.devices:
         if not device.matched:
-            actual = f"{device.actual.status} / {device.actual.detail or '-'}" if device.actual else "no result"
+            actual = (
+                f"{device.actual.status} / {device.actual.detail or '-'}" if device.actual else "no result"
+            )
             console.print(
                 f"  [red]mismatch[/red] {device.group}/{device.name}: expected "
                 f"{device.expected.status} / {device.expected.detail or '-'}, got {actual}"
@@ -135,7 +155,8 @@ def _print_summary(total: int, matched: int, wall: float, paths: dict[str, Path]
     colour = "green" if matched == total else "red"
     per_device = wall / total if total else 0.0
     console.print(
-        f"[{colour}]{matched}/{total} devices matched[/{colour}] in {wall:.1f}s ({per_device:.2f}s per device)",
+        f"[{colour}]{matched}/{total} devices matched[/{colour}] "
+        f"in {wall:.1f}s ({per_device:.2f}s per device)",
         highlight=False,
     )
     for kind, path in paths.items():
@@ -153,7 +174,10 @@ def validate(
         console.print(f"[red]scenario error:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
     for scenario in loaded:
-        console.print(f"{scenario.path}: {len(scenario.groups)} groups, {scenario.device_count} devices", highlight=False)
+        console.print(
+            f"{scenario.path}: {len(scenario.groups)} groups, {scenario.device_count} devices",
+            highlight=False,
+        )
 
 
 @app.command()

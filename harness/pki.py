@@ -38,9 +38,7 @@ class CertificateAuthority:
         return self.certificate.public_bytes(serialization.Encoding.DER)
 
     @classmethod
-    def create(
-        cls, common_name: str, organization: str, *, now: dt.datetime
-    ) -> CertificateAuthority:
+    def create(cls, common_name: str, organization: str, *, now: dt.datetime) -> CertificateAuthority:
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name(
             [
@@ -71,9 +69,7 @@ class CertificateAuthority:
                 ),
                 critical=True,
             )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA256())
         )
         return cls(key=key, certificate=certificate)
@@ -94,9 +90,7 @@ class CertificateAuthority:
 
     @classmethod
     def load(cls, directory: Path, stem: str) -> CertificateAuthority:
-        key = serialization.load_pem_private_key(
-            (directory / f"{stem}.key.pem").read_bytes(), password=None
-        )
+        key = serialization.load_pem_private_key((directory / f"{stem}.key.pem").read_bytes(), password=None)
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise ValueError(f"{directory / stem}: CA key is not an EC key")
         certificate = x509.load_pem_x509_certificate((directory / f"{stem}.cert.pem").read_bytes())

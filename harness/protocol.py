@@ -13,18 +13,24 @@ import binascii
 from typing import Annotated, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
     StringConstraints,
+    WithJsonSchema,
 )
 
 MAX_BLOB = 16 * 1024  # bytes after decoding; far above any TPM structure or certificate
+_MAX_B64_CHARS = (MAX_BLOB * 4) // 3 + 4
 
 
-def _decode_b64(value: str) -> bytes:
+def _decode_b64(value: object) -> bytes:
+    if not isinstance(value, str):
+        raise ValueError("must be a base64 string")
+    if len(value) > _MAX_B64_CHARS:
+        raise ValueError(f"is over {_MAX_B64_CHARS} base64 characters")
     try:
         decoded = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
@@ -36,10 +42,10 @@ def _decode_b64(value: str) -> bytes:
 
 # Validated from a base64 string, held as bytes, serialised back to base64.
 B64In = Annotated[
-    str,
-    StringConstraints(max_length=(MAX_BLOB * 4) // 3 + 4),
-    AfterValidator(_decode_b64),
+    bytes,
+    BeforeValidator(_decode_b64),
     PlainSerializer(lambda b: base64.b64encode(b).decode("ascii"), return_type=str),
+    WithJsonSchema({"type": "string", "contentEncoding": "base64", "maxLength": _MAX_B64_CHARS}),
 ]
 ShortText = Annotated[str, StringConstraints(max_length=256)]
 HResultText = Annotated[str, StringConstraints(pattern=r"^0x[0-9A-Fa-f]{8}$")]
@@ -145,9 +151,7 @@ class ContextItems(_Model):
     # The MDM key's TPM2B_PUBLIC; the real protocol carries this key in its CSR.
     mdm_pub: B64In | None = Field(default=None, alias="MDMPub")
     attestation_status: AttestationOutcome | None = Field(default=None, alias="AttestationStatus")
-    attestation_status_hresult: HResultText | None = Field(
-        default=None, alias="AttestationStatusHResult"
-    )
+    attestation_status_hresult: HResultText | None = Field(default=None, alias="AttestationStatusHResult")
 
 
 class EnrollmentRequest(_Model):

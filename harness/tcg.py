@@ -86,10 +86,7 @@ def tpm_san(identity: TPMIdentity, *, one_rdn: bool = True) -> x509.SubjectAlter
         x509.NameAttribute(OID_TPM_MODEL, identity.model),
         x509.NameAttribute(OID_TPM_VERSION, identity.version),
     ]
-    if one_rdn:
-        name = x509.Name([x509.RelativeDistinguishedName(attributes)])
-    else:
-        name = x509.Name(attributes)
+    name = x509.Name([x509.RelativeDistinguishedName(attributes)]) if one_rdn else x509.Name(attributes)
     return x509.SubjectAlternativeName([x509.DirectoryName(name)])
 
 

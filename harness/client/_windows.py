@@ -9,6 +9,7 @@ HRESULT of what stopped it, and still enrolls.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import time
@@ -75,6 +76,10 @@ class ClientReport:
     enrolled: bool = False
     tpm_seconds: float = 0.0
     tpm_commands: int = 0
+    # The enrollment request as sent, and its bearer token: recorded evidence that the
+    # verifier can be fed again later, from this or any other TPM.
+    enrollment_request: dict[str, Any] | None = None
+    token: str | None = None
 
 
 def tpm_hresult(exc: TSS2_Exception) -> int:
@@ -139,13 +144,12 @@ class WindowsClient:
         behaviour = self._config.behaviour
         with httpx.Client(timeout=self._config.http_timeout) as http:
             self._http = http
-            try:
+            # Enrollment goes on without a token; the server will say why.
+            with contextlib.suppress(ClientFailure):
                 self._identity()
-            except ClientFailure:
-                pass  # enrollment goes on without a token; the server will say why
-            attests = _version(behaviour.enrollment_version) >= _version(ATTESTATION_ENROLLMENT_VERSION) and supports_enrollment_attestation(
-                self._config.inventory.os_version
-            )
+            attests = _version(behaviour.enrollment_version) >= _version(
+                ATTESTATION_ENROLLMENT_VERSION
+            ) and supports_enrollment_attestation(self._config.inventory.os_version)
             if attests:
                 try:
                     self._attest()
@@ -156,7 +160,12 @@ class WindowsClient:
                     self._items["AttestationStatus"] = "Failure"
                     self._items["AttestationStatusHResult"] = f"0x{exc.hresult:08X}"
             else:
-                self._record("attestation.skipped", True, "this Windows build does not attest", time.perf_counter())
+                self._record(
+                    "attestation.skipped",
+                    True,
+                    "this Windows build does not attest",
+                    time.perf_counter(),
+                )
             try:
                 self._enroll()
             except ClientFailure as exc:
@@ -284,11 +293,15 @@ class WindowsClient:
 
     def _srk(self) -> Any:
         if getattr(self, "_srk_handle", None) is None:
-            handle, *_ = self._tpm_ctx.create_primary(TPM2B_SENSITIVE_CREATE(), _templates.srk(), ESYS_TR.OWNER)
+            handle, *_ = self._tpm_ctx.create_primary(
+                TPM2B_SENSITIVE_CREATE(), _templates.srk(), ESYS_TR.OWNER
+            )
             self._srk_handle = handle
         return self._srk_handle
 
-    def _aik_certificate(self, ek_cert: bytes | None, ek_handle: Any, ek_pub: bytes, aik: Any, aik_pub: bytes) -> None:
+    def _aik_certificate(
+        self, ek_cert: bytes | None, ek_handle: Any, ek_pub: bytes, aik: Any, aik_pub: bytes
+    ) -> None:
         tpm = self._tpm_ctx
         url = self._config.endpoints.aik_ca
         with self._step("aik.challenge") as note:
@@ -301,7 +314,11 @@ class WindowsClient:
             blob, _ = TPM2B_ID_OBJECT.unmarshal(base64.b64decode(challenge["credentialBlob"]))
             secret, _ = TPM2B_ENCRYPTED_SECRET.unmarshal(base64.b64decode(challenge["encryptedSecret"]))
             session = tpm.start_auth_session(
-                ESYS_TR.NONE, ESYS_TR.NONE, TPM2_SE.POLICY, TPMT_SYM_DEF(algorithm=TPM2_ALG.NULL), TPM2_ALG.SHA256
+                ESYS_TR.NONE,
+                ESYS_TR.NONE,
+                TPM2_SE.POLICY,
+                TPMT_SYM_DEF(algorithm=TPM2_ALG.NULL),
+                TPM2_ALG.SHA256,
             )
             try:
                 tpm.policy_secret(ESYS_TR.ENDORSEMENT, session, b"", b"", b"", 0)
@@ -311,7 +328,8 @@ class WindowsClient:
             note["detail"] = "TPM2_ActivateCredential released the CA's secret"
         with self._step("aik.certificate") as note:
             response = self._post(
-                f"{url}/aik/activate", {"challengeId": challenge["challengeId"], "secret": b64(recovered)}
+                f"{url}/aik/activate",
+                {"challengeId": challenge["challengeId"], "secret": b64(recovered)},
             )
             self._items["AIKCert"] = str(response["aikCert"])
             note["detail"] = "AIK certificate received"
@@ -329,7 +347,10 @@ class WindowsClient:
         with self._step("enrollment.nonce") as note:
             response = self._http.get(
                 f"{self._config.endpoints.mdm}/enrollment/nonce",
-                params={"emmDeviceId": self.report.emm_device_id, "deviceName": self._config.inventory.device_name},
+                params={
+                    "emmDeviceId": self.report.emm_device_id,
+                    "deviceName": self._config.inventory.device_name,
+                },
             )
             _raise_for_service(response)
             nonce = base64.b64decode(response.json()["nonce"])
@@ -370,7 +391,12 @@ class WindowsClient:
         self.report.sent_items = sorted(items)
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         with self._step("enrollment.request") as note:
-            body = {"EnrollmentVersion": self._config.behaviour.enrollment_version, "ContextItems": items}
+            body = {
+                "EnrollmentVersion": self._config.behaviour.enrollment_version,
+                "ContextItems": items,
+            }
+            self.report.enrollment_request = body
+            self.report.token = self._token
             response = self._http.post(f"{self._config.endpoints.mdm}/enrollment", json=body, headers=headers)
             _raise_for_service(response)
             note["detail"] = f"enrolled as {response.json()['deviceId']}"
@@ -442,7 +468,9 @@ class _TPMSigner(_Signer):
 
     def __init__(self, tpm: TimedESAPI, srk: Any) -> None:
         self._tpm = tpm
-        self.private, self.public, *_ = tpm.create(srk, TPM2B_SENSITIVE_CREATE(), _templates.bound_signing_key())
+        self.private, self.public, *_ = tpm.create(
+            srk, TPM2B_SENSITIVE_CREATE(), _templates.bound_signing_key()
+        )
         self._srk = srk
 
     def spki(self) -> bytes:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from cryptography import x509
 
-from ..pki import CertificateAuthority
 from ..catalog import VENDORS
+from ..pki import CertificateAuthority
 
 
 def create_vendor_cas(directory: Path, *, now: dt.datetime) -> list[x509.Certificate]:

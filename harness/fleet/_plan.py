@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from faker import Faker
 
+from ..catalog import PHYSICAL_MODELS, PLATFORMS, VENDORS, firmware_version
 from ..client import ClientBehaviour, Inventory
 from ..scenario import Expectation, ResolvedGroup, Scenario
-from ..catalog import PHYSICAL_MODELS, PLATFORMS, VENDORS, firmware_version
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,11 @@ def plan_group(scenario: Scenario, group: ResolvedGroup) -> list[DevicePlan]:
     plans = []
     for index in range(group.count):
         if profile is not None:
-            manufacturer, model, default_vendor = profile.manufacturer, profile.model, profile.tpm_vendor
+            manufacturer, model, default_vendor = (
+                profile.manufacturer,
+                profile.model,
+                profile.tpm_vendor,
+            )
             prefix = profile.name_prefix
         else:
             manufacturer, model, default_vendor = fake.random_element(PHYSICAL_MODELS)
@@ -75,7 +79,12 @@ def plan_group(scenario: Scenario, group: ResolvedGroup) -> list[DevicePlan]:
                 scenario=scenario.path,
                 group=group.name,
                 index=index,
-                emm_device_id=str(uuid.UUID(int=_seed(scenario.seed, scenario.name, group.name, index) << 64 | index, version=4)),
+                emm_device_id=str(
+                    uuid.UUID(
+                        int=_seed(scenario.seed, scenario.name, group.name, index) << 64 | index,
+                        version=4,
+                    )
+                ),
                 inventory=inventory,
                 behaviour=ClientBehaviour(),
                 tpm=_tpm_plan(group, default_vendor),
@@ -89,9 +98,19 @@ def _tpm_plan(group: ResolvedGroup, default_vendor: str) -> TPMPlan:
     chosen = (settings.vendor or default_vendor).lower()
     vendor = VENDORS.get(chosen)
     if vendor is not None:
-        manufacturer_id, model, firmware, issuer = vendor.manufacturer_id, vendor.model, vendor.firmware, vendor.key
+        manufacturer_id, model, firmware, issuer = (
+            vendor.manufacturer_id,
+            vendor.model,
+            vendor.firmware,
+            vendor.key,
+        )
     else:  # a raw TCG id: no harness CA is this vendor's
-        manufacturer_id, model, firmware, issuer = chosen.replace("ID:", "id:"), "unknown", "1.0", None
+        manufacturer_id, model, firmware, issuer = (
+            chosen.replace("ID:", "id:"),
+            "unknown",
+            "1.0",
+            None,
+        )
         manufacturer_id = "id:" + chosen[3:].upper()
     return TPMPlan(
         family=settings.family,

@@ -194,7 +194,8 @@ def _collect(
                     device_id=plan.emm_device_id,
                     expected=Outcome(status=expected.status, detail=expected.detail),
                     actual=actual,
-                    matched=actual is not None and actual == Outcome(status=expected.status, detail=expected.detail),
+                    matched=actual is not None
+                    and actual == Outcome(status=expected.status, detail=expected.detail),
                     error=error,
                     inventory=_inventory(plan, detail),
                     evidence=evidence,

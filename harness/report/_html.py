@@ -50,17 +50,14 @@ FIELDS = (
 
 # Nothing on the page may reach the network, and only the page's own script and style may
 # run: the browser then enforces self-containment even if a device string slipped through.
-_CSP = (
-    "default-src 'none'; script-src '{script}'; style-src '{style}'; "
-    "base-uri 'none'; form-action 'none'"
-)
+_CSP = "default-src 'none'; script-src '{script}'; style-src '{style}'; base-uri 'none'; form-action 'none'"
 
 _CLOSING_TAG = re.compile(r"</(script|style)", re.IGNORECASE)
 
 
 class _StringTable:
     """Interns strings: a fleet repeats the same steps, checks, statuses and details for every
-    device, and storing each once keeps a 10,000-device page to a few megabytes."""
+    device; storing each once keeps a 10,000-device page near 10 MB instead of 30 or more."""
 
     def __init__(self) -> None:
         self._index: dict[str, int] = {}
@@ -96,8 +93,7 @@ def _encode_device(device: DeviceResult, s: _StringTable) -> list[Any]:
         "error": s(device.error),
         "inventory": s.flat(device.inventory),
         "client_steps": [
-            [s(step.step), int(step.ok), s(step.detail), step.seconds]
-            for step in evidence.client_steps
+            [s(step.step), int(step.ok), s(step.detail), step.seconds] for step in evidence.client_steps
         ],
         "request_items": s.flat(evidence.request_items),
         "checks": [[s(c.name), int(c.passed), s(c.detail)] for c in evidence.checks],
@@ -160,8 +156,7 @@ def decode_payload(payload: dict[str, Any]) -> list[DeviceResult]:
                     ],
                     request_items=pairs(row["request_items"]),
                     checks=[
-                        Check(name=strings[a], passed=bool(b), detail=strings[c])
-                        for a, b, c in row["checks"]
+                        Check(name=strings[a], passed=bool(b), detail=strings[c]) for a, b, c in row["checks"]
                     ],
                     decision=strings[row["decision"]],
                 ),

@@ -56,15 +56,11 @@ def _explanation(device: DeviceResult) -> str:
     failing_checks = [c for c in evidence.checks if not c.passed]
     if failing_checks:
         lines.append("failing checks:")
-        lines.extend(
-            f"  - {c.name}: {c.detail}" if c.detail else f"  - {c.name}" for c in failing_checks
-        )
+        lines.extend(f"  - {c.name}: {c.detail}" if c.detail else f"  - {c.name}" for c in failing_checks)
     failed_steps = [s for s in evidence.client_steps if not s.ok]
     if failed_steps:
         lines.append("failed client steps:")
-        lines.extend(
-            f"  - {s.step}: {s.detail}" if s.detail else f"  - {s.step}" for s in failed_steps
-        )
+        lines.extend(f"  - {s.step}: {s.detail}" if s.detail else f"  - {s.step}" for s in failed_steps)
     return "\n".join(lines)
 
 

@@ -29,7 +29,9 @@ def _lines(node: yaml.Node, path: Location, out: dict[Location, int], source: st
             key = str(key_node.value)
             if key in seen:
                 raise ScenarioError(
-                    source, key_node.start_mark.line + 1, _field((*path, key)),
+                    source,
+                    key_node.start_mark.line + 1,
+                    _field((*path, key)),
                     "key appears twice in the same mapping",
                 )
             seen.add(key)
@@ -54,9 +56,14 @@ def _field(location: Location) -> str:
     return text
 
 
-def _error_from(exc: ValidationError, source: str, lines: dict[Location, int], prefix: Location = ()) -> ScenarioError:
+def _error_from(
+    exc: ValidationError, source: str, lines: dict[Location, int], prefix: Location = ()
+) -> ScenarioError:
     first = exc.errors()[0]
-    location: Location = (*prefix, *(p for p in first["loc"] if not isinstance(p, str) or not p.startswith("function-")))
+    location: Location = (
+        *prefix,
+        *(p for p in first["loc"] if not isinstance(p, str) or not p.startswith("function-")),
+    )
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown field"
@@ -101,7 +108,10 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
         if group.name in seen:
             location: Location = ("groups", index, "name")
             raise ScenarioError(
-                source, _line_of(location, lines), _field(location), f"group name '{group.name}' is used twice"
+                source,
+                _line_of(location, lines),
+                _field(location),
+                f"group name '{group.name}' is used twice",
             )
         seen.add(group.name)
     return Scenario(
@@ -117,7 +127,11 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
 
 
 def _resolve(
-    defaults: GroupSettings, group: GroupSettings, source: str, lines: dict[Location, int], index: int
+    defaults: GroupSettings,
+    group: GroupSettings,
+    source: str,
+    lines: dict[Location, int],
+    index: int,
 ) -> ResolvedGroup:
     merged: dict[str, Any] = dict(_BUILT_IN_DEFAULTS)
     for layer in (defaults, group):
@@ -131,8 +145,6 @@ def _resolve(
     merged.pop("count", None)
     group_fields = group.model_dump(include={"name", "count", "description", "expect"})
     try:
-        return ResolvedGroup.model_validate(
-            {**merged, **group_fields, "line": lines.get(("groups", index))}
-        )
+        return ResolvedGroup.model_validate({**merged, **group_fields, "line": lines.get(("groups", index))})
     except ValidationError as exc:
         raise _error_from(exc, source, lines, ("groups", index)) from exc

@@ -9,7 +9,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from ..catalog import VENDORS, firmware_version
 from ..status import AttestationStatus, StatusDetail
@@ -56,6 +63,7 @@ class TPMSettings(_Strict):
             return value
         firmware_version(value)
         return value
+
     san_layout: Literal["one-rdn", "rdn-per-attribute"] = "one-rdn"
 
 

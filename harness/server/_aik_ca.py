@@ -11,6 +11,7 @@ from tpm2_pytss import TPM2B_NAME
 from tpm2_pytss.utils import make_credential
 
 from ..hresult import HResult
+from ..pki import certificate_der
 from ..protocol import (
     AikActivateRequest,
     AikActivateResponse,
@@ -28,7 +29,6 @@ from ..verifier import (
     verify_chain,
 )
 from ..verifier._certs import load_certificate
-from ..pki import certificate_der
 from ._context import ServerContext, ServiceFailure
 from ._deps import context
 from ._store import parse_iso
@@ -73,7 +73,9 @@ def challenge(request: AikChallengeRequest, ctx: ServerContext = Depends(context
         raise ServiceFailure(400, "malformed_key", HResult.CERTSRV_E_INVALID_ATTESTATION, str(exc)) from exc
     if not same_public_key(ek_certificate, ek_key):
         raise ServiceFailure(
-            403, "ek_mismatch", HResult.CERTSRV_E_INVALID_IDBINDING,
+            403,
+            "ek_mismatch",
+            HResult.CERTSRV_E_INVALID_IDBINDING,
             "EK public key is not the key in the EK certificate",
         )
     attributes = check_aik_attributes("aik_pub.attributes", aik)
@@ -87,7 +89,11 @@ def challenge(request: AikChallengeRequest, ctx: ServerContext = Depends(context
         challenge_id,
         secret,
         request.aik_pub,
-        {"manufacturer": identity.manufacturer, "model": identity.model, "version": identity.version},
+        {
+            "manufacturer": identity.manufacturer,
+            "model": identity.model,
+            "version": identity.version,
+        },
         now + ctx.config.challenge_lifetime,
     )
     return AikChallengeResponse(
@@ -104,11 +110,16 @@ def activate(request: AikActivateRequest, ctx: ServerContext = Depends(context))
     record = ctx.store.take_challenge(request.challenge_id)
     if record is None:
         raise ServiceFailure(
-            404, "unknown_challenge", HResult.CERTSRV_E_INVALID_RESPONSE, "unknown or already used challenge"
+            404,
+            "unknown_challenge",
+            HResult.CERTSRV_E_INVALID_RESPONSE,
+            "unknown or already used challenge",
         )
     if parse_iso(record["expires_at"]) < now:
-        raise ServiceFailure(403, "expired_challenge", HResult.CERTSRV_E_EXPIRED_CHALLENGE, "challenge expired")
-    if not hmac.compare_digest(bytes(record["secret"]), request.secret):
+        raise ServiceFailure(
+            403, "expired_challenge", HResult.CERTSRV_E_EXPIRED_CHALLENGE, "challenge expired"
+        )
+    if not hmac.compare_digest(bytes(record["secret"]), bytes(request.secret)):
         raise ServiceFailure(
             403, "wrong_secret", HResult.CERTSRV_E_INVALID_RESPONSE, "the decrypted secret is wrong"
         )

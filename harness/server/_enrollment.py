@@ -13,7 +13,15 @@ from fastapi import APIRouter, Depends, Header, Query
 
 from ..protocol import ContextItems, EnrollmentRequest, EnrollmentResponse, NonceResponse, b64
 from ..tcg import TCG_VENDORS
-from ..verifier import DEVICE_ID_CLAIM, Evidence, NonceState, Policy, Verdict, claimed_nonce, evaluate
+from ..verifier import (
+    DEVICE_ID_CLAIM,
+    Evidence,
+    NonceState,
+    Policy,
+    Verdict,
+    claimed_nonce,
+    evaluate,
+)
 from ..verifier._certs import load_certificate
 from ._context import ServerContext, bad_request
 from ._deps import context
@@ -21,6 +29,7 @@ from ._store import _iso
 
 router = APIRouter(prefix="/enrollment", tags=["MDM enrollment"])
 log = logging.getLogger(__name__)
+
 
 @router.get("/nonce", response_model=NonceResponse, response_model_by_alias=True)
 def nonce(
@@ -54,24 +63,7 @@ def enroll(
     now = ctx.clock.now()
     items = request.context_items
     token = _bearer(authorization)
-    evidence = Evidence(
-        enrollment_version=request.enrollment_version,
-        token=token,
-        os_version=items.os_version,
-        device_manufacturer=items.device_manufacturer,
-        device_model=items.device_model,
-        tpm_manufacturer=items.tpm_manufacturer,
-        aik_claim=items.aik_attestation_claim,
-        aik_pub=items.aik_pub,
-        aik_cert=items.aik_cert,
-        aad_claim=items.aad_aik_attestation_claim,
-        aad_pub=items.aad_pub,
-        mdm_pub=items.mdm_pub,
-        client_status=items.attestation_status,
-        client_hresult=int(items.attestation_status_hresult, 16)
-        if items.attestation_status_hresult
-        else None,
-    )
+    evidence = evidence_from_request(request, token)
     claimed = claimed_nonce(evidence)
     if claimed is None:
         nonce_state = NonceState(value=b"", issued=False)
@@ -101,6 +93,29 @@ def enroll(
         now=now,
     )
     return EnrollmentResponse(deviceId=items.emm_device_id, enrolled=True)
+
+
+def evidence_from_request(request: EnrollmentRequest, token: str | None) -> Evidence:
+    """The evaluator's view of an enrollment request (also used to replay recorded ones)."""
+    items = request.context_items
+    return Evidence(
+        enrollment_version=request.enrollment_version,
+        token=token,
+        os_version=items.os_version,
+        device_manufacturer=items.device_manufacturer,
+        device_model=items.device_model,
+        tpm_manufacturer=items.tpm_manufacturer,
+        aik_claim=items.aik_attestation_claim,
+        aik_pub=items.aik_pub,
+        aik_cert=items.aik_cert,
+        aad_claim=items.aad_aik_attestation_claim,
+        aad_pub=items.aad_pub,
+        mdm_pub=items.mdm_pub,
+        client_status=items.attestation_status,
+        client_hresult=int(items.attestation_status_hresult, 16)
+        if items.attestation_status_hresult
+        else None,
+    )
 
 
 def _bearer(authorization: str | None) -> str | None:
@@ -167,4 +182,3 @@ def _certificate_label(der: bytes) -> str:
     except ValueError:
         return ", not a certificate"
     return f", issuer '{certificate.issuer.rfc4514_string()}'"
-

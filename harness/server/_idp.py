@@ -79,11 +79,15 @@ def _verify_assertion(assertion: str, ctx: ServerContext, now: dt.datetime) -> s
     if spki is None:
         raise _refuse(f"device {device_id!r} is not registered")
     key = serialization.load_der_public_key(spki)
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise _refuse("registered device key is neither RSA nor ECC")
     algorithm = "RS256" if isinstance(key, rsa.RSAPublicKey) else "ES256"
     try:
         verified = jwt.decode(
-            assertion, key, algorithms=[algorithm], options={"verify_exp": False, "verify_iat": False,
-                                                             "require": ["iat", "sub"]},
+            assertion,
+            key,
+            algorithms=[algorithm],
+            options={"verify_exp": False, "verify_iat": False, "require": ["iat", "sub"]},
         )
     except jwt.PyJWTError as exc:
         raise _refuse(f"assertion does not verify with the device key: {exc}") from exc

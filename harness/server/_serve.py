@@ -10,9 +10,9 @@ from types import TracebackType
 import uvicorn
 
 from ..errors import ServerError
+from ._app import create_app
 from ._clock import Clock
 from ._config import ServerConfig
-from ._app import create_app
 
 
 def bind_loopback(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
@@ -60,6 +60,9 @@ class EmbeddedServer:
         return self.start()
 
     def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()

@@ -135,7 +135,12 @@ class Store:
     # --- nonces ------------------------------------------------------------------
 
     def issue_nonce(
-        self, nonce: bytes, emm_device_id: str, device_name: str, now: dt.datetime, lifetime: dt.timedelta
+        self,
+        nonce: bytes,
+        emm_device_id: str,
+        device_name: str,
+        now: dt.datetime,
+        lifetime: dt.timedelta,
     ) -> None:
         """Store a nonce and mark the device's attestation as started."""
         with self._transaction() as db:
@@ -149,7 +154,13 @@ class Store:
                    ON CONFLICT(emm_device_id) DO UPDATE SET
                      status=excluded.status, detail=excluded.detail, decision='',
                      last_checkin=excluded.last_checkin""",
-                (emm_device_id, device_name, AttestationStatus.IN_PROGRESS, StatusDetail.IN_PROCESS, _iso(now)),
+                (
+                    emm_device_id,
+                    device_name,
+                    AttestationStatus.IN_PROGRESS,
+                    StatusDetail.IN_PROCESS,
+                    _iso(now),
+                ),
             )
             db.execute(
                 "INSERT INTO attempts(emm_device_id, started_at, status, detail) VALUES (?,?,?,?)",
@@ -171,7 +182,12 @@ class Store:
     # --- AIK challenges ----------------------------------------------------------
 
     def add_challenge(
-        self, challenge_id: str, secret: bytes, aik_pub: bytes, identity: dict[str, str], expires: dt.datetime
+        self,
+        challenge_id: str,
+        secret: bytes,
+        aik_pub: bytes,
+        identity: dict[str, str],
+        expires: dt.datetime,
     ) -> None:
         with self._transaction() as db:
             db.execute(
@@ -182,9 +198,7 @@ class Store:
     def take_challenge(self, challenge_id: str) -> dict[str, Any] | None:
         """The challenge, marked used; None if unknown or used already."""
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT * FROM aik_challenges WHERE id=? AND used=0", (challenge_id,)
-            ).fetchone()
+            row = db.execute("SELECT * FROM aik_challenges WHERE id=? AND used=0", (challenge_id,)).fetchone()
             if row is None:
                 return None
             db.execute("UPDATE aik_challenges SET used=1 WHERE id=?", (challenge_id,))
@@ -203,7 +217,9 @@ class Store:
 
     def entra_device_key(self, device_id: str) -> bytes | None:
         with self._lock:
-            row = self._db.execute("SELECT spki FROM entra_devices WHERE device_id=?", (device_id,)).fetchone()
+            row = self._db.execute(
+                "SELECT spki FROM entra_devices WHERE device_id=?", (device_id,)
+            ).fetchone()
         return None if row is None else bytes(row["spki"])
 
     # --- enrollment results ------------------------------------------------------
@@ -238,14 +254,28 @@ class Store:
                      enrolled_at=CASE WHEN devices.enrolled_at='' THEN excluded.enrolled_at
                                       ELSE devices.enrolled_at END,
                      pending_action=0""",
-                {"id": emm_device_id, "status": str(status), "detail": str(detail),
-                 "decision": decision, "now": stamp, **inventory},
+                {
+                    "id": emm_device_id,
+                    "status": str(status),
+                    "detail": str(detail),
+                    "decision": decision,
+                    "now": stamp,
+                    **inventory,
+                },
             )
             open_attempt = db.execute(
-                "SELECT id FROM attempts WHERE emm_device_id=? AND finished_at IS NULL ORDER BY id DESC LIMIT 1",
+                "SELECT id FROM attempts WHERE emm_device_id=? AND finished_at IS NULL "
+                "ORDER BY id DESC LIMIT 1",
                 (emm_device_id,),
             ).fetchone()
-            values = (stamp, str(status), str(detail), decision, json.dumps(checks), json.dumps(items))
+            values = (
+                stamp,
+                str(status),
+                str(detail),
+                decision,
+                json.dumps(checks),
+                json.dumps(items),
+            )
             if open_attempt is None:
                 db.execute(
                     """INSERT INTO attempts(emm_device_id, started_at, finished_at, status, detail,

@@ -6,11 +6,11 @@ import os
 # itself, so the library stays quiet unless the user set TSS2_LOG.
 os.environ.setdefault("TSS2_LOG", "all+NONE")
 
-from ._backend import TPMBackend, TPMDevice, TPMFamily, TPMRequest  # noqa: E402
-from ._device import DeviceBackend, ExternalTPM, parse_tcti  # noqa: E402
-from ._esapi import TimedESAPI  # noqa: E402
-from ._manufacture import EKAlgorithm, Manufactured, create_ek, manufacture  # noqa: E402
-from ._swtpm import SwtpmBackend, SwtpmProcess, close_all, live_pids  # noqa: E402
+from ._backend import TPMBackend, TPMDevice, TPMFamily, TPMRequest
+from ._device import DeviceBackend, ExternalTPM, parse_tcti
+from ._esapi import TimedESAPI
+from ._manufacture import EKAlgorithm, Manufactured, create_ek, manufacture
+from ._swtpm import SwtpmBackend, SwtpmProcess, close_all, live_pids
 
 __all__ = [
     "DeviceBackend",
@@ -28,4 +28,5 @@ __all__ = [
     "create_ek",
     "live_pids",
     "manufacture",
+    "parse_tcti",
 ]

@@ -74,9 +74,7 @@ def _no_nv(index: int) -> bytes:
 def create_ek(esapi: TimedESAPI, algorithm: EKAlgorithm) -> tuple[object, TPM2B_PUBLIC]:
     """Create the EK from the TCG default template (no template in NV at the factory)."""
     _, template = create_ek_template(_EK_TYPES[algorithm][0], _no_nv)
-    handle, public, *_ = esapi.create_primary(
-        TPM2B_SENSITIVE_CREATE(), template, ESYS_TR.ENDORSEMENT
-    )
+    handle, public, *_ = esapi.create_primary(TPM2B_SENSITIVE_CREATE(), template, ESYS_TR.ENDORSEMENT)
     return handle, public
 
 
@@ -94,9 +92,7 @@ def manufacture(
     esapi.flush_context(handle)
     if issuer is None:
         return Manufactured(ek_public=bytes(public.marshal()), ek_certificate=None)
-    certificate = issuer.issue_ek_certificate(
-        ek_public_key(public), identity, now=now, one_rdn=one_rdn
-    )
+    certificate = issuer.issue_ek_certificate(ek_public_key(public), identity, now=now, one_rdn=one_rdn)
     der = certificate_der(certificate)
     write_nv_certificate(esapi, ek_nv_index(algorithm), der)
     return Manufactured(ek_public=bytes(public.marshal()), ek_certificate=der)

@@ -73,7 +73,7 @@ class SwtpmProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - needed for the death signal
+                preexec_fn=_die_with_parent,
                 close_fds=True,
             )
         except OSError as exc:
@@ -184,4 +184,3 @@ def close_all() -> None:
 def live_pids() -> list[int]:
     with _live_lock:
         return [p.pid for p in _live]
-

@@ -118,9 +118,7 @@ def check_tpm_certificate_profile(
 
 
 def check_aik_certificate(certificate: x509.Certificate) -> tuple[list[Check], TPMIdentity | None]:
-    checks, identity = check_tpm_certificate_profile(
-        "aik_cert", certificate, eku=OID_AIK_CERTIFICATE
-    )
+    checks, identity = check_tpm_certificate_profile("aik_cert", certificate, eku=OID_AIK_CERTIFICATE)
     subject_empty = len(certificate.subject) == 0
     checks.insert(
         1,
@@ -130,9 +128,7 @@ def check_aik_certificate(certificate: x509.Certificate) -> tuple[list[Check], T
     )
     if subject_empty:
         try:
-            critical = certificate.extensions.get_extension_for_class(
-                x509.SubjectAlternativeName
-            ).critical
+            critical = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).critical
         except x509.ExtensionNotFound:
             critical = False
         if not critical:
@@ -144,8 +140,10 @@ def check_ek_certificate(certificate: x509.Certificate) -> tuple[list[Check], TP
     return check_tpm_certificate_profile("ek_cert", certificate, eku=OID_EK_CERTIFICATE)
 
 
-def same_public_key(a: x509.Certificate | rsa.RSAPublicKey | ec.EllipticCurvePublicKey,
-                    b: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> bool:
+def same_public_key(
+    a: x509.Certificate | rsa.RSAPublicKey | ec.EllipticCurvePublicKey,
+    b: rsa.RSAPublicKey | ec.EllipticCurvePublicKey,
+) -> bool:
     key_a = a.public_key() if isinstance(a, x509.Certificate) else a
     if isinstance(key_a, rsa.RSAPublicKey) and isinstance(b, rsa.RSAPublicKey):
         return key_a.public_numbers() == b.public_numbers()

@@ -216,7 +216,9 @@ def evaluate(
     if not device_id:
         checks.append(fail("token.device_id", f"token has no '{DEVICE_ID_CLAIM}' claim"))
         return _not_attested(
-            StatusDetail.TOKEN_MISSING_DEVICE_ID, checks, "token.device_id: claim missing",
+            StatusDetail.TOKEN_MISSING_DEVICE_ID,
+            checks,
+            "token.device_id: claim missing",
             token_claims=claims,
         )
     checks.append(ok("token.device_id", str(device_id)))
@@ -224,11 +226,17 @@ def evaluate(
     # 3. Attestation attempted at all.
     if not evidence.attempted:
         checks.append(
-            fail("attestation.attempted", f"enrollment {evidence.enrollment_version} sent no attestation items")
+            fail(
+                "attestation.attempted",
+                f"enrollment {evidence.enrollment_version} sent no attestation items",
+            )
         )
         return Verdict(
-            AttestationStatus.NOT_STARTED, StatusDetail.NONE, checks,
-            "attestation.attempted: the client sent no attestation items", claims,
+            AttestationStatus.NOT_STARTED,
+            StatusDetail.NONE,
+            checks,
+            "attestation.attempted: the client sent no attestation items",
+            claims,
         )
 
     # 4. Platform.
@@ -259,8 +267,15 @@ def evaluate(
         checks.append(check)
         return _not_attested(StatusDetail.AIK_CERT_NOT_PROVIDED, checks, _reason(check), token_claims=claims)
     if evidence.aik_pub is None or evidence.aik_claim is None or evidence.mdm_pub is None:
-        missing = [n for n, v in (("AIKPub", evidence.aik_pub), ("AIKAttestationClaim", evidence.aik_claim),
-                                  ("MDMPub", evidence.mdm_pub)) if v is None]
+        missing = [
+            n
+            for n, v in (
+                ("AIKPub", evidence.aik_pub),
+                ("AIKAttestationClaim", evidence.aik_claim),
+                ("MDMPub", evidence.mdm_pub),
+            )
+            if v is None
+        ]
         check = fail("params.mdm_claim", f"missing {', '.join(missing)}")
         checks.append(check)
         return _not_attested(StatusDetail.MISSING_PARAMETERS, checks, _reason(check), token_claims=claims)
@@ -284,20 +299,22 @@ def evaluate(
     checks.extend(mdm_checks)
     failed = _first_failure(nonce_checks + mdm_checks)
     if failed is not None:
-        return _not_attested(StatusDetail.CLIENT_REQUEST_REJECTED, checks, _reason(failed), token_claims=claims)
+        return _not_attested(
+            StatusDetail.CLIENT_REQUEST_REJECTED, checks, _reason(failed), token_claims=claims
+        )
 
     # 9. Entra key.
     if evidence.aad_claim is None or evidence.aad_pub is None:
         check = fail("entra.claim", "no AadAIKAttestationClaim/AADPub: the Entra key is not TPM-bound")
         checks.append(check)
         return _not_attested(StatusDetail.ENTRA_KEY_NOT_ATTESTED, checks, _reason(check), token_claims=claims)
-    entra_checks = _check_certified_key(
-        "entra", evidence.aad_claim, evidence.aad_pub, aik_key, nonce.value
-    )
+    entra_checks = _check_certified_key("entra", evidence.aad_claim, evidence.aad_pub, aik_key, nonce.value)
     checks.extend(entra_checks)
     failed = _first_failure(entra_checks)
     if failed is not None:
-        return _not_attested(StatusDetail.CLIENT_REQUEST_REJECTED, checks, _reason(failed), token_claims=claims)
+        return _not_attested(
+            StatusDetail.CLIENT_REQUEST_REJECTED, checks, _reason(failed), token_claims=claims
+        )
 
     # 10. Token versus the Entra key presented.
     match = _check_token_device(str(device_id), evidence.aad_pub, registered_keys)
@@ -315,7 +332,12 @@ def _check_platform(evidence: Evidence, policy: Policy) -> list[Check]:
         return [fail("platform.physical", f"model '{evidence.device_model}' is a virtual machine")]
     vendor = evidence.tpm_manufacturer.removeprefix("id:").upper()
     if vendor in policy.virtual_tpm_vendors:
-        return [fail("platform.physical", f"TPM manufacturer {evidence.tpm_manufacturer} is a virtual TPM")]
+        return [
+            fail(
+                "platform.physical",
+                f"TPM manufacturer {evidence.tpm_manufacturer} is a virtual TPM",
+            )
+        ]
     checks = [ok("platform.physical", evidence.device_model)]
     if supports_enrollment_attestation(evidence.os_version):
         checks.append(ok("platform.os_build", evidence.os_version))

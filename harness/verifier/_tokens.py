@@ -52,8 +52,12 @@ def verify_token(
             algorithms=[algorithm],
             audience=audience,
             issuer=issuer,
-            options={"verify_exp": False, "verify_nbf": False, "verify_iat": False,
-                     "require": ["exp", "iat", "iss", "aud"]},
+            options={
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "require": ["exp", "iat", "iss", "aud"],
+            },
         )
     except jwt.InvalidSignatureError:
         return TokenVerdict([fail("token.signature", "signature does not verify")])

@@ -129,9 +129,7 @@ def attest_nonce(attest: bytes) -> bytes | None:
         return None
 
 
-def check_certify(
-    prefix: str, attest: bytes, *, certified: TPMKey, nonce: bytes
-) -> list[Check]:
+def check_certify(prefix: str, attest: bytes, *, certified: TPMKey, nonce: bytes) -> list[Check]:
     """Magic, type, qualifying data and certified name of a TPM2_Certify attestation."""
     try:
         parsed = parse_attest(attest)
