@@ -45,7 +45,9 @@ def vendor_ca() -> CertificateAuthority:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory, vendor_ca: CertificateAuthority) -> Iterator[EmbeddedServer]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, vendor_ca: CertificateAuthority
+) -> Iterator[EmbeddedServer]:
     config = ServerConfig(
         data_dir=tmp_path_factory.mktemp("server"),
         manufacturer_roots=[vendor_ca.certificate],
@@ -64,7 +66,9 @@ def swtpm_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def recorded(server: EmbeddedServer, vendor_ca: CertificateAuthority, swtpm_workdir: Path) -> RecordedEnrollment:
+def recorded(
+    server: EmbeddedServer, vendor_ca: CertificateAuthority, swtpm_workdir: Path
+) -> RecordedEnrollment:
     if shutil.which("swtpm") is None:
         pytest.skip("swtpm is not installed")
     backend = SwtpmBackend()
@@ -72,8 +76,14 @@ def recorded(server: EmbeddedServer, vendor_ca: CertificateAuthority, swtpm_work
     try:
         with TimedESAPI(tpm.tcti) as esapi:
             manufacture(esapi, identity=IDENTITY, issuer=vendor_ca, now=dt.datetime.now(dt.UTC))
-        inventory = Inventory("LAPTOP-REC0001", "PF0REC01", "LENOVO", "ThinkPad T14 Gen 4", "10.0.22631.2792",
-                              upn="rec@contoso.com")
+        inventory = Inventory(
+            "LAPTOP-REC0001",
+            "PF0REC01",
+            "LENOVO",
+            "ThinkPad T14 Gen 4",
+            "10.0.22631.2792",
+            upn="rec@contoso.com",
+        )
         report = WindowsClient(ClientConfig(Endpoints.single(server.url), inventory), tpm).run()
     finally:
         tpm.close()

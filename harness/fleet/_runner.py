@@ -49,8 +49,9 @@ class RunOptions:
 
 @contextmanager
 def _workdir(keep: bool) -> Iterator[Path]:
-    # Short, under /tmp: swtpm's unix socket paths must fit in 108 bytes.
-    path = Path(tempfile.mkdtemp(prefix="eah-", dir="/tmp" if os.path.isdir("/tmp") else None))
+    # Short, under /tmp by default: swtpm's unix socket paths must fit in 108 bytes.
+    base = os.environ.get("HARNESS_TMPDIR") or ("/tmp" if os.path.isdir("/tmp") else None)
+    path = Path(tempfile.mkdtemp(prefix="eah-", dir=base))
     try:
         yield path
     finally:
