@@ -45,6 +45,11 @@ def _seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:8], "big")
 
 
+def _device_id(*parts: object) -> str:
+    digest = hashlib.sha256(":".join(map(str, ("device", *parts))).encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
+
+
 def plan_group(scenario: Scenario, group: ResolvedGroup) -> list[DevicePlan]:
     fake = Faker("en_US")
     fake.seed_instance(_seed(scenario.seed, scenario.name, group.name))
@@ -79,12 +84,7 @@ def plan_group(scenario: Scenario, group: ResolvedGroup) -> list[DevicePlan]:
                 scenario=scenario.path,
                 group=group.name,
                 index=index,
-                emm_device_id=str(
-                    uuid.UUID(
-                        int=_seed(scenario.seed, scenario.name, group.name, index) << 64 | index,
-                        version=4,
-                    )
-                ),
+                emm_device_id=_device_id(scenario.seed, scenario.name, group.name, index),
                 inventory=inventory,
                 behaviour=ClientBehaviour(),
                 tpm=_tpm_plan(group, default_vendor),
