@@ -25,7 +25,8 @@ app = typer.Typer(
     help="Windows enrollment attestation harness: real emulated TPMs, a simulated Windows "
     "client and a reference MDM server, with reports of expected versus actual status.",
 )
-console = Console(stderr=True)
+# soft_wrap: a "file:line: field" message must stay on one line in CI logs too.
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _terminate(signum: int, frame: FrameType | None) -> NoReturn:

@@ -118,9 +118,7 @@ def result() -> RunResult:
 # --- write_reports / results.json -------------------------------------------------------------
 
 
-def test_write_reports_creates_the_directory_and_the_three_files(
-    tmp_path: Path, result: RunResult
-) -> None:
+def test_write_reports_creates_the_directory_and_the_three_files(tmp_path: Path, result: RunResult) -> None:
     out = tmp_path / "reports" / "latest"
     paths = write_reports(result, out)
     assert paths == {
@@ -132,9 +130,7 @@ def test_write_reports_creates_the_directory_and_the_three_files(
     assert sorted(p.name for p in out.iterdir()) == ["index.html", "junit.xml", "results.json"]
 
 
-def test_results_json_round_trips_and_has_the_documented_shape(
-    tmp_path: Path, result: RunResult
-) -> None:
+def test_results_json_round_trips_and_has_the_documented_shape(tmp_path: Path, result: RunResult) -> None:
     path = tmp_path / "results.json"
     write_json(result, path)
     assert load_results(path) == result
@@ -196,9 +192,7 @@ def properties(case: ET.Element) -> dict[str, str]:
     return {p.attrib["name"]: p.attrib["value"] for p in case.findall("properties/property")}
 
 
-def test_junit_has_one_suite_per_scenario_with_correct_counts(
-    tmp_path: Path, result: RunResult
-) -> None:
+def test_junit_has_one_suite_per_scenario_with_correct_counts(tmp_path: Path, result: RunResult) -> None:
     root = junit(tmp_path, result)
     assert root.tag == "testsuites"
     assert counts(root) == {"tests": "3", "failures": "1", "errors": "1"}
@@ -217,9 +211,7 @@ def test_junit_has_one_suite_per_scenario_with_correct_counts(
     ]
 
 
-def test_junit_mismatch_is_a_failure_that_says_expected_and_actual(
-    tmp_path: Path, result: RunResult
-) -> None:
+def test_junit_mismatch_is_a_failure_that_says_expected_and_actual(tmp_path: Path, result: RunResult) -> None:
     root = junit(tmp_path, result)
     case = root.find("testsuite/testcase[@name='desktop-002']")
     assert case is not None
@@ -246,9 +238,7 @@ def test_junit_harness_failure_is_an_error_not_a_failure(tmp_path: Path, result:
     assert "cannot bind socket" in (error.text or "")
 
 
-def test_junit_testcases_carry_expected_and_actual_as_properties(
-    tmp_path: Path, result: RunResult
-) -> None:
+def test_junit_testcases_carry_expected_and_actual_as_properties(tmp_path: Path, result: RunResult) -> None:
     root = junit(tmp_path, result)
     by_name = {c.attrib["name"]: properties(c) for c in root.iter("testcase")}
     assert by_name["desktop-002"] == {
@@ -335,9 +325,7 @@ def test_html_loads_nothing_from_the_network(tmp_path: Path) -> None:
         assert tag not in ("link", "img", "iframe", "object", "embed", "base"), tag
         assert not (loading & set(attrs)), (tag, attrs)
     assert all("url(" not in css and "@import" not in css for css in page.styles)
-    csp = next(
-        a["content"] for t, a in page.tags if a.get("http-equiv") == "Content-Security-Policy"
-    )
+    csp = next(a["content"] for t, a in page.tags if a.get("http-equiv") == "Content-Security-Policy")
     assert csp is not None and "default-src 'none'" in csp
 
 
@@ -351,9 +339,7 @@ def test_html_mentions_a_server_url_only_as_text(tmp_path: Path) -> None:
 def test_html_inline_script_and_style_are_allowed_by_the_page_policy(tmp_path: Path) -> None:
     # A browser runs an inline script under a hash policy only if the hash is of its exact text.
     page = parse_page(html_of(tmp_path, make_result()))
-    csp = next(
-        a["content"] for t, a in page.tags if a.get("http-equiv") == "Content-Security-Policy"
-    )
+    csp = next(a["content"] for t, a in page.tags if a.get("http-equiv") == "Content-Security-Policy")
     assert csp is not None
     code = [text for attrs, text in page.scripts if "type" not in attrs]
     assert len(code) == 1 and len(page.styles) == 1
@@ -423,16 +409,10 @@ def test_html_for_10000_devices_stays_small(tmp_path: Path) -> None:
                 },
                 evidence=Evidence(
                     client_steps=[
-                        ClientStep(
-                            step=f"step {k}", ok=True, detail=f"handle 0x8000000{k}", seconds=0.0123
-                        )
+                        ClientStep(step=f"step {k}", ok=True, detail=f"handle 0x8000000{k}", seconds=0.0123)
                         for k in range(10)
                     ]
-                    + [
-                        ClientStep(
-                            step="TPM2_Quote", ok=True, detail=f"nonce {digest[40:56]}", seconds=0.1
-                        )
-                    ],
+                    + [ClientStep(step="TPM2_Quote", ok=True, detail=f"nonce {digest[40:56]}", seconds=0.1)],
                     request_items={
                         "AikCert": f"X.509 CN=AIK-{digest[:8]}, 1203 bytes",
                         "EkPub": f"RSA 2048 sha256:{digest[:32]}",
@@ -440,8 +420,7 @@ def test_html_for_10000_devices_stays_small(tmp_path: Path) -> None:
                         "Quote": "TPMS_ATTEST 145 bytes",
                     },
                     checks=[
-                        Check(name=f"check {k}", passed=matched or k != 2, detail="fine")
-                        for k in range(8)
+                        Check(name=f"check {k}", passed=matched or k != 2, detail="fine") for k in range(8)
                     ],
                     decision="" if matched else "EK certificate does not chain to a trusted root",
                 ),

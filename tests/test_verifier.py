@@ -1,24 +1,882 @@
-import dataclasses, traceback, collections
-from harness.verifier import evaluate
+"""The verifier refuses tampered evidence, for the reason an admin reads in the report.
+
+Every test starts from one real enrollment recorded from a swtpm TPM (the `recorded`
+fixture, which evaluates to Attested), changes one thing, and asserts three facts:
+the device is not Attested, the status detail is the documented one, and the check
+that decided it is the one named in `verdict.decision` (and failed in `verdict.checks`).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import jwt
+import pytest
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+from tpm2_pytss import TPMA_OBJECT
+
+from harness.hresult import HResult
+from harness.pki import CertificateAuthority, certificate_der
+from harness.status import AttestationStatus, StatusDetail
+from harness.tcg import OID_AIK_CERTIFICATE, tpm_san
+from harness.verifier import (
+    DEVICE_ID_CLAIM,
+    Evidence,
+    FirmwareAdvisory,
+    NonceState,
+    Policy,
+    Verdict,
+    evaluate,
+    parse_public,
+)
+from tests.conftest import IDENTITY, RecordedEnrollment
+
+pytestmark = pytest.mark.swtpm
+
+BINARY_FIELDS = ("aik_claim", "aik_pub", "aik_cert", "aad_claim", "aad_pub", "mdm_pub")
+ATTESTATION_FIELDS = (*BINARY_FIELDS, "client_status", "client_hresult")
+# Offsets into a marshalled TPM2B_ATTEST || TPMT_SIGNATURE claim.
+MAGIC_OFFSET = 2  # after the 2-byte TPM2B size
+TYPE_OFFSET = 6  # after the 4-byte magic
+# Offsets into a marshalled TPM2B_PUBLIC: size(2) type(2) nameAlg(2) objectAttributes(4).
+ATTRIBUTES = slice(6, 10)
 
 
-def test_explore(recorded) -> None:
-    e = recorded.evidence
-    def ev(x):
-        return evaluate(x, recorded.policy, now=recorded.now, nonce=recorded.nonce, registered_keys=recorded.registered)
-    where = collections.Counter()
-    blob = e.aik_cert
-    for mask in (0x01, 0xFF, 0x80):
-        for i in range(len(blob)):
-            b = bytearray(blob); b[i] ^= mask
-            try:
-                ev(dataclasses.replace(e, aik_cert=bytes(b)))
-            except Exception as exc:
-                tb = traceback.extract_tb(exc.__traceback__)
-                where[(type(exc).__name__, tuple(f"{f.name}:{f.lineno}" for f in tb[-3:]))] += 1
-    for k, n in where.items():
-        print(n, k)
-    from harness.verifier._certs import load_certificate
-    c = load_certificate(e.aik_cert)
-    print(c.serial_number, len(e.aik_cert))
-    assert 0
+# --- helpers ---------------------------------------------------------------------------
+
+
+def judge(
+    recorded: RecordedEnrollment,
+    evidence: Evidence | None = None,
+    *,
+    policy: Policy | None = None,
+    now: dt.datetime | None = None,
+    nonce: NonceState | None = None,
+    registered: dict[str, bytes] | None = None,
+) -> Verdict:
+    """Evaluate `evidence` in the recorded context, with any part of that context replaced."""
+    return evaluate(
+        recorded.evidence if evidence is None else evidence,
+        recorded.policy if policy is None else policy,
+        now=recorded.now if now is None else now,
+        nonce=recorded.nonce if nonce is None else nonce,
+        registered_keys=recorded.registered if registered is None else registered,
+    )
+
+
+def tampered(recorded: RecordedEnrollment, **changes: Any) -> Evidence:
+    return replace(recorded.evidence, **changes)
+
+
+def failed_checks(verdict: Verdict) -> list[str]:
+    return [check.name for check in verdict.checks if not check.passed]
+
+
+def assert_refused(
+    verdict: Verdict,
+    detail: StatusDetail,
+    check: str,
+    *,
+    status: AttestationStatus = AttestationStatus.NOT_ATTESTED,
+) -> None:
+    """Not Attested, for `detail`, and decided by the failure of `check`."""
+    assert verdict.status != AttestationStatus.ATTESTED, verdict.decision
+    assert verdict.status == status, verdict.decision
+    assert verdict.detail == detail, verdict.decision
+    assert check in failed_checks(verdict), (check, verdict.checks)
+    assert verdict.decision.startswith(f"{check}:"), verdict.decision
+
+
+def flip(blob: bytes, index: int, mask: int = 0xFF) -> bytes:
+    changed = bytearray(blob)
+    changed[index] ^= mask
+    return bytes(changed)
+
+
+def signature_offset(claim: bytes) -> int:
+    """Where the TPMT_SIGNATURE starts in a claim: after the TPM2B_ATTEST."""
+    return 2 + int.from_bytes(claim[:2], "big")
+
+
+def with_attributes(public_blob: bytes, change: Callable[[int], int]) -> bytes:
+    attributes = int.from_bytes(public_blob[ATTRIBUTES], "big")
+    changed = change(attributes).to_bytes(4, "big")
+    return public_blob[: ATTRIBUTES.start] + changed + public_blob[ATTRIBUTES.stop :]
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_json(value: dict[str, Any]) -> str:
+    return b64url(json.dumps(value, separators=(",", ":")).encode())
+
+
+def rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def spki(key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def build_aik_cert(
+    issuer: CertificateAuthority,
+    public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey,
+    now: dt.datetime,
+    *,
+    eku: bool = True,
+    is_ca: bool = False,
+    subject: x509.Name | None = None,
+    san: bool = True,
+    san_critical: bool = True,
+    not_before: dt.timedelta = dt.timedelta(minutes=-5),
+    not_after: dt.timedelta = dt.timedelta(days=365),
+) -> bytes:
+    """An AIK certificate per the TCG profile, unless told to deviate in one way."""
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]) if subject is None else subject)
+        .issuer_name(issuer.certificate.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now + not_before)
+        .not_valid_after(now + not_after)
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+    )
+    if san:
+        builder = builder.add_extension(tpm_san(IDENTITY), critical=san_critical)
+    if eku:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([OID_AIK_CERTIFICATE]), critical=False)
+    return certificate_der(builder.sign(issuer.key, hashes.SHA256()))
+
+
+# --- fixtures --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def aik_ca(recorded: RecordedEnrollment) -> CertificateAuthority:
+    """An AIK CA of the tests' own, so they can issue AIK certificates that deviate."""
+    return CertificateAuthority.create("Test AIK CA", "Verifier tests", now=recorded.now)
+
+
+@pytest.fixture(scope="module")
+def aik_policy(recorded: RecordedEnrollment, aik_ca: CertificateAuthority) -> Policy:
+    return replace(recorded.policy, aik_roots=[aik_ca.certificate])
+
+
+@pytest.fixture(scope="module")
+def aik_public(recorded: RecordedEnrollment) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey:
+    assert recorded.evidence.aik_pub is not None
+    return parse_public(recorded.evidence.aik_pub).crypto_key()
+
+
+@dataclass(frozen=True)
+class IdentityProvider:
+    """A token signer of the tests' own, trusted by `policy` alone."""
+
+    key: rsa.RSAPrivateKey
+    kid: str
+    policy: Policy
+    claims: dict[str, Any]  # the recorded token's claims
+
+    def token(self, changes: dict[str, Any] | None = None, *, drop: tuple[str, ...] = ()) -> str:
+        """The recorded token's claims with `changes` made and `drop` removed, signed."""
+        merged = {**self.claims, **(changes or {})}
+        payload = {k: v for k, v in merged.items() if k not in drop}
+        return jwt.encode(payload, self.key, algorithm="RS256", headers={"kid": self.kid})
+
+
+@pytest.fixture(scope="module")
+def idp(recorded: RecordedEnrollment) -> IdentityProvider:
+    key = rsa_key()
+    assert recorded.evidence.token is not None
+    claims = jwt.decode(recorded.evidence.token, options={"verify_signature": False})
+    policy = replace(recorded.policy, token_keys={"k1": key.public_key()})
+    return IdentityProvider(key=key, kid="k1", policy=policy, claims=claims)
+
+
+@pytest.fixture(scope="module")
+def policy_kid(recorded: RecordedEnrollment) -> str:
+    (kid,) = recorded.policy.token_keys
+    return kid
+
+
+# --- 1. baseline -----------------------------------------------------------------------
+
+
+class TestBaseline:
+    def test_recorded_enrollment_is_attested(self, recorded: RecordedEnrollment) -> None:
+        verdict = judge(recorded)
+        assert verdict.status == AttestationStatus.ATTESTED, verdict.decision
+        assert verdict.detail == StatusDetail.NONE
+        assert failed_checks(verdict) == []
+        assert verdict.device_id == recorded.device_id
+
+    def test_own_aik_ca_and_idp_attest_untampered_keys(
+        self,
+        recorded: RecordedEnrollment,
+        aik_ca: CertificateAuthority,
+        aik_policy: Policy,
+        aik_public: rsa.RSAPublicKey | ec.EllipticCurvePublicKey,
+        idp: IdentityProvider,
+    ) -> None:
+        """The tests' CA and token signer are sound, so their deviations alone explain refusals."""
+        cert = build_aik_cert(aik_ca, aik_public, recorded.now)
+        verdict = judge(recorded, tampered(recorded, aik_cert=cert), policy=aik_policy)
+        assert verdict.status == AttestationStatus.ATTESTED, verdict.decision
+        verdict = judge(recorded, tampered(recorded, token=idp.token()), policy=idp.policy)
+        assert verdict.status == AttestationStatus.ATTESTED, verdict.decision
+
+
+# --- 2-4. the MDM key's attestation claim ----------------------------------------------
+
+
+class TestMdmClaim:
+    def test_flipped_signature_byte_is_rejected(self, recorded: RecordedEnrollment) -> None:
+        claim = recorded.evidence.aik_claim
+        assert claim is not None
+        verdict = judge(recorded, tampered(recorded, aik_claim=flip(claim, len(claim) - 1)))
+        assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "mdm.signature")
+
+    @pytest.mark.parametrize(
+        ("where", "value"),
+        [
+            pytest.param(0, b"\x00\x04", id="rsassa-to-sha1-hash"),  # hash of the scheme
+            pytest.param(-2, b"\x00\x16", id="rsassa-to-rsapss"),  # sigAlg
+        ],
+    )
+    def test_signature_scheme_changes_are_rejected(
+        self, recorded: RecordedEnrollment, where: int, value: bytes
+    ) -> None:
+        claim = recorded.evidence.aik_claim
+        assert claim is not None
+        start = signature_offset(claim)
+        assert claim[start : start + 4] == bytes.fromhex("0014000b"), "RSASSA/SHA256 expected"
+        at = start + 2 + where  # sigAlg at start, its hash at start + 2
+        changed = claim[:at] + value + claim[at + 2 :]
+        verdict = judge(recorded, tampered(recorded, aik_claim=changed))
+        assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "mdm.signature")
+
+    def test_flipped_magic_is_rejected(self, recorded: RecordedEnrollment) -> None:
+        claim = recorded.evidence.aik_claim
+        assert claim is not None
+        assert claim[MAGIC_OFFSET : MAGIC_OFFSET + 4] == b"\xffTCG"
+        verdict = judge(recorded, tampered(recorded, aik_claim=flip(claim, MAGIC_OFFSET)))
+        assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "mdm.magic")
+        assert "mdm.signature" in failed_checks(verdict)  # the AIK never signed these bytes
+
+    @pytest.mark.parametrize(
+        ("attest_type", "check"),
+        [
+            # TPM_ST_ATTEST_CREATION has the same layout as CERTIFY: it parses, then is refused.
+            pytest.param(0x801A, "mdm.type", id="creation"),
+            pytest.param(0x8018, "mdm.attest_parses", id="quote"),
+            pytest.param(0x8014, "mdm.attest_parses", id="nv"),
+            pytest.param(0x0000, "mdm.attest_parses", id="zero"),
+        ],
+    )
+    def test_changed_attest_type_is_rejected(
+        self, recorded: RecordedEnrollment, attest_type: int, check: str
+    ) -> None:
+        claim = recorded.evidence.aik_claim
+        assert claim is not None
+        assert claim[TYPE_OFFSET : TYPE_OFFSET + 2] == b"\x80\x17"  # TPM_ST_ATTEST_CERTIFY
+        changed = claim[:TYPE_OFFSET] + attest_type.to_bytes(2, "big") + claim[TYPE_OFFSET + 2 :]
+        verdict = judge(recorded, tampered(recorded, aik_claim=changed))
+        assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, check)
+
+    def test_entra_claim_signature_is_checked_too(self, recorded: RecordedEnrollment) -> None:
+        claim = recorded.evidence.aad_claim
+        assert claim is not None
+        verdict = judge(recorded, tampered(recorded, aad_claim=flip(claim, len(claim) - 1)))
+        assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "entra.signature")
+
+    @pytest.mark.parametrize("field", ["aik_claim", "aad_claim", "mdm_pub", "aad_pub"])
+    def test_no_single_byte_change_is_attested(self, recorded: RecordedEnrollment, field: str) -> None:
+        """Every byte of the claims and the certified keys is bound by a signature or a name."""
+        blob = getattr(recorded.evidence, field)
+        assert blob is not None
+        attested = [
+            index
+            for index in range(len(blob))
+            if judge(recorded, tampered(recorded, **{field: flip(blob, index, 0x01)})).status
+            != AttestationStatus.NOT_ATTESTED
+        ]
+        assert attested == [], f"{field}: flipping these bytes was not refused: {attested}"
+
+
+# --- 5. nonce --------------------------------------------------------------------------
+
+
+class TestNonce:
+    @pytest.mark.parametrize(
+        ("state", "check"),
+        [
+            pytest.param({"value": b"x" * 32}, "mdm.nonce_bound", id="other-nonce"),
+            pytest.param({"used": True}, "nonce.unused", id="reused"),
+            pytest.param({"expired": True}, "nonce.fresh", id="expired"),
+            pytest.param({"issued": False}, "nonce.issued", id="not-issued"),
+        ],
+    )
+    def test_nonce_that_is_not_fresh_and_ours_is_rejected(
+        self, recorded: RecordedEnrollment, state: dict[str, Any], check: str
+    ) -> None:
+        verdict = judge(recorded, nonce=replace(recorded.nonce, **state))
+        assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, check)
+
+
+# --- 6. attested name ------------------------------------------------------------------
+
+
+class TestAttestedName:
+    def test_mdm_pub_replaced_by_another_tpm_key(self, recorded: RecordedEnrollment) -> None:
+        verdict = judge(recorded, tampered(recorded, mdm_pub=recorded.evidence.aad_pub))
+        assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "mdm.name")
+
+    def test_aad_pub_replaced_by_the_mdm_key(self, recorded: RecordedEnrollment) -> None:
+        verdict = judge(recorded, tampered(recorded, aad_pub=recorded.evidence.mdm_pub))
+        assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "entra.name")
+
+    def test_mdm_claim_presented_as_the_entra_claim(self, recorded: RecordedEnrollment) -> None:
+        verdict = judge(recorded, tampered(recorded, aad_claim=recorded.evidence.aik_claim))
+        assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "entra.name")
+
+
+# --- 7. AIK certificate and AIKPub -----------------------------------------------------
+
+
+class TestAikCertificate:
+    @pytest.mark.parametrize(
+        ("deviation", "check"),
+        [
+            pytest.param({"eku": False}, "aik_cert.eku", id="no-aik-eku"),
+            pytest.param({"is_ca": True}, "aik_cert.not_ca", id="ca-true"),
+            pytest.param(
+                {"subject": x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "aik")])},
+                "aik_cert.empty_subject",
+                id="subject-not-empty",
+            ),
+            pytest.param({"san_critical": False}, "aik_cert.san_critical", id="san-not-critical"),
+            pytest.param({"san": False}, "aik_cert.tpm_identity", id="no-tpm-identity"),
+            pytest.param(
+                {"not_before": dt.timedelta(days=-30), "not_after": dt.timedelta(days=-1)},
+                "aik_cert.chain",
+                id="expired",
+            ),
+            pytest.param(
+                {"not_before": dt.timedelta(days=1), "not_after": dt.timedelta(days=30)},
+                "aik_cert.chain",
+                id="not-yet-valid",
+            ),
+        ],
+    )
+    def test_certificate_off_the_tcg_profile_is_rejected(
+        self,
+        recorded: RecordedEnrollment,
+        aik_ca: CertificateAuthority,
+        aik_policy: Policy,
+        aik_public: rsa.RSAPublicKey | ec.EllipticCurvePublicKey,
+        deviation: dict[str, Any],
+        check: str,
+    ) -> None:
+        cert = build_aik_cert(aik_ca, aik_public, recorded.now, **deviation)
+        verdict = judge(recorded, tampered(recorded, aik_cert=cert), policy=aik_policy)
+        assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, check)
+
+    def test_certificate_from_an_untrusted_ca_is_rejected(
+        self,
+        recorded: RecordedEnrollment,
+        aik_ca: CertificateAuthority,
+        aik_public: rsa.RSAPublicKey | ec.EllipticCurvePublicKey,
+    ) -> None:
+        cert = aik_ca.issue_aik_certificate(aik_public, IDENTITY, now=recorded.now)
+        verdict = judge(recorded, tampered(recorded, aik_cert=certificate_der(cert)))
+        assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "aik_cert.chain")
+
+    def test_certificate_over_another_key_than_aik_pub_is_rejected(
+        self, recorded: RecordedEnrollment, aik_ca: CertificateAuthority, aik_policy: Policy
+    ) -> None:
+        cert = aik_ca.issue_aik_certificate(rsa_key().public_key(), IDENTITY, now=recorded.now)
+        verdict = judge(recorded, tampered(recorded, aik_cert=certificate_der(cert)), policy=aik_policy)
+        assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "aik_pub.matches_cert")
+
+    def test_ca_certificate_sent_as_the_aik_certificate_is_rejected(
+        self, recorded: RecordedEnrollment, aik_ca: CertificateAuthority, aik_policy: Policy
+    ) -> None:
+        verdict = judge(recorded, tampered(recorded, aik_cert=aik_ca.certificate_der), policy=aik_policy)
+        assert verdict.status == AttestationStatus.NOT_ATTESTED, verdict.decision
+        assert verdict.detail == StatusDetail.CLIENT_REQUEST_REJECTED
+        assert {"aik_cert.eku", "aik_cert.not_ca", "aik_pub.matches_cert"} <= set(failed_checks(verdict))
+
+    def test_firmware_on_the_advisory_list_is_not_available(self, recorded: RecordedEnrollment) -> None:
+        advisory = FirmwareAdvisory("test advisory", IDENTITY.manufacturer, "id:001A")
+        policy = replace(recorded.policy, firmware_advisories=[advisory])
+        verdict = judge(recorded, policy=policy)
+        assert_refused(verdict, StatusDetail.TPM_NOT_AVAILABLE, "tpm.firmware")
+
+
+class TestAikPub:
+    def test_aik_pub_with_another_modulus_is_rejected(self, recorded: RecordedEnrollment) -> None:
+        blob = recorded.evidence.aik_pub
+        assert blob is not None
+        verdict = judge(recorded, tampered(recorded, aik_pub=flip(blob, len(blob) - 1)))
+        assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "aik_pub.matches_cert")
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            pytest.param(lambda a: a & ~int(TPMA_OBJECT.RESTRICTED), id="not-restricted"),
+            pytest.param(lambda a: a | int(TPMA_OBJECT.DECRYPT), id="also-decrypts"),
+            pytest.param(lambda a: a & ~int(TPMA_OBJECT.FIXEDTPM), id="not-fixed-tpm"),
+        ],
+    )
+    def test_aik_pub_that_is_not_a_restricted_signing_key_is_rejected(
+        self, recorded: RecordedEnrollment, change: Callable[[int], int]
+    ) -> None:
+        blob = recorded.evidence.aik_pub
+        assert blob is not None
+        verdict = judge(recorded, tampered(recorded, aik_pub=with_attributes(blob, change)))
+        assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "aik_pub.attributes")
+
+
+# --- 8. tokens -------------------------------------------------------------------------
+
+
+class TestToken:
+    def test_missing_token(self, recorded: RecordedEnrollment) -> None:
+        verdict = judge(recorded, tampered(recorded, token=None))
+        assert_refused(verdict, StatusDetail.AUTHENTICATION_FAILED, "token.present")
+
+    def test_not_a_jwt(self, recorded: RecordedEnrollment) -> None:
+        verdict = judge(recorded, tampered(recorded, token="not-a-jwt"))
+        assert_refused(verdict, StatusDetail.AUTHENTICATION_FAILED, "token.format")
+
+    def test_token_signed_by_an_unknown_key_under_the_policy_kid(
+        self, recorded: RecordedEnrollment, idp: IdentityProvider, policy_kid: str
+    ) -> None:
+        forged = jwt.encode(idp.claims, rsa_key(), algorithm="RS256", headers={"kid": policy_kid})
+        verdict = judge(recorded, tampered(recorded, token=forged))
+        assert_refused(verdict, StatusDetail.AUTHENTICATION_FAILED, "token.signature")
+
+    def test_token_with_an_unknown_kid(self, recorded: RecordedEnrollment, idp: IdentityProvider) -> None:
+        verdict = judge(recorded, tampered(recorded, token=idp.token()))  # policy lacks "k1"
+        assert_refused(verdict, StatusDetail.AUTHENTICATION_FAILED, "token.signature")
+
+    def test_unsigned_alg_none_token(
+        self, recorded: RecordedEnrollment, idp: IdentityProvider, policy_kid: str
+    ) -> None:
+        unsigned = jwt.encode(idp.claims, "", algorithm="none", headers={"kid": policy_kid})
+        verdict = judge(recorded, tampered(recorded, token=unsigned))
+        assert_refused(verdict, StatusDetail.AUTHENTICATION_FAILED, "token.algorithm")
+
+    def test_hs256_token_keyed_with_the_public_key(
+        self, recorded: RecordedEnrollment, idp: IdentityProvider, policy_kid: str
+    ) -> None:
+        """The algorithm-confusion attack: HMAC keyed with the IdP's public key.
+
+        PyJWT refuses to make such a token, so it is put together by hand."""
+        secret = recorded.policy.token_keys[policy_kid].public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        header = {"alg": "HS256", "typ": "JWT", "kid": policy_kid}
+        signing_input = f"{b64url_json(header)}.{b64url_json(idp.claims)}"
+        mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+        confused = f"{signing_input}.{b64url(mac)}"
+        verdict = judge(recorded, tampered(recorded, token=confused))
+        assert_refused(verdict, StatusDetail.AUTHENTICATION_FAILED, "token.algorithm")
+
+    @pytest.mark.parametrize(
+        ("offset", "reason"),
+        [
+            pytest.param(dt.timedelta(hours=2), "expired", id="expired"),
+            pytest.param(dt.timedelta(hours=-1), "issued in the future", id="from-the-future"),
+        ],
+    )
+    def test_token_outside_its_lifetime(
+        self, recorded: RecordedEnrollment, offset: dt.timedelta, reason: str
+    ) -> None:
+        verdict = judge(recorded, now=recorded.now + offset)
+        assert_refused(verdict, StatusDetail.AUTHENTICATION_FAILED, "token.lifetime")
+        assert reason in verdict.decision
+
+    @pytest.mark.parametrize(
+        "claims",
+        [
+            pytest.param({"aud": "urn:someone-else"}, id="audience"),
+            pytest.param({"iss": "urn:another-idp"}, id="issuer"),
+        ],
+    )
+    def test_token_for_another_audience_or_from_another_issuer(
+        self, recorded: RecordedEnrollment, idp: IdentityProvider, claims: dict[str, str]
+    ) -> None:
+        verdict = judge(recorded, tampered(recorded, token=idp.token(claims)), policy=idp.policy)
+        assert_refused(verdict, StatusDetail.AUTHENTICATION_FAILED, "token.claims")
+
+    def test_token_without_expiry(self, recorded: RecordedEnrollment, idp: IdentityProvider) -> None:
+        token = idp.token(drop=("exp",))
+        verdict = judge(recorded, tampered(recorded, token=token), policy=idp.policy)
+        assert_refused(verdict, StatusDetail.AUTHENTICATION_FAILED, "token.claims")
+
+    def test_token_without_device_identity(self, recorded: RecordedEnrollment, idp: IdentityProvider) -> None:
+        token = idp.token(drop=(DEVICE_ID_CLAIM,))
+        verdict = judge(recorded, tampered(recorded, token=token), policy=idp.policy)
+        assert_refused(verdict, StatusDetail.TOKEN_MISSING_DEVICE_ID, "token.device_id")
+
+    def test_token_of_another_registered_device(
+        self, recorded: RecordedEnrollment, idp: IdentityProvider
+    ) -> None:
+        other_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+        registered = {**recorded.registered, "other-device": spki(other_key)}
+        token = idp.token({DEVICE_ID_CLAIM: "other-device"})
+        verdict = judge(recorded, tampered(recorded, token=token), policy=idp.policy, registered=registered)
+        assert_refused(verdict, StatusDetail.TOKEN_DEVICE_MISMATCH, "entra.token_device")
+
+    def test_token_of_an_unregistered_device(
+        self, recorded: RecordedEnrollment, idp: IdentityProvider
+    ) -> None:
+        token = idp.token({DEVICE_ID_CLAIM: "never-registered"})
+        verdict = judge(recorded, tampered(recorded, token=token), policy=idp.policy)
+        assert_refused(verdict, StatusDetail.TOKEN_DEVICE_MISMATCH, "entra.token_device")
+
+    def test_device_registered_with_another_key_than_aad_pub(self, recorded: RecordedEnrollment) -> None:
+        other_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+        verdict = judge(recorded, registered={recorded.device_id: spki(other_key)})
+        assert_refused(verdict, StatusDetail.TOKEN_DEVICE_MISMATCH, "entra.token_device")
+
+
+# --- 9. missing parameters -------------------------------------------------------------
+
+
+class TestParameters:
+    @pytest.mark.parametrize(
+        ("missing", "detail", "check"),
+        [
+            pytest.param(("aik_cert", "aik_pub"), StatusDetail.MISSING_PARAMETERS, "params.aik", id="no-aik"),
+            pytest.param(("aik_cert",), StatusDetail.AIK_CERT_NOT_PROVIDED, "params.aik_cert", id="no-cert"),
+            pytest.param(("aik_pub",), StatusDetail.MISSING_PARAMETERS, "params.mdm_claim", id="no-aik-pub"),
+            pytest.param(("aik_claim",), StatusDetail.MISSING_PARAMETERS, "params.mdm_claim", id="no-claim"),
+            pytest.param(("mdm_pub",), StatusDetail.MISSING_PARAMETERS, "params.mdm_claim", id="no-mdm-pub"),
+            pytest.param(
+                ("aad_claim",), StatusDetail.ENTRA_KEY_NOT_ATTESTED, "entra.claim", id="no-aad-claim"
+            ),
+            pytest.param(("aad_pub",), StatusDetail.ENTRA_KEY_NOT_ATTESTED, "entra.claim", id="no-aad-pub"),
+        ],
+    )
+    def test_missing_items(
+        self,
+        recorded: RecordedEnrollment,
+        missing: tuple[str, ...],
+        detail: StatusDetail,
+        check: str,
+    ) -> None:
+        verdict = judge(recorded, tampered(recorded, **dict.fromkeys(missing)))
+        assert_refused(verdict, detail, check)
+
+
+# --- 10. platform ----------------------------------------------------------------------
+
+
+class TestPlatform:
+    @pytest.mark.parametrize(
+        "changes",
+        [
+            pytest.param({"device_model": "Virtual Machine"}, id="hyper-v-model"),
+            pytest.param({"device_model": "Cloud PC Enterprise 2vCPU"}, id="cloud-pc"),
+            pytest.param({"tpm_manufacturer": "id:4D534654"}, id="microsoft-vtpm"),
+            pytest.param({"os_version": "10.0.22631.2791"}, id="build-below-minimum"),
+            pytest.param({"os_version": "10.0.19044.5000"}, id="unsupported-release"),
+        ],
+    )
+    def test_unsupported_platform(self, recorded: RecordedEnrollment, changes: dict[str, str]) -> None:
+        verdict = judge(recorded, tampered(recorded, **changes))
+        check = "platform.os_build" if "os_version" in changes else "platform.physical"
+        assert_refused(verdict, StatusDetail.FEATURE_NOT_SUPPORTED, check)
+
+
+# --- 11. the client's own failure ------------------------------------------------------
+
+
+class TestClientErrors:
+    @pytest.mark.parametrize(
+        ("hresult", "detail"),
+        [
+            (0x80280921, StatusDetail.TPM_NOT_READY),  # TPM_E_LOCKOUT
+            (0x8028400F, StatusDetail.TPM_NOT_AVAILABLE),  # TBS_E_TPM_NOT_FOUND
+            (0x80290411, StatusDetail.TPM_NOT_AVAILABLE),  # a TPM 1.2
+            (0x80094810, StatusDetail.TPM_NOT_TRUSTED),  # CERTSRV_E_INVALID_EK
+            (0x8009000F, StatusDetail.MDM_KEY_ALREADY_IN_TPM),  # NTE_EXISTS
+            (0x80072EFD, StatusDetail.AIK_CERT_NOT_PROVIDED),  # AIK CA unreachable
+            (0x80090029, StatusDetail.ENTRA_KEY_NOT_ATTESTED),  # NTE_NOT_SUPPORTED
+            (0x80004005, StatusDetail.CLIENT_REQUEST_REJECTED),  # E_FAIL: anything else
+        ],
+        ids=lambda value: f"0x{value:08X}" if isinstance(value, int) else None,
+    )
+    def test_client_reported_failure_maps_to_detail(
+        self, recorded: RecordedEnrollment, hresult: int, detail: StatusDetail
+    ) -> None:
+        evidence = tampered(recorded, client_status="Failure", client_hresult=hresult)
+        assert_refused(judge(recorded, evidence), detail, "client.status")
+
+    @pytest.mark.parametrize(
+        ("status", "hresult"),
+        [
+            pytest.param("Failure", None, id="failure-without-hresult"),
+            pytest.param("Success", HResult.TPM_E_LOCKOUT, id="success-with-error-hresult"),
+        ],
+    )
+    def test_inconsistent_client_report_is_a_failure(
+        self, recorded: RecordedEnrollment, status: str, hresult: int | None
+    ) -> None:
+        verdict = judge(recorded, tampered(recorded, client_status=status, client_hresult=hresult))
+        assert verdict.status == AttestationStatus.NOT_ATTESTED, verdict.decision
+        assert verdict.decision.startswith("client.status:")
+
+
+# --- 12. not started -------------------------------------------------------------------
+
+
+class TestNotStarted:
+    def test_no_attestation_items_is_not_started(self, recorded: RecordedEnrollment) -> None:
+        evidence = tampered(recorded, **dict.fromkeys(ATTESTATION_FIELDS))
+        verdict = judge(recorded, evidence)
+        assert_refused(
+            verdict, StatusDetail.NONE, "attestation.attempted", status=AttestationStatus.NOT_STARTED
+        )
+
+    def test_old_build_without_items_is_not_started_not_unsupported(
+        self, recorded: RecordedEnrollment
+    ) -> None:
+        evidence = tampered(recorded, os_version="10.0.19045.3000", **dict.fromkeys(ATTESTATION_FIELDS))
+        assert judge(recorded, evidence).status == AttestationStatus.NOT_STARTED
+
+
+# --- 13. malformed bytes ---------------------------------------------------------------
+
+
+MALFORMED = [
+    pytest.param("aik_claim", b"\x00\x01garbage", "mdm.attest_parses", id="aik_claim-garbage"),
+    pytest.param("aik_pub", b"", "aik_pub.parses", id="aik_pub-empty"),
+    pytest.param("aik_cert", b"notder", "aik_cert.parses", id="aik_cert-notder"),
+    pytest.param("aad_claim", b"", "entra.parses", id="aad_claim-empty"),
+    pytest.param("aad_pub", b"\x00", "entra.parses", id="aad_pub-one-byte"),
+    pytest.param("mdm_pub", b"\xff" * 300, "mdm.parses", id="mdm_pub-ff"),
+]
+
+
+class TestMalformed:
+    @pytest.mark.parametrize(("field", "value", "check"), MALFORMED)
+    def test_garbage_is_rejected_without_raising(
+        self, recorded: RecordedEnrollment, field: str, value: bytes, check: str
+    ) -> None:
+        verdict = judge(recorded, tampered(recorded, **{field: value}))
+        assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, check)
+
+    @pytest.mark.parametrize("field", BINARY_FIELDS)
+    @pytest.mark.parametrize(
+        "cut",
+        [
+            pytest.param(lambda b: b[:-1], id="truncated"),
+            pytest.param(lambda b: b + b"\x00", id="trailing-byte"),
+            pytest.param(lambda b: b[: len(b) // 2], id="half"),
+        ],
+    )
+    def test_truncated_or_extended_field_is_rejected(
+        self, recorded: RecordedEnrollment, field: str, cut: Callable[[bytes], bytes]
+    ) -> None:
+        blob = getattr(recorded.evidence, field)
+        assert blob is not None
+        verdict = judge(recorded, tampered(recorded, **{field: cut(blob)}))
+        assert verdict.status == AttestationStatus.NOT_ATTESTED, verdict.decision
+        assert verdict.detail == StatusDetail.CLIENT_REQUEST_REJECTED, verdict.decision
+        assert failed_checks(verdict), verdict.checks
+
+
+# --- the documented decision order: first match wins ----------------------------------
+
+
+class TestDecisionOrder:
+    def test_virtual_machine_beats_the_clients_tpm_error(self, recorded: RecordedEnrollment) -> None:
+        evidence = tampered(
+            recorded,
+            device_model="Virtual Machine",
+            client_status="Failure",
+            client_hresult=0x80280921,
+        )
+        verdict = judge(recorded, evidence)
+        assert_refused(verdict, StatusDetail.FEATURE_NOT_SUPPORTED, "platform.physical")
+
+    def test_authentication_beats_the_platform(self, recorded: RecordedEnrollment) -> None:
+        evidence = tampered(recorded, token=None, device_model="Virtual Machine")
+        assert_refused(judge(recorded, evidence), StatusDetail.AUTHENTICATION_FAILED, "token.present")
+
+    def test_missing_device_identity_beats_the_platform(
+        self, recorded: RecordedEnrollment, idp: IdentityProvider
+    ) -> None:
+        evidence = tampered(
+            recorded, token=idp.token(drop=(DEVICE_ID_CLAIM,)), device_model="Virtual Machine"
+        )
+        verdict = judge(recorded, evidence, policy=idp.policy)
+        assert_refused(verdict, StatusDetail.TOKEN_MISSING_DEVICE_ID, "token.device_id")
+
+    def test_client_error_beats_missing_parameters(self, recorded: RecordedEnrollment) -> None:
+        evidence = tampered(
+            recorded,
+            client_status="Failure",
+            client_hresult=0x80280921,
+            aik_cert=None,
+            aik_pub=None,
+            aik_claim=None,
+        )
+        assert_refused(judge(recorded, evidence), StatusDetail.TPM_NOT_READY, "client.status")
+
+    def test_missing_aik_certificate_beats_a_bad_signature(self, recorded: RecordedEnrollment) -> None:
+        claim = recorded.evidence.aik_claim
+        assert claim is not None
+        evidence = tampered(recorded, aik_cert=None, aik_claim=flip(claim, len(claim) - 1))
+        verdict = judge(recorded, evidence)
+        assert_refused(verdict, StatusDetail.AIK_CERT_NOT_PROVIDED, "params.aik_cert")
+
+    def test_firmware_advisory_beats_a_bad_mdm_claim(self, recorded: RecordedEnrollment) -> None:
+        claim = recorded.evidence.aik_claim
+        assert claim is not None
+        advisory = FirmwareAdvisory("test advisory", IDENTITY.manufacturer, IDENTITY.version)
+        policy = replace(recorded.policy, firmware_advisories=[advisory])
+        evidence = tampered(recorded, aik_claim=flip(claim, len(claim) - 1))
+        assert_refused(
+            judge(recorded, evidence, policy=policy), StatusDetail.TPM_NOT_AVAILABLE, "tpm.firmware"
+        )
+
+    def test_bad_mdm_claim_beats_a_missing_entra_claim(self, recorded: RecordedEnrollment) -> None:
+        claim = recorded.evidence.aik_claim
+        assert claim is not None
+        evidence = tampered(recorded, aik_claim=flip(claim, len(claim) - 1), aad_claim=None)
+        verdict = judge(recorded, evidence)
+        assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "mdm.signature")
+
+    def test_missing_entra_claim_beats_a_token_device_mismatch(self, recorded: RecordedEnrollment) -> None:
+        other_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+        verdict = judge(
+            recorded,
+            tampered(recorded, aad_claim=None),
+            registered={recorded.device_id: spki(other_key)},
+        )
+        assert_refused(verdict, StatusDetail.ENTRA_KEY_NOT_ATTESTED, "entra.claim")
+
+
+# --- known bugs: evidence that makes evaluate raise instead of refusing ---------------
+
+RSA_ENCRYPTION_OID = bytes.fromhex("06092a864886f70d010101")  # 1.2.840.113549.1.1.1
+UNKNOWN_KEY_OID = bytes.fromhex("06092a864886f70d010109")  # 1.2.840.113549.1.1.9
+X509_V3 = bytes.fromhex("a003020102")  # [0] { INTEGER 2 }
+ISSUER_CN = b"\x0c\x10Reference AIK CA"  # UTF8String, the reference AIK CA's common name
+
+
+def _one_replacement(blob: bytes, old: bytes, new: bytes) -> bytes:
+    assert blob.count(old) == 1, f"{old.hex()} occurs {blob.count(old)} times"
+    return blob.replace(old, new)
+
+
+def _cert_with_malformed_eku(recorded: RecordedEnrollment, aik_ca: CertificateAuthority) -> bytes:
+    public_key = parse_public(recorded.evidence.aik_pub or b"").crypto_key()
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(aik_ca.certificate.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(recorded.now - dt.timedelta(minutes=5))
+        .not_valid_after(recorded.now + dt.timedelta(days=1))
+        .add_extension(x509.UnrecognizedExtension(x509.ExtendedKeyUsage.oid, b"\x04\x03not"), critical=False)
+        .sign(aik_ca.key, hashes.SHA256())
+    )
+    return certificate_der(certificate)
+
+
+class TestKnownBugs:
+    """Strict xfails: each passes the day the verifier refuses these instead of raising."""
+
+    @pytest.mark.xfail(
+        strict=True,
+        raises=ValueError,
+        reason="_certs.check_tpm_certificate_profile: certificate.extensions is parsed "
+        "outside any try; a malformed extension raises (even from an untrusted issuer)",
+    )
+    def test_aik_cert_with_a_malformed_extension_is_rejected(
+        self, recorded: RecordedEnrollment, aik_ca: CertificateAuthority
+    ) -> None:
+        cert = _cert_with_malformed_eku(recorded, aik_ca)
+        verdict = judge(recorded, tampered(recorded, aik_cert=cert))
+        assert verdict.status == AttestationStatus.NOT_ATTESTED
+        assert verdict.detail == StatusDetail.CLIENT_REQUEST_REJECTED
+
+    @pytest.mark.xfail(
+        strict=True,
+        raises=UnsupportedAlgorithm,
+        reason="_certs.check_tpm_certificate_profile: certificate.public_key() raises "
+        "UnsupportedAlgorithm for an unknown SubjectPublicKeyInfo algorithm",
+    )
+    def test_aik_cert_with_an_unknown_key_algorithm_is_rejected(self, recorded: RecordedEnrollment) -> None:
+        cert = _one_replacement(recorded.evidence.aik_cert or b"", RSA_ENCRYPTION_OID, UNKNOWN_KEY_OID)
+        verdict = judge(recorded, tampered(recorded, aik_cert=cert))
+        assert verdict.status == AttestationStatus.NOT_ATTESTED
+        assert verdict.detail == StatusDetail.CLIENT_REQUEST_REJECTED
+
+    @pytest.mark.xfail(
+        strict=True,
+        raises=x509.InvalidVersion,
+        reason="_certs.load_certificate catches ValueError only; an X.509 version field "
+        "other than v1-v3 raises cryptography.x509.InvalidVersion",
+    )
+    def test_aik_cert_with_an_invalid_version_is_rejected(self, recorded: RecordedEnrollment) -> None:
+        cert = _one_replacement(recorded.evidence.aik_cert or b"", X509_V3, bytes.fromhex("a003020107"))
+        verdict = judge(recorded, tampered(recorded, aik_cert=cert))
+        assert verdict.status == AttestationStatus.NOT_ATTESTED
+        assert verdict.detail == StatusDetail.CLIENT_REQUEST_REJECTED
+
+    @pytest.mark.xfail(
+        strict=True,
+        raises=ValueError,
+        reason="_certs.verify_chain/_issued_by: child.issuer is parsed outside the try "
+        "around verify_directly_issued_by; a malformed issuer Name raises",
+    )
+    def test_aik_cert_with_a_malformed_issuer_name_is_rejected(self, recorded: RecordedEnrollment) -> None:
+        # The issuer's CN value re-tagged from UTF8String to SEQUENCE.
+        cert = _one_replacement(recorded.evidence.aik_cert or b"", ISSUER_CN, b"\x30" + ISSUER_CN[1:])
+        verdict = judge(recorded, tampered(recorded, aik_cert=cert))
+        assert verdict.status == AttestationStatus.NOT_ATTESTED
+        assert verdict.detail == StatusDetail.CLIENT_REQUEST_REJECTED
+
+    @pytest.mark.xfail(
+        strict=True,
+        raises=ValueError,
+        reason="windows.parse_build checks str.isdigit() then calls int(): '²' is a digit "
+        "to isdigit but not to int, so the OSVersion '10.0.22631.²' raises",
+    )
+    def test_os_version_with_a_superscript_digit_is_not_supported(self, recorded: RecordedEnrollment) -> None:
+        verdict = judge(recorded, tampered(recorded, os_version="10.0.22631.²"))
+        assert_refused(verdict, StatusDetail.FEATURE_NOT_SUPPORTED, "platform.os_build")
+
+    @pytest.mark.xfail(
+        strict=True,
+        raises=ValueError,
+        reason="_tokens.verify_token: float(claims['exp']) on a signed token whose exp "
+        "is not a number raises instead of failing token.claims",
+    )
+    def test_signed_token_with_a_non_numeric_expiry_fails_authentication(
+        self, recorded: RecordedEnrollment, idp: IdentityProvider
+    ) -> None:
+        token = idp.token({"exp": "tomorrow"})
+        verdict = judge(recorded, tampered(recorded, token=token), policy=idp.policy)
+        assert verdict.detail == StatusDetail.AUTHENTICATION_FAILED

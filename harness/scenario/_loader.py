@@ -83,6 +83,9 @@ def load_scenario(path: str | Path) -> Scenario:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(source, None, "", f"cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        line = Path(path).read_bytes()[: exc.start].count(b"\n") + 1
+        raise ScenarioError(source, line, "", "is not UTF-8 text") from exc
     return parse_scenario(text, source)
 
 
@@ -91,10 +94,14 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise ScenarioError(
-            source, mark.line + 1 if mark else None, "", f"not valid YAML: {exc.problem}"
-        ) from exc
+        # An unclosed bracket is noticed where the text ends; the opening mark is the useful line.
+        mark = exc.context_mark or exc.problem_mark
+        what = f"{exc.context}, {exc.problem}" if exc.context else str(exc.problem)
+        raise ScenarioError(source, mark.line + 1 if mark else None, "", f"not valid YAML: {what}") from exc
+    except yaml.YAMLError as exc:  # e.g. a control character, found by the reader
+        position = getattr(exc, "position", None)
+        line = text[:position].count("\n") + 1 if isinstance(position, int) else None
+        raise ScenarioError(source, line, "", f"not valid YAML: {exc}") from exc
     if root is None or not isinstance(data, dict):
         raise ScenarioError(source, 1, "", "a scenario is a mapping with 'name' and 'groups'")
     lines: dict[Location, int] = {}

@@ -102,7 +102,7 @@ class GroupSettings(_Strict):
 
 class Group(GroupSettings):
     name: Name
-    count: Annotated[int, Field(ge=1, le=100_000)] = 1
+    count: Annotated[int, Field(ge=1, le=100_000, strict=True)] = 1
     description: str = ""
     expect: Expectation
 

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
@@ -98,6 +99,11 @@ def create_app(config: ServerConfig, clock: Clock | None = None) -> FastAPI:
     @app.exception_handler(ServiceFailure)
     async def service_failure(_: Request, exc: ServiceFailure) -> JSONResponse:
         return _error(exc.status_code, exc.error, exc.hresult, exc.reason)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_failure(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "malformed_request")
+        return _error(exc.status_code, error, HResult.E_FAIL, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
     async def malformed(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -91,8 +91,10 @@ def _verify_assertion(assertion: str, ctx: ServerContext, now: dt.datetime) -> s
         )
     except jwt.PyJWTError as exc:
         raise _refuse(f"assertion does not verify with the device key: {exc}") from exc
-    issued = dt.datetime.fromtimestamp(float(verified["iat"]), dt.UTC)
-    if abs(now - issued) > ASSERTION_MAX_AGE:
+    issued_at = verified["iat"]
+    if not isinstance(issued_at, int | float) or isinstance(issued_at, bool):
+        raise _refuse("assertion 'iat' is not a number")
+    if abs(now.timestamp() - float(issued_at)) > ASSERTION_MAX_AGE.total_seconds():
         raise _refuse("assertion is too old or from the future")
     return device_id
 
