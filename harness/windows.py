@@ -10,7 +10,8 @@ _LATEST_LISTED = max(MINIMUM_BUILDS)
 def parse_build(os_version: str) -> tuple[int, int] | None:
     """'10.0.22631.2792' -> (22631, 2792); None when it is not a Windows 10/11 version."""
     parts = os_version.strip().split(".")
-    if len(parts) != 4 or parts[:2] != ["10", "0"] or not all(p.isdigit() for p in parts[2:]):
+    digits = all(p.isascii() and p.isdigit() for p in parts[2:])
+    if len(parts) != 4 or parts[:2] != ["10", "0"] or not digits:
         return None
     return int(parts[2]), int(parts[3])
 

@@ -15,10 +15,18 @@ from ._tpm import key_strength
 
 
 def load_certificate(der: bytes) -> x509.Certificate:
+    """Parse a DER certificate completely, so that later checks cannot trip on its parts.
+
+    cryptography parses names, extensions and the key lazily; a certificate whose
+    parts are malformed is refused here, as a ValueError, rather than deep in a check.
+    """
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
-        raise ValueError(f"not a DER certificate: {exc}") from exc
+        certificate = x509.load_der_x509_certificate(der)
+        _ = (certificate.version, certificate.subject, certificate.issuer, certificate.extensions)
+        certificate.public_key()
+    except Exception as exc:  # cryptography raises several types for malformed parts
+        raise ValueError(f"not a well-formed DER certificate: {exc}") from exc
+    return certificate
 
 
 def verify_chain(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,13 @@ class TokenVerdict:
     @property
     def valid(self) -> bool:
         return all(c.passed for c in self.checks)
+
+
+def _finite(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def verify_token(
@@ -64,9 +72,19 @@ def verify_token(
     except jwt.PyJWTError as exc:
         return TokenVerdict([fail("token.claims", str(exc))])
     checks = [ok("token.signature", f"key id {header.get('kid')}")]
+    times = {name: _finite(claims.get(name)) for name in ("exp", "iat", "nbf")}
+    bad = [name for name in ("exp", "iat") if times[name] is None]
+    if "nbf" in claims and times["nbf"] is None:
+        bad.append("nbf")
+    if bad:
+        checks.append(fail("token.lifetime", f"{', '.join(bad)} is not a finite number"))
+        return TokenVerdict(checks, claims)
     timestamp = now.timestamp()
     expires = float(claims["exp"])
-    if expires + CLOCK_SKEW.total_seconds() < timestamp:
+    not_before = times["nbf"]
+    if not_before is not None and not_before - CLOCK_SKEW.total_seconds() > timestamp:
+        checks.append(fail("token.lifetime", "not valid yet (nbf)"))
+    elif expires + CLOCK_SKEW.total_seconds() < timestamp:
         expired_at = dt.datetime.fromtimestamp(expires, dt.UTC)
         checks.append(fail("token.lifetime", f"expired at {expired_at:%Y-%m-%d %H:%M:%S}Z"))
     elif float(claims["iat"]) - CLOCK_SKEW.total_seconds() > timestamp:
