@@ -97,7 +97,6 @@ class ServiceError(_Model):
 class DeviceRegistrationRequest(_Model):
     display_name: ShortText = Field(alias="displayName")
     key_spki: B64In = Field(alias="keySpki")  # the device key's SubjectPublicKeyInfo, DER
-    proof: ShortText | None = None  # reserved: registration is bound by the token assertion
 
 
 class DeviceRegistrationResponse(_Model):

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import jwt
 import pytest
 
 from harness.client import ClientConfig, Endpoints, Inventory, WindowsClient
 from harness.pki import CertificateAuthority
 from harness.protocol import EnrollmentRequest
 from harness.server import EmbeddedServer, Principal, ServerConfig
-from harness.server._enrollment import evidence_from_request, policy_of
+from harness.server._enrollment import evidence_from_request
 from harness.tcg import TPMIdentity
 from harness.tpm import SwtpmBackend, TimedESAPI, TPMRequest, manufacture
 from harness.verifier import Evidence, NonceState, Policy, claimed_nonce
@@ -60,8 +62,6 @@ def server(
 @pytest.fixture(scope="session")
 def swtpm_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Unix socket paths must stay short; pytest's tmp paths can be long.
-    import tempfile
-
     return Path(tempfile.mkdtemp(prefix="eah-test-", dir="/tmp"))
 
 
@@ -93,14 +93,12 @@ def recorded(
     ctx = server.app.state.context
     nonce = claimed_nonce(evidence)
     assert nonce is not None
-    import jwt
-
     device_id = str(jwt.decode(report.token, options={"verify_signature": False})[DEVICE_ID_CLAIM])
     spki = ctx.store.entra_device_key(device_id)
     assert spki is not None
     return RecordedEnrollment(
         evidence=evidence,
-        policy=policy_of(ctx),
+        policy=ctx.policy,
         nonce=NonceState(value=nonce, issued=True),
         registered={device_id: spki},
         now=ctx.clock.now(),

@@ -39,7 +39,7 @@ from tpm2_pytss import (
     TPMT_TK_HASHCHECK,
     TSS2_Exception,
 )
-from tpm2_pytss.utils import NoSuchIndex, NVReadEK, create_ek_template
+from tpm2_pytss.utils import NVReadEK, create_ek_template
 
 from ..hresult import HResult, describe, from_tpm_rc
 from ..protocol import ATTESTATION_ENROLLMENT_VERSION, b64
@@ -103,6 +103,9 @@ class WindowsClient:
         self.report = ClientReport(emm_device_id=config.emm_device_id or str(uuid.uuid4()))
         self._items: dict[str, str] = {}
         self._token: str | None = None
+        self._srk_handle: Any = None
+        self._entra_signer: _Signer | None = None
+        self._reported_identity: TPMIdentity | None = None
 
     # --- bookkeeping -----------------------------------------------------------------
 
@@ -243,7 +246,7 @@ class WindowsClient:
                     # swtpm reports one manufacturer for every emulated TPM; the EK
                     # certificate names the vendor the TPM was manufactured as.
                     identity = from_cert
-        self._tpm_identity_reported = identity
+        self._reported_identity = identity
         srk = self._srk()
         if not self._config.behaviour.sends_aik_items:
             self._record("aik.skipped", True, "this client build has no AIK support", time.perf_counter())
@@ -286,13 +289,11 @@ class WindowsClient:
                 continue
             if certificate:
                 break
-        if template is None:
-            certificate, template = create_ek_template("EK-RSA2048", _no_index)
         handle, public, *_ = tpm.create_primary(TPM2B_SENSITIVE_CREATE(), template, ESYS_TR.ENDORSEMENT)
         return certificate, handle, bytes(public.marshal())
 
     def _srk(self) -> Any:
-        if getattr(self, "_srk_handle", None) is None:
+        if self._srk_handle is None:
             handle, *_ = self._tpm_ctx.create_primary(
                 TPM2B_SENSITIVE_CREATE(), _templates.srk(), ESYS_TR.OWNER
             )
@@ -359,7 +360,7 @@ class WindowsClient:
             self._items["AIKAttestationClaim"] = b64(_certify(tpm, mdm, aik, nonce))
             note["detail"] = "TPM2_Certify of the MDM key by the AIK"
         tpm.flush_context(mdm)
-        signer = getattr(self, "_entra_signer", None)
+        signer = self._entra_signer
         if isinstance(signer, _TPMSigner):
             with self._step("entra.certify") as note:
                 key = tpm.load(srk, signer.private, signer.public)
@@ -372,7 +373,7 @@ class WindowsClient:
 
     def _enroll(self) -> None:
         inventory = self._config.inventory
-        identity = getattr(self, "_tpm_identity_reported", None)
+        identity = self._reported_identity
         items: dict[str, str] = {
             "DeviceName": inventory.device_name,
             "EmmDeviceId": self.report.emm_device_id,
@@ -436,10 +437,6 @@ def _network_hresult(exc: httpx.HTTPError) -> int:
     if isinstance(exc, httpx.TimeoutException):
         return HResult.WINHTTP_TIMEOUT
     return HResult.WINHTTP_CONNECTION_ERROR
-
-
-def _no_index(index: int) -> bytes:
-    raise NoSuchIndex(index)
 
 
 def _b64url(data: bytes) -> str:

@@ -105,13 +105,7 @@ def _tpm_plan(group: ResolvedGroup, default_vendor: str) -> TPMPlan:
             vendor.key,
         )
     else:  # a raw TCG id: no harness CA is this vendor's
-        manufacturer_id, model, firmware, issuer = (
-            chosen.replace("ID:", "id:"),
-            "unknown",
-            "1.0",
-            None,
-        )
-        manufacturer_id = "id:" + chosen[3:].upper()
+        manufacturer_id, model, firmware, issuer = "id:" + chosen[3:].upper(), "unknown", "1.0", None
     return TPMPlan(
         family=settings.family,
         manufacturer_id=manufacturer_id,

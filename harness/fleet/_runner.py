@@ -30,7 +30,7 @@ from ..results import Check, DeviceResult, Evidence, Outcome, RunResult, summari
 from ..scenario import Expectation, Scenario
 from ..server import EmbeddedServer, Principal, ServerConfig
 from ..status import AttestationStatus, StatusDetail
-from ..tpm import SwtpmBackend, TPMBackend, close_all
+from ..tpm import SwtpmBackend, TPMBackend
 from ._device import DeviceRun, FleetEnvironment, run_device
 from ._pki import create_vendor_cas
 from ._plan import DevicePlan, plan_fleet
@@ -69,10 +69,7 @@ def _worker_init() -> None:
 
 def _worker_run(plan: DevicePlan, env: FleetEnvironment) -> DeviceRun:
     assert _worker_backend is not None
-    try:
-        return run_device(plan, env, _worker_backend)
-    finally:
-        close_all()
+    return run_device(plan, env, _worker_backend)
 
 
 def run_fleet(

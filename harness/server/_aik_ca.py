@@ -24,11 +24,11 @@ from ..verifier import (
     EvidenceFormatError,
     check_aik_attributes,
     check_ek_certificate,
+    load_certificate,
     parse_public,
     same_public_key,
     verify_chain,
 )
-from ..verifier._certs import load_certificate
 from ._context import ServerContext, ServiceFailure
 from ._deps import context
 from ._store import parse_iso

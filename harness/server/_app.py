@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..hresult import HResult
+from ..protocol import ServiceError
 from . import _admin, _aik_ca, _enrollment, _idp
 from ._clock import Clock, SystemClock
 from ._config import ServerConfig
@@ -22,11 +23,8 @@ log = logging.getLogger(__name__)
 
 
 def _error(status_code: int, error: str, hresult: int, reason: str, **headers: str) -> JSONResponse:
-    return JSONResponse(
-        status_code=status_code,
-        content={"error": error, "hresult": f"0x{hresult:08X}", "reason": reason},
-        headers=headers or None,
-    )
+    body = ServiceError(error=error, hresult=f"0x{hresult:08X}", reason=reason)
+    return JSONResponse(status_code=status_code, content=body.model_dump(), headers=headers or None)
 
 
 def _describe_validation(exc: RequestValidationError) -> str:

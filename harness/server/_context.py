@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..hresult import HResult
 from ..pki import CertificateAuthority
+from ..verifier import Policy
 from ._clock import Clock
 from ._config import ServerConfig
 from ._store import Store
@@ -66,6 +67,7 @@ class ServerContext:
     store: Store
     aik_ca: CertificateAuthority
     idp_key: SigningKey
+    policy: Policy  # what the evaluator trusts; fixed for the server's life
 
     @classmethod
     def open(cls, config: ServerConfig, clock: Clock) -> ServerContext:
@@ -78,10 +80,12 @@ class ServerContext:
                 "Reference AIK CA", "Enrollment Attestation Harness", now=clock.now()
             )
             aik_ca.save(keys, "aik-ca")
-        return cls(
-            config=config,
-            clock=clock,
-            store=Store(config.db_path),
-            aik_ca=aik_ca,
-            idp_key=SigningKey.load_or_create(keys / "idp.key.pem"),
+        idp_key = SigningKey.load_or_create(keys / "idp.key.pem")
+        policy = Policy(
+            aik_roots=[aik_ca.certificate],
+            token_keys={idp_key.kid: idp_key.key.public_key()},
+            token_issuer=config.token_issuer,
+            token_audience=config.token_audience,
+            firmware_advisories=config.firmware_advisories,
         )
+        return cls(config, clock, Store(config.db_path), aik_ca, idp_key, policy)

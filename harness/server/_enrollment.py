@@ -17,15 +17,14 @@ from ..verifier import (
     DEVICE_ID_CLAIM,
     Evidence,
     NonceState,
-    Policy,
     Verdict,
     claimed_nonce,
     evaluate,
+    load_certificate,
 )
-from ..verifier._certs import load_certificate
 from ._context import ServerContext, bad_request
 from ._deps import context
-from ._store import _iso
+from ._store import iso
 
 router = APIRouter(prefix="/enrollment", tags=["MDM enrollment"])
 log = logging.getLogger(__name__)
@@ -41,17 +40,7 @@ def nonce(
     now = ctx.clock.now()
     value = secrets.token_bytes(32)
     ctx.store.issue_nonce(value, emm_device_id, device_name, now, ctx.config.nonce_lifetime)
-    return NonceResponse(nonce=b64(value), expiresAt=_iso(now + ctx.config.nonce_lifetime))
-
-
-def policy_of(ctx: ServerContext) -> Policy:
-    return Policy(
-        aik_roots=[ctx.aik_ca.certificate],
-        token_keys={ctx.idp_key.kid: ctx.idp_key.key.public_key()},
-        token_issuer=ctx.config.token_issuer,
-        token_audience=ctx.config.token_audience,
-        firmware_advisories=ctx.config.firmware_advisories,
-    )
+    return NonceResponse(nonce=b64(value), expiresAt=iso(now + ctx.config.nonce_lifetime))
 
 
 @router.post("", response_model=EnrollmentResponse, response_model_by_alias=True)
@@ -77,7 +66,7 @@ def enroll(
         if spki is not None:
             registered[device_id] = spki
     try:
-        verdict = evaluate(evidence, policy_of(ctx), now=now, nonce=nonce_state, registered_keys=registered)
+        verdict = evaluate(evidence, ctx.policy, now=now, nonce=nonce_state, registered_keys=registered)
     except Exception as exc:  # the evaluator must never turn bad evidence into a 500
         log.exception("evaluation failed for %s", items.emm_device_id)
         raise bad_request(f"evidence could not be evaluated: {exc}", "unevaluable_evidence") from exc

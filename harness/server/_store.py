@@ -98,7 +98,7 @@ REPORT_COLUMNS = (
 )
 
 
-def _iso(moment: dt.datetime) -> str:
+def iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
@@ -146,7 +146,7 @@ class Store:
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO nonces(nonce, emm_device_id, issued_at, expires_at) VALUES (?,?,?,?)",
-                (nonce, emm_device_id, _iso(now), _iso(now + lifetime)),
+                (nonce, emm_device_id, iso(now), iso(now + lifetime)),
             )
             db.execute(
                 """INSERT INTO devices(emm_device_id, device_name, status, detail, last_checkin)
@@ -159,12 +159,12 @@ class Store:
                     device_name,
                     AttestationStatus.IN_PROGRESS,
                     StatusDetail.IN_PROCESS,
-                    _iso(now),
+                    iso(now),
                 ),
             )
             db.execute(
                 "INSERT INTO attempts(emm_device_id, started_at, status, detail) VALUES (?,?,?,?)",
-                (emm_device_id, _iso(now), AttestationStatus.IN_PROGRESS, StatusDetail.IN_PROCESS),
+                (emm_device_id, iso(now), AttestationStatus.IN_PROGRESS, StatusDetail.IN_PROCESS),
             )
 
     def consume_nonce(self, nonce: bytes, now: dt.datetime) -> tuple[bool, bool, bool]:
@@ -176,7 +176,7 @@ class Store:
             used = row["used_at"] is not None
             expired = parse_iso(row["expires_at"]) < now
             if not used:
-                db.execute("UPDATE nonces SET used_at=? WHERE nonce=?", (_iso(now), nonce))
+                db.execute("UPDATE nonces SET used_at=? WHERE nonce=?", (iso(now), nonce))
             return True, expired, used
 
     # --- AIK challenges ----------------------------------------------------------
@@ -192,7 +192,7 @@ class Store:
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO aik_challenges(id, secret, aik_pub, identity, expires_at) VALUES (?,?,?,?,?)",
-                (challenge_id, secret, aik_pub, json.dumps(identity), _iso(expires)),
+                (challenge_id, secret, aik_pub, json.dumps(identity), iso(expires)),
             )
 
     def take_challenge(self, challenge_id: str) -> dict[str, Any] | None:
@@ -212,7 +212,7 @@ class Store:
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO entra_devices(device_id, display_name, spki, registered_at) VALUES (?,?,?,?)",
-                (device_id, name, spki, _iso(now)),
+                (device_id, name, spki, iso(now)),
             )
 
     def entra_device_key(self, device_id: str) -> bytes | None:
@@ -236,7 +236,7 @@ class Store:
         items: dict[str, str],
         now: dt.datetime,
     ) -> None:
-        stamp = _iso(now)
+        stamp = iso(now)
         with self._transaction() as db:
             db.execute(
                 """INSERT INTO devices(emm_device_id, device_name, entra_device_id, upn, status, detail,

@@ -3,7 +3,13 @@
 Feed it evidence recorded from any TPM; it does no I/O and holds no state.
 """
 
-from ._certs import check_aik_certificate, check_ek_certificate, same_public_key, verify_chain
+from ._certs import (
+    check_aik_certificate,
+    check_ek_certificate,
+    load_certificate,
+    same_public_key,
+    verify_chain,
+)
 from ._checks import Check
 from ._evaluate import (
     Evidence,
@@ -44,6 +50,7 @@ __all__ = [
     "check_ek_certificate",
     "claimed_nonce",
     "evaluate",
+    "load_certificate",
     "parse_public",
     "same_public_key",
     "split_claim",
