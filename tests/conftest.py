@@ -60,9 +60,11 @@ def server(
 
 
 @pytest.fixture(scope="session")
-def swtpm_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def swtpm_workdir() -> Iterator[Path]:
     # Unix socket paths must stay short; pytest's tmp paths can be long.
-    return Path(tempfile.mkdtemp(prefix="eah-test-", dir="/tmp"))
+    path = Path(tempfile.mkdtemp(prefix="eah-test-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
