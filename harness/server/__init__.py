@@ -6,6 +6,7 @@ It imports nothing from scenarios: it knows only what a real service would.
 from ._app import create_app
 from ._clock import Clock, ManualClock, SystemClock
 from ._config import DEFAULT_ADVISORIES, Principal, ServerConfig
+from ._rbac import RbacError, load_rbac, parse_rbac
 from ._serve import EmbeddedServer, bind_loopback
 
 __all__ = [
@@ -14,8 +15,11 @@ __all__ = [
     "EmbeddedServer",
     "ManualClock",
     "Principal",
+    "RbacError",
     "ServerConfig",
     "SystemClock",
     "bind_loopback",
     "create_app",
+    "load_rbac",
+    "parse_rbac",
 ]

@@ -1,13 +1,18 @@
-"""The admin side: the device attestation status report and the device detail view."""
+"""The admin side: the device attestation status report, the device detail view, the Attest
+device action, and (on a manual clock only) moving the server's time."""
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..hresult import HResult
 from ..status import RETRY_RECOMMENDED, AttestationStatus, StatusDetail
+from ._clock import ManualClock
 from ._config import Principal
 from ._context import ServerContext, ServiceFailure
 from ._deps import context
@@ -15,16 +20,34 @@ from ._store import REPORT_COLUMNS
 
 router = APIRouter(prefix="/admin", tags=["Admin"])
 
+# The product's limits for the Attest device action.
+MAX_DEVICES_PER_ACTION = 100
+ACTION_INTERVAL = dt.timedelta(minutes=1)
+# Far enough for any scenario, near enough that a datetime cannot overflow.
+MAX_ADVANCE_SECONDS = 10 * 366 * 24 * 3600
+E_ACCESSDENIED = 0x80070005  # what Windows says for a refused permission; no client sends it
+
 
 def principal(
     authorization: Annotated[str | None, Header(max_length=4096)] = None,
     ctx: ServerContext = Depends(context),
 ) -> Principal:
     scheme, _, token = (authorization or "").partition(" ")
-    found = ctx.config.principals.get(token.strip()) if scheme.lower() == "bearer" else None
+    found = ctx.principals.get(token.strip()) if scheme.lower() == "bearer" else None
     if found is None:
         raise ServiceFailure(401, "unauthenticated", HResult.E_FAIL, "a known admin bearer token is required")
     return found
+
+
+def remote_tasks(who: Principal = Depends(principal)) -> Principal:
+    if not who.remote_tasks:
+        raise ServiceFailure(
+            403,
+            "forbidden",
+            E_ACCESSDENIED,
+            f"principal '{who.name}' lacks the Remote tasks permission the Attest device action needs",
+        )
+    return who
 
 
 def report_row(device: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +95,7 @@ def device_attestation_report(
 def device_detail(
     device_id: str, _: Principal = Depends(principal), ctx: ServerContext = Depends(context)
 ) -> dict[str, Any]:
-    device = ctx.store.device(device_id)
+    device = ctx.store.device(device_id, ctx.clock.now())
     if device is None:
         raise ServiceFailure(404, "unknown_device", HResult.E_FAIL, f"no device {device_id}")
     return {
@@ -82,4 +105,75 @@ def device_detail(
         "serial": device["serial"],
         "decision": device["decision"],
         "attempts": device["attempts"],
+        "action": device["action"],
     }
+
+
+DeviceId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class AttestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    device_ids: list[DeviceId] = Field(alias="deviceIds", min_length=1, max_length=MAX_DEVICES_PER_ACTION)
+
+
+@router.post("/devices/attest", status_code=202)
+def attest_devices(
+    request: AttestRequest,
+    who: Principal = Depends(remote_tasks),
+    ctx: ServerContext = Depends(context),
+) -> dict[str, Any]:
+    """Queue the Attest command for each known device; it is handed over at the device's next
+    check-in. Unknown ids are answered per id; if no id is known nothing is queued (404) and
+    the one-minute interval does not start."""
+    device_ids = list(dict.fromkeys(request.device_ids))  # a device selected twice is asked once
+    outcome = ctx.store.request_action(
+        principal=who.name, device_ids=device_ids, now=ctx.clock.now(), min_interval=ACTION_INTERVAL
+    )
+    if outcome.retry_after is not None:
+        seconds = max(1, math.ceil(outcome.retry_after.total_seconds()))
+        raise ServiceFailure(
+            429,
+            "too_many_actions",
+            HResult.E_FAIL,
+            f"wait at least 1 minute between Attest device actions; retry in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
+    if outcome.action_id is None:
+        shown = ", ".join(outcome.unknown[:5]) + (", ..." if len(outcome.unknown) > 5 else "")
+        raise ServiceFailure(404, "unknown_devices", HResult.E_FAIL, f"no known device among: {shown}")
+    assert outcome.requested_at is not None
+    queued = set(outcome.queued)
+    return {
+        "actionId": outcome.action_id,
+        "requestedAt": outcome.requested_at.isoformat(),
+        "requestedBy": who.name,
+        "queued": len(outcome.queued),
+        "unknown": len(outcome.unknown),
+        "devices": [
+            {"deviceId": device_id, "result": "queued" if device_id in queued else "unknown"}
+            for device_id in device_ids
+        ],
+    }
+
+
+class AdvanceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: float = Field(ge=0, le=MAX_ADVANCE_SECONDS, allow_inf_nan=False)
+
+
+@router.post("/clock/advance")
+def advance_clock(
+    request: AdvanceRequest, _: Principal = Depends(principal), ctx: ServerContext = Depends(context)
+) -> dict[str, str]:
+    """Move a manual clock forward, so scenarios against an external server can test time rules."""
+    if not isinstance(ctx.clock, ManualClock):
+        raise ServiceFailure(
+            404,
+            "not_found",
+            HResult.E_FAIL,
+            "this server runs on the real clock; start it with --manual-clock to move time",
+        )
+    return {"now": ctx.clock.advance(request.seconds).isoformat()}

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__
 from ..hresult import HResult
 from ..protocol import ServiceError
-from . import _admin, _aik_ca, _enrollment, _idp
+from . import _admin, _admin_page, _aik_ca, _checkin, _enrollment, _idp
 from ._clock import Clock, SystemClock
 from ._config import ServerConfig
 from ._context import ServerContext, ServiceFailure
@@ -91,12 +91,12 @@ def create_app(config: ServerConfig, clock: Clock | None = None) -> FastAPI:
         description="AIK CA, identity provider, MDM enrollment, attestation evaluator and report.",
     )
     app.state.context = ctx
-    for module in (_aik_ca, _idp, _enrollment, _admin):
+    for module in (_aik_ca, _idp, _enrollment, _checkin, _admin, _admin_page):
         app.include_router(module.router)
 
     @app.exception_handler(ServiceFailure)
     async def service_failure(_: Request, exc: ServiceFailure) -> JSONResponse:
-        return _error(exc.status_code, exc.error, exc.hresult, exc.reason)
+        return _error(exc.status_code, exc.error, exc.hresult, exc.reason, **exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_failure(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -43,8 +43,14 @@ class ServerConfig:
     token_issuer: str = "urn:enrollment-harness:idp"
     token_audience: str = "urn:enrollment-harness:mdm"
     max_body_bytes: int = 64 * 1024
-    principals: dict[str, Principal] = field(default_factory=dict)  # bearer token -> principal
+    # Bearer token -> principal. Empty: the server makes one admin and writes its token to a file.
+    principals: dict[str, Principal] = field(default_factory=dict)
+    db_file: Path | None = None  # default: server.sqlite3 in data_dir
 
     @property
     def db_path(self) -> Path:
-        return self.data_dir / "server.sqlite3"
+        return self.db_file if self.db_file is not None else self.data_dir / "server.sqlite3"
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.data_dir / "admin-token"

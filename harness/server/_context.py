@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -13,19 +13,28 @@ from ..hresult import HResult
 from ..pki import CertificateAuthority
 from ..verifier import Policy
 from ._clock import Clock
-from ._config import ServerConfig
+from ._config import Principal, ServerConfig
+from ._rbac import default_admin
 from ._store import Store
 
 
 class ServiceFailure(Exception):
     """A refusal the client must be told about: HTTP status, error code, HRESULT, reason."""
 
-    def __init__(self, status_code: int, error: str, hresult: int, reason: str) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        error: str,
+        hresult: int,
+        reason: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(reason)
         self.status_code = status_code
         self.error = error
         self.hresult = hresult
         self.reason = reason
+        self.headers = headers or {}
 
 
 def bad_request(reason: str, error: str = "malformed_request") -> ServiceFailure:
@@ -68,6 +77,8 @@ class ServerContext:
     aik_ca: CertificateAuthority
     idp_key: SigningKey
     policy: Policy  # what the evaluator trusts; fixed for the server's life
+    principals: dict[str, Principal] = field(default_factory=dict)  # bearer token -> principal
+    admin_token_file: Path | None = None  # where the generated admin's token is, if one was made
 
     @classmethod
     def open(cls, config: ServerConfig, clock: Clock) -> ServerContext:
@@ -88,4 +99,10 @@ class ServerContext:
             token_audience=config.token_audience,
             firmware_advisories=config.firmware_advisories,
         )
-        return cls(config, clock, Store(config.db_path), aik_ca, idp_key, policy)
+        principals, token_file = dict(config.principals), None
+        if not principals:
+            # A server nobody can administer is useless; make one admin and say where its token is.
+            token_file = config.admin_token_path
+            principals = default_admin(token_file)
+        store = Store(config.db_path, action_timeout=config.attempt_timeout)
+        return cls(config, clock, store, aik_ca, idp_key, policy, principals, token_file)

@@ -12,6 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,13 @@ CREATE TABLE IF NOT EXISTS devices (
     enrolled_at TEXT NOT NULL DEFAULT '',
     pending_action INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS devices_status ON devices(status);
-CREATE INDEX IF NOT EXISTS devices_ownership ON devices(ownership);
+-- The report pages through devices in name order, optionally filtered by status and ownership;
+-- an index per filter combination, in page order, keeps deep pages of a large fleet cheap.
+CREATE INDEX IF NOT EXISTS devices_page ON devices(device_name, emm_device_id);
+CREATE INDEX IF NOT EXISTS devices_status_page ON devices(status, device_name, emm_device_id);
+CREATE INDEX IF NOT EXISTS devices_ownership_page ON devices(ownership, device_name, emm_device_id);
+CREATE INDEX IF NOT EXISTS devices_status_ownership_page
+    ON devices(status, ownership, device_name, emm_device_id);
 CREATE TABLE IF NOT EXISTS attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     emm_device_id TEXT NOT NULL,
@@ -79,6 +85,17 @@ CREATE TABLE IF NOT EXISTS actions (
     created_at TEXT NOT NULL,
     device_ids TEXT NOT NULL
 );
+-- One row per device an Attest device action was accepted for. state is what happened
+-- (queued, delivered, completed, superseded); "timed out" is judged when read, against the clock.
+CREATE TABLE IF NOT EXISTS action_devices (
+    action_id INTEGER NOT NULL REFERENCES actions(id),
+    emm_device_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    delivered_at TEXT,
+    completed_at TEXT,
+    PRIMARY KEY (action_id, emm_device_id)
+);
+CREATE INDEX IF NOT EXISTS action_devices_device ON action_devices(emm_device_id, state);
 """
 
 REPORT_COLUMNS = (
@@ -106,8 +123,25 @@ def parse_iso(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def iso_precise(moment: dt.datetime) -> str:
+    # Action times keep microseconds: the one-minute rule must not gain or lose up to a second.
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    """What became of an Attest device request: accepted (action_id set), or retry_after."""
+
+    action_id: int | None = None
+    requested_at: dt.datetime | None = None
+    queued: tuple[str, ...] = ()
+    unknown: tuple[str, ...] = ()
+    retry_after: dt.timedelta | None = None
+
+
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, action_timeout: dt.timedelta = dt.timedelta(minutes=15)) -> None:
+        self.action_timeout = action_timeout
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
@@ -294,6 +328,134 @@ class Store:
                 "AND finished_at IS NULL",
                 (stamp, emm_device_id),
             )
+            # The enrollment answers an Attest command only if the device was given it, in time;
+            # an action still queued waits for the next check-in, so pending_action is kept for it.
+            db.execute(
+                """UPDATE action_devices SET state='completed', completed_at=?
+                   WHERE emm_device_id=? AND state='delivered' AND action_id IN
+                     (SELECT id FROM actions WHERE created_at > ?)""",
+                (iso_precise(now), emm_device_id, iso_precise(now - self.action_timeout)),
+            )
+            self._sync_pending(db, emm_device_id, now)
+
+    # --- the Attest device action ------------------------------------------------
+
+    def _sync_pending(self, db: sqlite3.Connection, emm_device_id: str, now: dt.datetime) -> None:
+        """devices.pending_action: the action the device has yet to finish in time, or 0."""
+        db.execute(
+            """UPDATE devices SET pending_action=COALESCE(
+                 (SELECT ad.action_id FROM action_devices ad JOIN actions a ON a.id=ad.action_id
+                  WHERE ad.emm_device_id=:id AND ad.state IN ('queued','delivered')
+                    AND a.created_at > :cutoff
+                  ORDER BY ad.action_id DESC LIMIT 1), 0)
+               WHERE emm_device_id=:id""",
+            {"id": emm_device_id, "cutoff": iso_precise(now - self.action_timeout)},
+        )
+
+    def request_action(
+        self,
+        *,
+        principal: str,
+        device_ids: list[str],
+        now: dt.datetime,
+        min_interval: dt.timedelta,
+    ) -> ActionOutcome:
+        """Queue an Attest command for the known devices, unless the last accepted action is too recent.
+
+        Nothing is recorded when no device is known, so such a request does not start the interval.
+        """
+        with self._transaction() as db:
+            last = db.execute("SELECT created_at FROM actions ORDER BY id DESC LIMIT 1").fetchone()
+            if last is not None:
+                # A clock stepped backwards counts as no time passed, never as a negative wait.
+                elapsed = max(now - parse_iso(last["created_at"]), dt.timedelta(0))
+                if elapsed < min_interval:
+                    return ActionOutcome(retry_after=min_interval - elapsed)
+            marks = ",".join("?" * len(device_ids))
+            found = {
+                row[0]
+                for row in db.execute(
+                    f"SELECT emm_device_id FROM devices WHERE emm_device_id IN ({marks})", device_ids
+                )
+            }
+            queued = tuple(d for d in device_ids if d in found)
+            unknown = tuple(d for d in device_ids if d not in found)
+            if not queued:
+                return ActionOutcome(unknown=unknown)
+            cursor = db.execute(
+                "INSERT INTO actions(principal, created_at, device_ids) VALUES (?,?,?)",
+                (principal, iso_precise(now), json.dumps(list(queued))),
+            )
+            action_id = int(cursor.lastrowid or 0)
+            for device_id in queued:
+                # A device carries one open action: a newer request replaces an older one.
+                db.execute(
+                    "UPDATE action_devices SET state='superseded' WHERE emm_device_id=? "
+                    "AND state IN ('queued','delivered')",
+                    (device_id,),
+                )
+                db.execute(
+                    "INSERT INTO action_devices(action_id, emm_device_id, state) VALUES (?,?,'queued')",
+                    (action_id, device_id),
+                )
+                db.execute(
+                    "UPDATE devices SET pending_action=? WHERE emm_device_id=?", (action_id, device_id)
+                )
+        return ActionOutcome(action_id=action_id, requested_at=now, queued=queued, unknown=unknown)
+
+    def checkin(self, emm_device_id: str, now: dt.datetime) -> list[int] | None:
+        """Record a check-in and hand over the device's queued Attest commands, once each.
+
+        None for a device the server has never seen. A command whose action timed out
+        before the device checked in is not delivered: the admin has been told it timed out.
+        """
+        with self._transaction() as db:
+            updated = db.execute(
+                "UPDATE devices SET last_checkin=? WHERE emm_device_id=?", (iso(now), emm_device_id)
+            )
+            if updated.rowcount == 0:
+                return None
+            rows = db.execute(
+                """SELECT ad.action_id FROM action_devices ad JOIN actions a ON a.id=ad.action_id
+                   WHERE ad.emm_device_id=? AND ad.state='queued' AND a.created_at > ?
+                   ORDER BY ad.action_id""",
+                (emm_device_id, iso_precise(now - self.action_timeout)),
+            ).fetchall()
+            delivered = [int(r[0]) for r in rows]
+            for action_id in delivered:
+                db.execute(
+                    "UPDATE action_devices SET state='delivered', delivered_at=? "
+                    "WHERE action_id=? AND emm_device_id=?",
+                    (iso_precise(now), action_id, emm_device_id),
+                )
+            self._sync_pending(db, emm_device_id, now)
+        return delivered
+
+    def _action_of(self, emm_device_id: str, now: dt.datetime) -> dict[str, Any] | None:
+        row = self._db.execute(
+            """SELECT ad.action_id, ad.state, ad.delivered_at, ad.completed_at, a.created_at, a.principal
+               FROM action_devices ad JOIN actions a ON a.id=ad.action_id
+               WHERE ad.emm_device_id=? ORDER BY ad.action_id DESC LIMIT 1""",
+            (emm_device_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        requested = parse_iso(row["created_at"])
+        state = row["state"]
+        if state in ("queued", "delivered") and now - requested >= self.action_timeout:
+            state = "timed out"
+
+        def stamp(value: str | None) -> str | None:
+            return None if value is None else iso(parse_iso(value))
+
+        return {
+            "id": int(row["action_id"]),
+            "requestedAt": iso(requested),
+            "requestedBy": row["principal"],
+            "state": state,
+            "deliveredAt": stamp(row["delivered_at"]),
+            "completedAt": stamp(row["completed_at"]),
+        }
 
     # --- the report --------------------------------------------------------------
 
@@ -321,7 +483,8 @@ class Store:
             ).fetchall()
         return int(total), [dict(r) for r in rows]
 
-    def device(self, emm_device_id: str) -> dict[str, Any] | None:
+    def device(self, emm_device_id: str, now: dt.datetime) -> dict[str, Any] | None:
+        """The device, its attempts, and its latest Attest action as of now (None: never asked)."""
         with self._lock:
             row = self._db.execute("SELECT * FROM devices WHERE emm_device_id=?", (emm_device_id,)).fetchone()
             if row is None:
@@ -329,7 +492,9 @@ class Store:
             attempts = self._db.execute(
                 "SELECT * FROM attempts WHERE emm_device_id=? ORDER BY id", (emm_device_id,)
             ).fetchall()
+            action = self._action_of(emm_device_id, now)
         result = dict(row)
+        result["action"] = action
         result["attempts"] = [
             {**dict(a), "checks": json.loads(a["checks"]), "items": json.loads(a["items"])} for a in attempts
         ]
