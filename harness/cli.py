@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -194,6 +195,98 @@ def report(
         raise typer.Exit(EXIT_USAGE) from exc
     for kind, path in write_reports(loaded, out).items():
         console.print(f"  {kind:5} {path}", highlight=False)
+
+
+def _default_server_dir() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "harness" / "server"
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="port to listen on (0: any free port)")] = 8080,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="server keys, database and admin token [default: $XDG_STATE_HOME/harness/server]"),
+    ] = None,
+    db: Annotated[Path | None, typer.Option(help="SQLite file [default: DATA_DIR/server.sqlite3]")] = None,
+    rbac: Annotated[
+        Path | None, typer.Option(help="YAML file of admin principals, tokens and permissions")
+    ] = None,
+    pki_dir: Annotated[
+        Path | None, typer.Option(help="vendor CA directory to trust and share with 'harness run --pki-dir'")
+    ] = None,
+    manual_clock: Annotated[
+        bool, typer.Option(help="run on a clock that POST /admin/clock/advance moves, not the real one")
+    ] = False,
+) -> None:
+    """Run the reference server in the foreground until Ctrl-C or SIGTERM (for a lab or a nightly job)."""
+    import contextlib
+    import sqlite3
+
+    from .fleet._pki import create_vendor_cas
+    from .server import (
+        ManualClock,
+        RbacError,
+        ServerConfig,
+        SystemClock,
+        bind_loopback,
+        create_app,
+        load_rbac,
+        serve_foreground,
+    )
+
+    signal.signal(signal.SIGTERM, _terminate)
+    # Absolute, so the paths printed for 'harness run --pki-dir' work from any directory.
+    data_dir = (data_dir or _default_server_dir()).absolute()
+    pki_dir = (pki_dir or data_dir / "pki").absolute()
+    db = db.absolute() if db else None
+    clock = ManualClock() if manual_clock else SystemClock()
+    try:
+        principals = load_rbac(rbac) if rbac else {}
+        data_dir.mkdir(parents=True, exist_ok=True)
+        roots = create_vendor_cas(pki_dir, now=clock.now())
+        config = ServerConfig(data_dir=data_dir, db_file=db, manufacturer_roots=roots, principals=principals)
+        sock = bind_loopback(host, port)
+    except RbacError as exc:
+        console.print(f"[red]rbac error:[/red] {exc}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from exc
+    except (OSError, ValueError, HarnessError) as exc:
+        console.print(f"[red]cannot start the server:[/red] {exc}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from exc
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    try:
+        server_app = create_app(config, clock)
+    except (OSError, ValueError, sqlite3.Error) as exc:
+        sock.close()
+        console.print(f"[red]cannot start the server:[/red] {exc}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from exc
+    ctx = server_app.state.context
+    bound = sock.getsockname()[1]
+    url = f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"
+    if ctx.admin_token_file is not None:
+        admins = f"admin (remote tasks); its token is in {ctx.admin_token_file} (mode 0600)"
+        token_hint = f'"$(cat {ctx.admin_token_file})"'
+    else:
+        names = [f"{p.name}{' (remote tasks)' if p.remote_tasks else ''}" for p in ctx.principals.values()]
+        admins = f"{', '.join(names)} from {rbac}"
+        token_hint = "TOKEN"
+    lines = [
+        f"reference server on {url} (admin page {url}/admin/)",
+        f"  database    {config.db_path}",
+        f"  vendor CAs  {pki_dir}",
+        f"  admins      {admins}",
+        f"  clock       {'manual: POST /admin/clock/advance moves it' if manual_clock else 'system'}",
+        f"devices: harness run --server {url} --admin-token {token_hint} --pki-dir {pki_dir} SCENARIO...",
+        "Ctrl-C or SIGTERM stops the server.",
+    ]
+    print("\n".join(lines), flush=True)
+    # Stopping is how a server ends, so Ctrl-C and SIGTERM exit 0 once requests in flight are done.
+    with contextlib.suppress(KeyboardInterrupt):
+        serve_foreground(server_app, sock)
+    print("server stopped", flush=True)
 
 
 @app.command()

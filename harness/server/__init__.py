@@ -7,7 +7,7 @@ from ._app import create_app
 from ._clock import Clock, ManualClock, SystemClock
 from ._config import DEFAULT_ADVISORIES, Principal, ServerConfig
 from ._rbac import RbacError, load_rbac, parse_rbac
-from ._serve import EmbeddedServer, bind_loopback
+from ._serve import EmbeddedServer, bind_loopback, serve_foreground
 
 __all__ = [
     "DEFAULT_ADVISORIES",
@@ -22,4 +22,5 @@ __all__ = [
     "create_app",
     "load_rbac",
     "parse_rbac",
+    "serve_foreground",
 ]

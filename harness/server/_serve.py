@@ -1,4 +1,5 @@
-"""Running the server: embedded in the harness on a loopback port the OS picks."""
+"""Running the server: embedded in the harness on a loopback port the OS picks, or in the
+foreground of `harness serve`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from types import TracebackType
 
 import uvicorn
+from fastapi import FastAPI
 
 from ..errors import ServerError
 from ._app import create_app
@@ -66,3 +68,17 @@ class EmbeddedServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def serve_foreground(app: FastAPI, sock: socket.socket) -> None:
+    """Serve on an already bound socket in this thread until SIGINT or SIGTERM.
+
+    uvicorn finishes the requests in flight, then raises the signal again once its own
+    handlers are gone, so the caller's handling of Ctrl-C and SIGTERM still runs.
+    """
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        app.state.context.store.close()
