@@ -34,6 +34,7 @@ from ..tpm import SwtpmBackend, TPMBackend
 from ._device import DeviceRun, FleetEnvironment, run_device
 from ._pki import create_vendor_cas
 from ._plan import DevicePlan, plan_fleet
+from ._services import auxiliary_services
 
 Progress = Callable[[DeviceRun], None]
 
@@ -86,8 +87,22 @@ def run_fleet(
     with _workdir(options.keep_workdir) as workdir:
         pki_dir = options.pki_dir or workdir / "pki"
         roots = create_vendor_cas(pki_dir, now=started_at)
-        with _server(options, workdir, roots) as (url, token):
-            env = FleetEnvironment(server_url=url, pki_dir=pki_dir, workdir=workdir)
+        with (
+            _server(options, workdir, roots) as (url, token),
+            auxiliary_services(
+                plans,
+                workdir,
+                primary_data_dir=None if options.server_url else workdir / "server",
+                roots=roots,
+            ) as auxiliary,
+        ):
+            env = FleetEnvironment(
+                server_url=url,
+                pki_dir=pki_dir,
+                workdir=workdir,
+                lagging_replica_url=auxiliary.lagging_replica_url,
+                foreign_identity_url=auxiliary.foreign_identity_url,
+            )
             runs = _run_all(plans, env, options.workers, progress, backend)
             results = _collect(plans, expectations, runs, url, token)
     wall = time.perf_counter() - wall_start
