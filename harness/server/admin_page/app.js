@@ -184,7 +184,8 @@
       out.textContent =
         "Attest device accepted (action " + data.actionId + "): " + data.queued + " device(s) queued" +
         (unknown.length ? "; unknown: " + unknown.join(", ") : "") +
-        ". Devices pick it up at their next check-in; it can take up to 15 minutes. Refresh to see their status.";
+        ". Devices pick it up at their next check-in; it can take up to 15 minutes. " +
+        "Generate the report again later to see their status.";
     } else if (result.status === 429) {
       const wait = result.headers.get("Retry-After") || "60";
       out.className = "wait";
@@ -271,6 +272,7 @@
       attempts.appendChild(block);
     });
     panel.hidden = false;
+    panel.scrollIntoView({ block: "nearest" });
   }
 
   // --- wiring -------------------------------------------------------------------------------------
