@@ -208,14 +208,22 @@ def serve(
     port: Annotated[int, typer.Option(min=0, max=65535, help="port to listen on (0: any free port)")] = 8080,
     data_dir: Annotated[
         Path | None,
-        typer.Option(help="server keys, database and admin token [default: $XDG_STATE_HOME/harness/server]"),
+        typer.Option(
+            help="server keys, database and admin token", show_default="$XDG_STATE_HOME/harness/server"
+        ),
     ] = None,
-    db: Annotated[Path | None, typer.Option(help="SQLite file [default: DATA_DIR/server.sqlite3]")] = None,
+    db: Annotated[
+        Path | None, typer.Option(help="SQLite file", show_default="DATA_DIR/server.sqlite3")
+    ] = None,
     rbac: Annotated[
         Path | None, typer.Option(help="YAML file of admin principals, tokens and permissions")
     ] = None,
     pki_dir: Annotated[
-        Path | None, typer.Option(help="vendor CA directory to trust and share with 'harness run --pki-dir'")
+        Path | None,
+        typer.Option(
+            help="vendor CA directory to trust and share with 'harness run --pki-dir'",
+            show_default="DATA_DIR/pki",
+        ),
     ] = None,
     manual_clock: Annotated[
         bool, typer.Option(help="run on a clock that POST /admin/clock/advance moves, not the real one")

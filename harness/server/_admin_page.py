@@ -33,6 +33,7 @@ _HEADERS = {
 PAGE_SIZES = (25, 50, 100, 250)
 
 
+@functools.cache
 def _asset(name: str) -> str:
     return resources.files("harness.server").joinpath("admin_page", name).read_text("utf-8")
 
@@ -54,11 +55,6 @@ def _page() -> str:
     )
 
 
-@functools.cache
-def _static(name: str) -> str:
-    return _asset(name)
-
-
 @router.get("/", include_in_schema=False)
 def admin_page() -> Response:
     return Response(_page(), media_type="text/html; charset=utf-8", headers=_HEADERS)
@@ -66,9 +62,9 @@ def admin_page() -> Response:
 
 @router.get("/app.js", include_in_schema=False)
 def admin_script() -> Response:
-    return Response(_static("app.js"), media_type="text/javascript; charset=utf-8", headers=_HEADERS)
+    return Response(_asset("app.js"), media_type="text/javascript; charset=utf-8", headers=_HEADERS)
 
 
 @router.get("/app.css", include_in_schema=False)
 def admin_style() -> Response:
-    return Response(_static("app.css"), media_type="text/css; charset=utf-8", headers=_HEADERS)
+    return Response(_asset("app.css"), media_type="text/css; charset=utf-8", headers=_HEADERS)
