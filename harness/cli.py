@@ -15,6 +15,7 @@ from rich.console import Console
 from . import __version__
 from .errors import HarnessError, ScenarioError
 from .fleet import DeviceRun, RunOptions, run_fleet
+from .fleet._runner import BACKENDS, BackendName
 from .report import load_results, write_reports
 from .scenario import Scenario, load_scenario
 
@@ -49,6 +50,18 @@ def _load_all(paths: list[Path]) -> list[Scenario]:
             f"scenario '{duplicate}' is given twice",
         )
     return scenarios
+
+
+def _backend_for(scenarios: list[Scenario], option: str | None) -> BackendName:
+    """The option wins; else the scenarios' own `backend` field, which must then agree."""
+    wanted = {option} if option else {getattr(s, "backend", None) or "process" for s in scenarios}
+    if len(wanted) > 1:
+        raise HarnessError(f"the scenarios ask for different TPM backends ({', '.join(sorted(wanted))})")
+    name = wanted.pop() if wanted else "process"
+    for known in BACKENDS:
+        if name == known:
+            return known
+    raise HarnessError(f"unknown TPM backend '{name}' (use one of {', '.join(BACKENDS)})")
 
 
 class _Reporter:
@@ -110,6 +123,13 @@ def run(
         Path | None,
         typer.Option(help="vendor CA directory shared with --server (see 'harness serve')"),
     ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            help="where each device's TPM runs: 'process' (a local swtpm) or 'docker' (a swtpm "
+            "container on the engine DOCKER_HOST names); default: the scenario's, else process"
+        ),
+    ] = None,
 ) -> None:
     """Run scenario fleets end to end and write reports; exit 1 if any device mismatched."""
     signal.signal(signal.SIGTERM, _terminate)
@@ -118,13 +138,26 @@ def run(
     except ScenarioError as exc:
         console.print(f"[red]scenario error:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
+    try:
+        chosen = _backend_for(loaded, backend)
+    except HarnessError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from exc
     total = sum(s.device_count for s in loaded)
-    console.print(f"running {total} devices from {len(loaded)} scenario(s) with {workers} worker(s)")
+    console.print(
+        f"running {total} devices from {len(loaded)} scenario(s) with {workers} worker(s), TPMs: {chosen}"
+    )
     reporter = _Reporter(total)
     try:
         result = run_fleet(
             loaded,
-            RunOptions(workers=workers, server_url=server, admin_token=admin_token, pki_dir=pki_dir),
+            RunOptions(
+                workers=workers,
+                server_url=server,
+                admin_token=admin_token,
+                pki_dir=pki_dir,
+                backend=chosen,
+            ),
             progress=reporter,
         )
     except KeyboardInterrupt:

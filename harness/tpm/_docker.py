@@ -1,0 +1,305 @@
+"""The container driver: each device's swtpm runs as a labelled container on a Docker engine.
+
+The engine is the one the Docker SDK finds (docker.from_env(): DOCKER_HOST, or the
+local socket), local or remote. swtpm listens on TCP inside the container; the
+harness reaches it through published ports with the swtpm TCTI. That TCTI finds
+the control channel at the server port + 1, so the two ports are published as a
+pair chosen by the harness, not left to the engine.
+
+Every container carries the label `org.enrollment-harness.run=<run id>`: close()
+removes a backend's containers, and remove_run_containers() removes what a run
+left behind (a worker killed before it could close its own).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import random
+import socket
+import struct
+import tarfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import BackendUnavailable, TPMError
+from ._backend import TPMFamily, TPMRequest
+
+RUN_LABEL = "org.enrollment-harness.run"
+DEFAULT_IMAGE = "enrollment-harness/swtpm:latest"
+# The image runs swtpm as this user; restored state must belong to it.
+IMAGE_UID = 10001
+_SERVER_PORT, _CTRL_PORT = 2321, 2322
+_START_TIMEOUT = 30.0
+_PORT_ATTEMPTS = 20
+_PORT_RANGE = (20000, 60000)
+_CMD_GET_CAPABILITY = 1
+
+
+def _docker() -> Any:
+    try:
+        import docker
+    except ImportError as exc:  # pragma: no cover - docker is a dependency of the package
+        raise BackendUnavailable("the docker SDK is not installed (pip install docker)") from exc
+    return docker
+
+
+def connect() -> Any:
+    """A client of the engine docker.from_env() finds; BackendUnavailable when none answers."""
+    docker = _docker()
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except Exception as exc:  # the SDK raises DockerException, requests' and socket errors alike
+        raise BackendUnavailable(f"no Docker engine answers ({_engine_address()}): {exc}") from exc
+    return client
+
+
+def engine_unavailable() -> str:
+    """Why no Docker engine can be used here, or '' when one answers."""
+    try:
+        connect().close()
+    except BackendUnavailable as exc:
+        return str(exc)
+    return ""
+
+
+def _engine_address() -> str:
+    return os.environ.get("DOCKER_HOST") or "the local engine socket"
+
+
+def engine_host() -> str:
+    """Where published ports are reached: the remote engine's host, else this machine.
+
+    HARNESS_DOCKER_PUBLISH_HOST overrides it, for engines behind a different address.
+    """
+    override = os.environ.get("HARNESS_DOCKER_PUBLISH_HOST")
+    if override:
+        return override
+    url = urlsplit(os.environ.get("DOCKER_HOST", ""))
+    if url.scheme in ("tcp", "ssh", "http", "https") and url.hostname:
+        return url.hostname
+    return "127.0.0.1"
+
+
+def image_name() -> str:
+    return os.environ.get("HARNESS_SWTPM_IMAGE") or DEFAULT_IMAGE
+
+
+def swtpm_arguments(family: TPMFamily, startup: bool) -> list[str]:
+    """The swtpm command line inside the container (the image's entrypoint is `swtpm socket`)."""
+    flags = "not-need-init" + (",startup-clear" if startup else "")
+    arguments = [
+        "--tpmstate", "dir=/tpm/state",
+        "--server", f"type=tcp,port={_SERVER_PORT},bindaddr=0.0.0.0",
+        "--ctrl", f"type=tcp,port={_CTRL_PORT},bindaddr=0.0.0.0",
+        "--flags", flags,
+    ]  # fmt: skip
+    if family == "2.0":
+        arguments.insert(0, "--tpm2")
+    return arguments
+
+
+def _state_archive(directory: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+
+        def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+            info.uid, info.gid, info.uname, info.gname = IMAGE_UID, IMAGE_UID, "", ""
+            return info
+
+        tar.add(directory, arcname="state", filter=owned)
+    return buffer.getvalue()
+
+
+def _port_in_use(error: Exception) -> bool:
+    text = str(error).lower()
+    return "port is already allocated" in text or "address already in use" in text
+
+
+class DockerTPM:
+    """One swtpm container; removed (with its state) on close."""
+
+    def __init__(self, client: Any, request: TPMRequest, run_id: str, host: str, image: str) -> None:
+        self._family: TPMFamily = request.family
+        self._host = host
+        self._closed = False
+        self._container: Any = None
+        errors = _docker().errors
+        last: Exception | None = None
+        for _ in range(_PORT_ATTEMPTS):
+            port = random.randrange(_PORT_RANGE[0], _PORT_RANGE[1], 2)
+            try:
+                self._container = client.containers.create(
+                    image,
+                    command=swtpm_arguments(request.family, request.startup),
+                    labels={RUN_LABEL: run_id},
+                    ports={f"{_SERVER_PORT}/tcp": port, f"{_CTRL_PORT}/tcp": port + 1},
+                    detach=True,
+                )
+                if request.state_from is not None:
+                    self._container.put_archive("/tpm", _state_archive(request.state_from))
+                self._container.start()
+            except errors.ImageNotFound as exc:
+                self._remove()
+                raise BackendUnavailable(
+                    f"image {image} is not on the engine; build it: docker build -t {image} swtpm-images/"
+                ) from exc
+            except errors.APIError as exc:
+                self._remove()
+                if _port_in_use(exc):
+                    last = exc
+                    continue
+                raise TPMError(f"cannot start the swtpm container: {exc}") from exc
+            except BaseException:
+                self._remove()
+                raise
+            self._port = port
+            break
+        else:
+            raise TPMError(f"no free pair of ports on the engine after {_PORT_ATTEMPTS} tries: {last}")
+        _track(self)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.close()
+            raise
+
+    def _wait_ready(self) -> None:
+        # A published port accepts connections before swtpm listens (the engine's proxy does), so
+        # readiness is an answer on the control channel, not a connect.
+        deadline = time.monotonic() + _START_TIMEOUT
+        while time.monotonic() < deadline:
+            self._container.reload()
+            if self._container.status in ("exited", "dead"):
+                logs = self._container.logs(tail=20).decode(errors="replace").strip()
+                raise TPMError(f"the swtpm container exited: {logs}")
+            if self._control_answers():
+                return
+            time.sleep(0.05)
+        raise TPMError(
+            f"swtpm in container {self._container.short_id} did not answer in {_START_TIMEOUT:.0f}s"
+        )
+
+    def _control_answers(self) -> bool:
+        try:
+            with socket.create_connection((self._host, self._port + 1), timeout=2) as conn:
+                conn.sendall(struct.pack(">I", _CMD_GET_CAPABILITY))
+                answer = conn.recv(8)
+        except OSError:
+            return False
+        return len(answer) >= 4 and struct.unpack(">I", answer[:4])[0] == 0
+
+    @property
+    def container_id(self) -> str:
+        return str(self._container.id)
+
+    @property
+    def tcti(self) -> tuple[str, str]:
+        return ("swtpm", f"host={self._host},port={self._port}")
+
+    @property
+    def family(self) -> TPMFamily:
+        return self._family
+
+    @property
+    def description(self) -> str:
+        return f"swtpm container {self._container.short_id} (TPM {self._family}) at {self._host}:{self._port}"
+
+    def manufacturable(self) -> bool:
+        return True
+
+    def save_state(self, into: Path) -> None:
+        stream, _ = self._container.get_archive("/tpm/state")
+        buffer = io.BytesIO(b"".join(stream))
+        into.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=buffer) as tar:
+            for member in tar.getmembers():
+                if not member.isfile():
+                    continue
+                extracted = tar.extractfile(member)
+                if extracted is not None:
+                    (into / Path(member.name).name).write_bytes(extracted.read())
+
+    def _remove(self) -> None:
+        if self._container is None:
+            return
+        # Already gone, or the engine went away: remove_run_containers tries again at the end.
+        with contextlib.suppress(Exception):
+            self._container.remove(force=True)
+        self._container = None
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._remove()
+        finally:
+            _untrack(self)
+
+
+class DockerBackend:
+    """Starts one labelled swtpm container per device; close() removes every one of this run."""
+
+    name = "docker"
+
+    def __init__(self, run_id: str, *, image: str | None = None, client: Any = None) -> None:
+        self.run_id = run_id
+        self.image = image or image_name()
+        self._client = client or connect()
+        self._host = engine_host()
+
+    def start(self, request: TPMRequest, workdir: Path) -> DockerTPM:
+        return DockerTPM(self._client, request, self.run_id, self._host, self.image)
+
+    def close(self) -> None:
+        for tpm in _live_snapshot():
+            tpm.close()
+        remove_run_containers(self.run_id, client=self._client)
+        self._client.close()
+
+
+def remove_run_containers(run_id: str | None = None, *, client: Any = None) -> int:
+    """Remove the containers of one run (or of every run when run_id is None); returns how many."""
+    own = client is None
+    try:
+        client = client or connect()
+    except BackendUnavailable:
+        return 0  # no engine: nothing of ours can be running on it
+    selector = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
+    removed = 0
+    try:
+        for container in client.containers.list(all=True, filters={"label": selector}):
+            try:
+                container.remove(force=True)
+            except Exception:  # removed meanwhile by its own close()
+                continue
+            removed += 1
+    finally:
+        if own:
+            client.close()
+    return removed
+
+
+_live: set[DockerTPM] = set()
+_live_lock = threading.Lock()
+
+
+def _track(tpm: DockerTPM) -> None:
+    with _live_lock:
+        _live.add(tpm)
+
+
+def _untrack(tpm: DockerTPM) -> None:
+    with _live_lock:
+        _live.discard(tpm)
+
+
+def _live_snapshot() -> list[DockerTPM]:
+    with _live_lock:
+        return list(_live)
