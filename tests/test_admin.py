@@ -258,7 +258,7 @@ def test_one_minute_between_accepted_actions(client: TestClient, clock: ManualCl
     assert attest(client, "d1").headers["Retry-After"] == "60"
 
 
-def test_the_interval_is_server_wide(client: TestClient, tmp_path: Path, clock: ManualClock) -> None:
+def test_the_interval_is_server_wide(client: TestClient) -> None:
     add_device(client, "d1")
     ctx = client.app.state.context  # type: ignore[attr-defined]
     ctx.principals["carol-token-0123456789"] = Principal("carol", remote_tasks=True)
