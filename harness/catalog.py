@@ -81,6 +81,17 @@ VENDORS: dict[str, Vendor] = {
 }
 
 
+# A contract manufacturer's EK CA, trusted like a vendor's: it signs the EK certificates of
+# TPMs whose vendor id a scenario gives raw (id:XXXXXXXX), so the only fault left in their
+# chain is the one the scenario chose.
+ODM_CA = ("odm", "Contoso Devices Platform EK CA", "Contoso Devices Ltd")
+
+
+def unlisted_ca_key(vendor_key: str) -> str:
+    """The CA key of a vendor's newer EK CA that the AIK CA has not imported."""
+    return f"{vendor_key}-unlisted"
+
+
 def firmware_version(text: str) -> str:
     """'7.85' -> 'id:00070055' (16 bits major, 16 bits minor); 'id:…' is kept as it is."""
     if text.lower().startswith("id:"):

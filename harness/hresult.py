@@ -17,12 +17,13 @@ class HResult(IntEnum):
     # TBS / platform
     TBS_E_TPM_NOT_FOUND = 0x8028400F
     TPM_E_PCP_UNSUPPORTED_TPM_VERSION = 0x80290411  # a TPM 1.2 where 2.0 is required
-    # TPM 2.0 response codes as TBS reports them
+    # TPM 2.0 response codes as TBS reports them (TPM_20_E_*)
     TPM_E_LOCKOUT = TPM20_RC_BASE | 0x921
-    TPM_E_AUTH_FAIL = TPM20_RC_BASE | 0x98E
-    TPM_E_BAD_AUTH = TPM20_RC_BASE | 0x9A2
+    TPM_E_AUTH_FAIL = TPM20_RC_BASE | 0x08E
+    TPM_E_BAD_AUTH = TPM20_RC_BASE | 0x0A2
     TPM_E_HIERARCHY = TPM20_RC_BASE | 0x085
     TPM_E_INITIALIZE = TPM20_RC_BASE | 0x100
+    TPM_E_NV_DEFINED = TPM20_RC_BASE | 0x14C
     # WinHTTP, as HRESULT_FROM_WIN32
     WINHTTP_CANNOT_CONNECT = 0x80072EFD
     WINHTTP_CONNECTION_ERROR = 0x80072EFE
@@ -40,9 +41,21 @@ class HResult(IntEnum):
     E_FAIL = 0x80004005
 
 
+_RC_FORMAT_ONE = 0x080
+_RC_FORMAT_ONE_ERROR = 0x03F
+
+
 def from_tpm_rc(rc: int) -> int:
-    """The HRESULT Windows reports for a TPM 2.0 response code."""
-    return TPM20_RC_BASE | (rc & 0xFFFF)
+    """The HRESULT Windows reports for a TPM 2.0 response code.
+
+    Format-one codes carry the number of the handle, session or parameter at
+    fault in their upper bits; the error itself (and so the HRESULT) is the same
+    whichever one it was.
+    """
+    code = rc & 0xFFFF
+    if code & _RC_FORMAT_ONE:
+        code = _RC_FORMAT_ONE | (code & _RC_FORMAT_ONE_ERROR)
+    return TPM20_RC_BASE | code
 
 
 def describe(value: int) -> str:

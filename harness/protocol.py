@@ -103,8 +103,13 @@ class DeviceRegistrationResponse(_Model):
     device_id: str = Field(alias="deviceId")
 
 
+class AssertionNonceResponse(_Model):
+    # Opaque to the device; it puts it in its assertion's request_nonce claim.
+    nonce: str
+
+
 class TokenRequest(_Model):
-    # A JWT the device signs with its device key: sub = device id, upn, iat, exp.
+    # A JWT the device signs with its device key: sub = device id, iat, request_nonce.
     # A client without a registered device sends only its user (upn) and gets a
     # user token with no device identity.
     assertion: Annotated[str, StringConstraints(max_length=8192)] | None = None

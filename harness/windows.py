@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# Where the simulated client persists its MDM key in the TPM (owner hierarchy range).
+MDM_KEY_HANDLE = 0x81000100
+
 # The builds from which Windows performs enrollment attestation (the source page).
 MINIMUM_BUILDS: dict[int, int] = {19045: 3996, 22000: 2713, 22621: 2792, 22631: 2792}
 _LATEST_LISTED = max(MINIMUM_BUILDS)

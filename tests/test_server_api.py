@@ -268,6 +268,12 @@ def device_key() -> tuple[ec.EllipticCurvePrivateKey, bytes]:
     return key, spki
 
 
+def idp_nonce(client: TestClient) -> str:
+    response = client.post("/entra/nonce")
+    assert response.status_code == 200, response.text
+    return str(response.json()["nonce"])
+
+
 def register(client: TestClient) -> tuple[str, ec.EllipticCurvePrivateKey]:
     key, spki = device_key()
     response = client.post("/entra/devices", json={"displayName": "PC-0001", "keySpki": b64(spki)})
@@ -304,24 +310,56 @@ def test_entra_token_assertion_not_a_jwt(client: TestClient) -> None:
 def test_entra_token_assertion_signed_by_another_key(client: TestClient) -> None:
     device_id, _ = register(client)
     other, _ = device_key()
-    assertion = jwt.encode({"sub": device_id, "iat": int(time.time())}, other, algorithm="ES256")
+    assertion = jwt.encode(
+        {"sub": device_id, "iat": int(time.time()), "request_nonce": idp_nonce(client)},
+        other,
+        algorithm="ES256",
+    )
     response = client.post("/entra/token", json={"assertion": assertion, "upn": "a@contoso.com"})
     assert_error(response, 401, error="invalid_grant")
 
 
 def test_entra_token_for_registered_device(client: TestClient) -> None:
     device_id, key = register(client)
-    assertion = jwt.encode({"sub": device_id, "iat": int(time.time())}, key, algorithm="ES256")
+    assertion = jwt.encode(
+        {"sub": device_id, "iat": int(time.time()), "request_nonce": idp_nonce(client)},
+        key,
+        algorithm="ES256",
+    )
     response = client.post("/entra/token", json={"assertion": assertion, "upn": "a@contoso.com"})
     assert response.status_code == 200, response.text
     claims = jwt.decode(response.json()["accessToken"], options={"verify_signature": False})
     assert claims["deviceid"] == device_id
 
 
+def test_entra_token_assertion_without_nonce(client: TestClient) -> None:
+    device_id, key = register(client)
+    assertion = jwt.encode({"sub": device_id, "iat": int(time.time())}, key, algorithm="ES256")
+    body = assert_error(
+        client.post("/entra/token", json={"assertion": assertion, "upn": "a@contoso.com"}), 401
+    )
+    assert "request_nonce" in body["reason"]
+
+
+def test_entra_token_assertion_with_a_nonce_from_another_provider(client: TestClient) -> None:
+    device_id, key = register(client)
+    foreign_key, _ = device_key()
+    forged = jwt.encode({"purpose": "device-assertion", "exp": int(time.time()) + 600}, foreign_key, "ES256")
+    assertion = jwt.encode(
+        {"sub": device_id, "iat": int(time.time()), "request_nonce": forged}, key, algorithm="ES256"
+    )
+    body = assert_error(
+        client.post("/entra/token", json={"assertion": assertion, "upn": "a@contoso.com"}), 401
+    )
+    assert "not issued by this identity provider" in body["reason"]
+
+
 @pytest.mark.parametrize("iat", ["yesterday", 1e20], ids=["text", "huge"])
 def test_entra_token_assertion_with_bad_iat(client: TestClient, iat: object) -> None:
     device_id, key = register(client)
-    assertion = jwt.encode({"sub": device_id, "iat": iat}, key, algorithm="ES256")
+    assertion = jwt.encode(
+        {"sub": device_id, "iat": iat, "request_nonce": idp_nonce(client)}, key, algorithm="ES256"
+    )
     response = client.post("/entra/token", json={"assertion": assertion, "upn": "a@contoso.com"})
     assert_error(response, 401, error="invalid_grant")
 
@@ -446,7 +484,11 @@ def user_token(client: TestClient) -> str:
 
 def device_token(client: TestClient) -> str:
     device_id, key = register(client)
-    assertion = jwt.encode({"sub": device_id, "iat": int(time.time())}, key, algorithm="ES256")
+    assertion = jwt.encode(
+        {"sub": device_id, "iat": int(time.time()), "request_nonce": idp_nonce(client)},
+        key,
+        algorithm="ES256",
+    )
     response = client.post("/entra/token", json={"assertion": assertion, "upn": "a@contoso.com"})
     assert response.status_code == 200, response.text
     return str(response.json()["accessToken"])

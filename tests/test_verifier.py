@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from tpm2_pytss import TPMA_OBJECT
 
-from harness.hresult import HResult
+from harness.hresult import HResult, from_tpm_rc
 from harness.pki import CertificateAuthority, certificate_der
 from harness.status import AttestationStatus, StatusDetail
 from harness.tcg import OID_AIK_CERTIFICATE, tpm_san
@@ -616,7 +616,10 @@ class TestClientErrors:
             (0x80290411, StatusDetail.TPM_NOT_AVAILABLE),  # a TPM 1.2
             (0x80094810, StatusDetail.TPM_NOT_TRUSTED),  # CERTSRV_E_INVALID_EK
             (0x8009000F, StatusDetail.MDM_KEY_ALREADY_IN_TPM),  # NTE_EXISTS
-            (0x80072EFD, StatusDetail.AIK_CERT_NOT_PROVIDED),  # AIK CA unreachable
+            (0x802800A2, StatusDetail.TPM_NOT_READY),  # TPM_E_BAD_AUTH: owner auth unknown
+            (0x8028008E, StatusDetail.TPM_NOT_READY),  # TPM_E_AUTH_FAIL
+            (0x80280085, StatusDetail.TPM_NOT_READY),  # TPM_E_HIERARCHY: hierarchy disabled
+            (0x80280100, StatusDetail.TPM_NOT_READY),  # TPM_E_INITIALIZE: not started
             (0x80090029, StatusDetail.ENTRA_KEY_NOT_ATTESTED),  # NTE_NOT_SUPPORTED
             (0x80004005, StatusDetail.CLIENT_REQUEST_REJECTED),  # E_FAIL: anything else
         ],
@@ -626,6 +629,39 @@ class TestClientErrors:
         self, recorded: RecordedEnrollment, hresult: int, detail: StatusDetail
     ) -> None:
         evidence = tampered(recorded, client_status="Failure", client_hresult=hresult)
+        assert_refused(judge(recorded, evidence), detail, "client.status")
+
+    @pytest.mark.parametrize(
+        ("rc", "hresult"),
+        [
+            (0x9A2, HResult.TPM_E_BAD_AUTH),  # BAD_AUTH in session 1
+            (0x1A2, HResult.TPM_E_BAD_AUTH),  # BAD_AUTH for handle 1
+            (0x185, HResult.TPM_E_HIERARCHY),  # HIERARCHY for handle 1
+            (0x98E, HResult.TPM_E_AUTH_FAIL),
+            (0x921, HResult.TPM_E_LOCKOUT),  # a warning: no position bits to strip
+            (0x100, HResult.TPM_E_INITIALIZE),
+        ],
+        ids=hex,
+    )
+    def test_tpm_response_code_maps_to_one_hresult_whatever_the_position(self, rc: int, hresult: int) -> None:
+        assert from_tpm_rc(rc) == hresult
+
+    @pytest.mark.parametrize("hresult", [0x80072EFD, 0x80072EFE, 0x80072EE2], ids=hex)
+    @pytest.mark.parametrize(
+        ("drop", "detail"),
+        [
+            pytest.param(("aik_cert",), StatusDetail.AIK_CERT_NOT_PROVIDED, id="aikpub-without-cert"),
+            pytest.param((), StatusDetail.CLIENT_REQUEST_REJECTED, id="with-aik-cert"),
+            pytest.param(("aik_cert", "aik_pub"), StatusDetail.CLIENT_REQUEST_REJECTED, id="no-aik-items"),
+        ],
+    )
+    def test_network_error_detail_depends_on_where_it_was_met(
+        self, recorded: RecordedEnrollment, hresult: int, drop: tuple[str, ...], detail: StatusDetail
+    ) -> None:
+        # An AIKPub with no AIKCert means the AIK CA was the service out of reach;
+        # with a certificate in hand, it was the MDM service.
+        changes: dict[str, object] = {name: None for name in drop}
+        evidence = tampered(recorded, client_status="Failure", client_hresult=hresult, **changes)
         assert_refused(judge(recorded, evidence), detail, "client.status")
 
     @pytest.mark.parametrize(

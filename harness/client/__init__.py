@@ -1,5 +1,6 @@
 """The simulated Windows client."""
 
+from . import _templates as key_templates
 from ._config import ClientBehaviour, ClientConfig, Endpoints, Inventory
 from ._windows import ClientFailure, ClientReport, WindowsClient, tpm_hresult
 
@@ -11,5 +12,6 @@ __all__ = [
     "Endpoints",
     "Inventory",
     "WindowsClient",
+    "key_templates",
     "tpm_hresult",
 ]

@@ -31,6 +31,12 @@ class ClientBehaviour:
     entra_key_in_tpm: bool = True
     # False: the device never registered with the identity provider (user token only).
     entra_joined: bool = True
+    # True: the token broker still holds a token for the device object of an earlier join.
+    token_for_previous_device: bool = False
+    # True: the device loses power after fetching the enrollment nonce and never finishes.
+    powers_off_after_nonce: bool = False
+    # A client build that attaches a diagnostic log of this many bytes to its request.
+    diagnostic_log_bytes: int = 0
 
 
 @dataclass(frozen=True)

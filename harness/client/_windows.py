@@ -33,12 +33,15 @@ from tpm2_pytss import (
     TPM2_ST,
     TPM2B_ENCRYPTED_SECRET,
     TPM2B_ID_OBJECT,
+    TPM2B_PRIVATE,
+    TPM2B_PUBLIC,
     TPM2B_SENSITIVE_CREATE,
     TPMT_SIG_SCHEME,
     TPMT_SYM_DEF,
     TPMT_TK_HASHCHECK,
     TSS2_Exception,
 )
+from tpm2_pytss.TCTILdr import TCTILdr
 from tpm2_pytss.utils import NVReadEK, create_ek_template
 
 from ..hresult import HResult, describe, from_tpm_rc
@@ -46,7 +49,7 @@ from ..protocol import ATTESTATION_ENROLLMENT_VERSION, b64
 from ..results import ClientStep
 from ..tcg import TPMIdentity, parse_tpm_san, vendor_id_from_int
 from ..tpm import TimedESAPI, TPMDevice
-from ..windows import supports_enrollment_attestation
+from ..windows import MDM_KEY_HANDLE, supports_enrollment_attestation
 from . import _templates
 from ._config import ClientConfig
 
@@ -54,6 +57,9 @@ _TSS_LAYER_MASK = 0xFFFF0000
 _PT_FIRMWARE_VERSION_1 = 0x100 + 11  # TPM_PT_FIXED + 11; tpm2-pytss has no name for it
 _TPM_RC_VER1 = 0x100
 _TPM12_FORMAT = 0x0FFF  # TPM 1.2 response codes fit in 12 bits with no format bits
+_TPM12_RESPONSE_TAG = b"\x00\xc4"  # TPM_TAG_RSP_COMMAND
+# TPM2_GetCapability(TPM_PROPERTIES, TPM_PT_MANUFACTURER, 1), marshalled.
+_GET_MANUFACTURER = bytes.fromhex("8001 00000016 0000017A 00000006 00000105 00000001")
 
 
 class ClientFailure(Exception):
@@ -95,17 +101,42 @@ def tpm_hresult(exc: TSS2_Exception) -> int:
     return HResult.TBS_E_TPM_NOT_FOUND
 
 
+class PoweredOff(Exception):
+    """The device lost power mid-flow: nothing after this point happens."""
+
+
+# Items bound to one attestation session (its nonce); a new request after a failed one
+# cannot reuse them.
+_SESSION_BOUND_ITEMS = ("AIKAttestationClaim", "AadAIKAttestationClaim", "DiagnosticLog")
+
+
 class WindowsClient:
+    """One Windows device: it joins Entra, then attests and enrolls (see run())."""
+
     def __init__(self, config: ClientConfig, tpm: TPMDevice | None) -> None:
         self._config = config
         self._tpm = tpm
         self._esapi: TimedESAPI | None = None
+        self._http = httpx.Client(timeout=config.http_timeout)
         self.report = ClientReport(emm_device_id=config.emm_device_id or str(uuid.uuid4()))
         self._items: dict[str, str] = {}
         self._token: str | None = None
         self._srk_handle: Any = None
         self._entra_signer: _Signer | None = None
+        self._entra_device_id = ""
         self._reported_identity: TPMIdentity | None = None
+        self._tpm_version: str | None = None
+        self._mdm_key_existed = False
+
+    def __enter__(self) -> WindowsClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._close_tpm()
+        self._http.close()
 
     # --- bookkeeping -----------------------------------------------------------------
 
@@ -125,7 +156,7 @@ class WindowsClient:
             raise ClientFailure(hresult, reason) from exc
         except httpx.HTTPError as exc:
             hresult = _network_hresult(exc)
-            reason = f"{type(exc).__name__}: {exc} -> {describe(hresult)}"
+            reason = f"{type(exc).__name__}: {exc or 'no answer'} -> {describe(hresult)}"
             self._record(name, False, reason, start)
             raise ClientFailure(hresult, reason) from exc
         self._record(name, True, note.get("detail", ""), start)
@@ -143,25 +174,41 @@ class WindowsClient:
     # --- the flow --------------------------------------------------------------------
 
     def run(self) -> ClientReport:
-        """Enroll, attesting with the TPM when this Windows build can."""
-        behaviour = self._config.behaviour
-        with httpx.Client(timeout=self._config.http_timeout) as http:
-            self._http = http
-            # Enrollment goes on without a token; the server will say why.
+        """Join Entra, then enroll, attesting with the TPM when this Windows build can."""
+        self.join()
+        return self.enroll()
+
+    def join(self) -> None:
+        """Entra join: the device key, its registration, and the token enrollment presents.
+
+        Enrollment goes on without a token if this fails; the server will say why.
+        """
+        try:
             with contextlib.suppress(ClientFailure):
                 self._identity()
-            attests = _version(behaviour.enrollment_version) >= _version(
-                ATTESTATION_ENROLLMENT_VERSION
-            ) and supports_enrollment_attestation(self._config.inventory.os_version)
+        finally:
+            self._close_tpm()  # the TPM may change between joining and enrolling
+
+    def enroll(self) -> ClientReport:
+        """Attest (when this build can) and send the enrollment request."""
+        behaviour = self._config.behaviour
+        self._items = {}
+        self._mdm_key_existed = False
+        self.report.hresult = HResult.S_OK
+        attests = _version(behaviour.enrollment_version) >= _version(
+            ATTESTATION_ENROLLMENT_VERSION
+        ) and supports_enrollment_attestation(self._config.inventory.os_version)
+        try:
             if attests:
                 try:
                     self._attest()
                     self._items["AttestationStatus"] = "Success"
                     self._items["AttestationStatusHResult"] = f"0x{HResult.S_OK:08X}"
                 except ClientFailure as exc:
-                    self.report.hresult = exc.hresult
-                    self._items["AttestationStatus"] = "Failure"
-                    self._items["AttestationStatusHResult"] = f"0x{exc.hresult:08X}"
+                    # An MDM key left by an earlier enrollment that cannot be attested again
+                    # is what Windows reports, whatever else went wrong.
+                    hresult = HResult.NTE_EXISTS if self._mdm_key_existed else exc.hresult
+                    self._fail_attestation(hresult)
             else:
                 self._record(
                     "attestation.skipped",
@@ -169,18 +216,26 @@ class WindowsClient:
                     "this Windows build does not attest",
                     time.perf_counter(),
                 )
-            try:
-                self._enroll()
-            except ClientFailure as exc:
-                self.report.hresult = exc.hresult
-            finally:
-                self._close_tpm()
+            self._enroll()
+        except PoweredOff as stop:
+            self._record("device.power_off", False, str(stop), time.perf_counter())
+        finally:
+            self._close_tpm()
         return self.report
+
+    def _fail_attestation(self, hresult: int) -> None:
+        self.report.hresult = hresult
+        self._items["AttestationStatus"] = "Failure"
+        self._items["AttestationStatusHResult"] = f"0x{hresult:08X}"
 
     def _open_tpm(self) -> TimedESAPI:
         if self._esapi is None:
             if self._tpm is None:
                 raise ClientFailure(HResult.TBS_E_TPM_NOT_FOUND, "this device has no TPM")
+            if self._tpm_version is None:
+                self._tpm_version = _tpm_family(self._tpm.tcti)
+            if self._tpm_version == "1.2":
+                raise ClientFailure(HResult.TPM_E_PCP_UNSUPPORTED_TPM_VERSION, "the TPM answers as a TPM 1.2")
             try:
                 self._esapi = TimedESAPI(self._tpm.tcti)
             except TSS2_Exception as exc:
@@ -189,10 +244,16 @@ class WindowsClient:
 
     def _close_tpm(self) -> None:
         if self._esapi is not None:
-            self.report.tpm_seconds = self._esapi.seconds
-            self.report.tpm_commands = self._esapi.commands
+            if self._srk_handle is not None:
+                # No resource manager stands between the client and the TPM: objects left
+                # loaded would fill its few transient slots for the next session.
+                with contextlib.suppress(TSS2_Exception):
+                    self._esapi.flush_context(self._srk_handle)
+            self.report.tpm_seconds += self._esapi.seconds
+            self.report.tpm_commands += self._esapi.commands
             self._esapi.close()
             self._esapi = None
+            self._srk_handle = None
 
     # --- identity provider -----------------------------------------------------------
 
@@ -207,7 +268,7 @@ class WindowsClient:
                 try:
                     with self._step("entra.device_key") as note:
                         self._open_tpm()
-                        signer = _TPMSigner(self._tpm_ctx, self._srk())
+                        signer = _TPMSigner.create(self._tpm_ctx, self._srk())
                         note["detail"] = "RSA 2048 device key created in the TPM"
                 except ClientFailure:
                     signer = None  # Windows joins with a software key when the TPM fails
@@ -216,19 +277,29 @@ class WindowsClient:
                     signer = _SoftwareSigner()
                     note["detail"] = "RSA 2048 device key created in software (not TPM-bound)"
             self._entra_signer = signer
-            with self._step("entra.register") as note:
-                response = self._post(
-                    f"{url}/entra/devices",
-                    {"displayName": inventory.device_name, "keySpki": b64(signer.spki())},
-                )
-                self._entra_device_id = str(response["deviceId"])
-                note["detail"] = f"device ID {self._entra_device_id}"
-            with self._step("entra.assertion"):
-                assertion = signer.assertion(self._entra_device_id)
+            self._entra_device_id = self._register(signer, "entra.register")
+            token_signer, token_device = signer, self._entra_device_id
+            if behaviour.token_for_previous_device:
+                token_signer = _SoftwareSigner()
+                token_device = self._register(token_signer, "entra.previous_registration")
+            with self._step("entra.assertion") as note:
+                nonce = str(self._post(f"{url}/entra/nonce", {})["nonce"])
+                assertion = token_signer.assertion(token_device, nonce, self)
+                note["detail"] = f"signed for device {token_device} over the provider's nonce"
         with self._step("entra.token") as note:
             response = self._post(f"{url}/entra/token", {"assertion": assertion, "upn": inventory.upn})
             self._token = str(response["accessToken"])
             note["detail"] = "device token" if assertion else "user token (device not joined)"
+
+    def _register(self, signer: _Signer, step: str) -> str:
+        with self._step(step) as note:
+            response = self._post(
+                f"{self._config.endpoints.identity}/entra/devices",
+                {"displayName": self._config.inventory.device_name, "keySpki": b64(signer.spki())},
+            )
+            device_id = str(response["deviceId"])
+            note["detail"] = f"device ID {device_id}"
+        return device_id
 
     # --- attestation -----------------------------------------------------------------
 
@@ -247,10 +318,15 @@ class WindowsClient:
                     # certificate names the vendor the TPM was manufactured as.
                     identity = from_cert
         self._reported_identity = identity
-        srk = self._srk()
+        with self._step("tpm.srk") as note:
+            srk = self._srk()
+            note["detail"] = "storage root key under the owner hierarchy"
         if not self._config.behaviour.sends_aik_items:
+            tpm.flush_context(ek_handle)
             self._record("aik.skipped", True, "this client build has no AIK support", time.perf_counter())
             self._mdm_key_and_claims(srk, aik=None)
+            if self._mdm_key_existed:
+                raise ClientFailure(HResult.NTE_EXISTS, "the MDM key exists and there is no AIK to attest it")
             return
         with self._step("aik.create") as note:
             aik_private, aik_public, *_ = tpm.create(srk, TPM2B_SENSITIVE_CREATE(), _templates.aik())
@@ -264,10 +340,13 @@ class WindowsClient:
             # Without an AIK certificate Windows still certifies its keys; the server
             # sees an AIKPub with no AIKCert.
             tpm.flush_context(ek_handle)
-            self._mdm_key_and_claims(srk, aik=aik)
+            with contextlib.suppress(ClientFailure):
+                self._mdm_key_and_claims(srk, aik=aik)
             raise
         tpm.flush_context(ek_handle)
         self._mdm_key_and_claims(srk, aik=aik)
+        if self._mdm_key_existed and not isinstance(self._entra_signer, _TPMSigner):
+            raise ClientFailure(HResult.NTE_EXISTS, "the MDM key exists and the Entra key is not in the TPM")
 
     def _tpm_identity(self) -> TPMIdentity:
         tpm = self._tpm_ctx
@@ -335,15 +414,33 @@ class WindowsClient:
             self._items["AIKCert"] = str(response["aikCert"])
             note["detail"] = "AIK certificate received"
 
-    def _mdm_key_and_claims(self, srk: Any, *, aik: Any) -> None:
+    def _mdm_key(self, srk: Any) -> tuple[Any, TPM2B_PUBLIC]:
+        """The persisted MDM key: an earlier enrollment's, or a new one persisted now."""
         tpm = self._tpm_ctx
         with self._step("mdm.key") as note:
+            try:
+                existing = tpm.tr_from_tpmpublic(MDM_KEY_HANDLE)
+            except TSS2_Exception:
+                existing = None
+            if existing is not None:
+                public, *_ = tpm.read_public(existing)
+                self._mdm_key_existed = True
+                note["detail"] = f"MDM key of an earlier enrollment found at 0x{MDM_KEY_HANDLE:08X}"
+                return existing, public
             private, public, *_ = tpm.create(srk, TPM2B_SENSITIVE_CREATE(), _templates.bound_signing_key())
-            mdm = tpm.load(srk, private, public)
-            self._items["MDMPub"] = b64(bytes(public.marshal()))
-            note["detail"] = "MDM key created in the TPM"
+            transient = tpm.load(srk, private, public)
+            try:
+                persistent = tpm.evict_control(ESYS_TR.OWNER, transient, MDM_KEY_HANDLE)
+            finally:
+                tpm.flush_context(transient)
+            note["detail"] = f"MDM key created in the TPM and persisted at 0x{MDM_KEY_HANDLE:08X}"
+            return persistent, public
+
+    def _mdm_key_and_claims(self, srk: Any, *, aik: Any) -> None:
+        tpm = self._tpm_ctx
+        mdm, public = self._mdm_key(srk)
+        self._items["MDMPub"] = b64(bytes(public.marshal()))
         if aik is None:
-            tpm.flush_context(mdm)
             return
         with self._step("enrollment.nonce") as note:
             response = self._http.get(
@@ -356,17 +453,20 @@ class WindowsClient:
             _raise_for_service(response)
             nonce = base64.b64decode(response.json()["nonce"])
             note["detail"] = f"nonce {nonce.hex()[:16]}…"
+        if self._config.behaviour.powers_off_after_nonce:
+            raise PoweredOff("the device lost power after fetching the nonce")
         with self._step("mdm.certify") as note:
             self._items["AIKAttestationClaim"] = b64(_certify(tpm, mdm, aik, nonce))
             note["detail"] = "TPM2_Certify of the MDM key by the AIK"
-        tpm.flush_context(mdm)
         signer = self._entra_signer
         if isinstance(signer, _TPMSigner):
             with self._step("entra.certify") as note:
                 key = tpm.load(srk, signer.private, signer.public)
-                self._items["AadAIKAttestationClaim"] = b64(_certify(tpm, key, aik, nonce))
+                try:
+                    self._items["AadAIKAttestationClaim"] = b64(_certify(tpm, key, aik, nonce))
+                finally:
+                    tpm.flush_context(key)
                 self._items["AADPub"] = b64(bytes(signer.public.marshal()))
-                tpm.flush_context(key)
                 note["detail"] = "TPM2_Certify of the Entra device key by the AIK"
 
     # --- enrollment ------------------------------------------------------------------
@@ -388,10 +488,32 @@ class WindowsClient:
             items["TPMVersion"] = "2.0"
             items["TPMManufacturer"] = identity.manufacturer
             items["TPMFirmwareVersion"] = identity.version
+        elif self._tpm_version is not None:
+            items["TPMVersion"] = self._tpm_version
         items.update(self._items)
-        self.report.sent_items = sorted(items)
+        size = self._config.behaviour.diagnostic_log_bytes
+        if size:
+            items["DiagnosticLog"] = base64.b64encode(b"\0" * size).decode("ascii")
+        try:
+            self._send_enrollment(items, "enrollment.request")
+        except ClientFailure as exc:
+            # The attestation request did not get through. Windows sends a new request that
+            # reports what stopped it, without the evidence bound to the lost session.
+            retry = {k: v for k, v in items.items() if k not in _SESSION_BOUND_ITEMS}
+            if retry.get("AttestationStatus") != "Failure" and "AttestationStatus" in retry:
+                retry["AttestationStatus"] = "Failure"
+                retry["AttestationStatusHResult"] = f"0x{exc.hresult:08X}"
+            try:
+                self._send_enrollment(retry, "enrollment.retry")
+            except ClientFailure as again:
+                self.report.hresult = again.hresult
+                return
+        self.report.enrolled = True
+
+    def _send_enrollment(self, items: dict[str, str], step: str) -> None:
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
-        with self._step("enrollment.request") as note:
+        self.report.sent_items = sorted(items)
+        with self._step(step) as note:
             body = {
                 "EnrollmentVersion": self._config.behaviour.enrollment_version,
                 "ContextItems": items,
@@ -401,13 +523,32 @@ class WindowsClient:
             response = self._http.post(f"{self._config.endpoints.mdm}/enrollment", json=body, headers=headers)
             _raise_for_service(response)
             note["detail"] = f"enrolled as {response.json()['deviceId']}"
-        self.report.enrolled = True
 
     def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
         response = self._http.post(url, json=body)
         _raise_for_service(response)
         result: dict[str, Any] = response.json()
         return result
+
+
+def _tpm_family(tcti: tuple[str, str]) -> str:
+    """'1.2' or '2.0', from the tag of the TPM's answer to a TPM2_GetCapability.
+
+    TBS tells Windows the TPM's version before anything else; a TSS only sees a
+    response it cannot parse, so the client asks the TPM directly.
+    """
+    try:
+        channel = TCTILdr(*tcti)
+    except TSS2_Exception as exc:
+        raise ClientFailure(HResult.TBS_E_TPM_NOT_FOUND, f"cannot reach the TPM: {exc}") from exc
+    try:
+        channel.transmit(_GET_MANUFACTURER)
+        answer = bytes(channel.receive())
+    except TSS2_Exception as exc:
+        raise ClientFailure(HResult.TBS_E_TPM_NOT_FOUND, f"the TPM does not answer: {exc}") from exc
+    finally:
+        channel.close()
+    return "1.2" if answer[:2] == _TPM12_RESPONSE_TAG else "2.0"
 
 
 def _certify(tpm: TimedESAPI, key: Any, aik: Any, nonce: bytes) -> bytes:
@@ -447,41 +588,43 @@ class _Signer:
     def spki(self) -> bytes:
         raise NotImplementedError
 
-    def sign_rs256(self, message: bytes) -> bytes:
+    def sign_rs256(self, message: bytes, client: WindowsClient) -> bytes:
         raise NotImplementedError
 
-    def assertion(self, device_id: str) -> str:
+    def assertion(self, device_id: str, nonce: str, client: WindowsClient) -> str:
         now = int(time.time())
         header = _b64url(json.dumps({"alg": "RS256", "typ": "JWT"}, separators=(",", ":")).encode())
-        payload = _b64url(
-            json.dumps({"sub": device_id, "iat": now, "exp": now + 600}, separators=(",", ":")).encode()
-        )
+        claims = {"sub": device_id, "iat": now, "request_nonce": nonce}
+        payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
         signing_input = f"{header}.{payload}".encode()
-        return f"{header}.{payload}.{_b64url(self.sign_rs256(signing_input))}"
+        return f"{header}.{payload}.{_b64url(self.sign_rs256(signing_input, client))}"
 
 
 class _TPMSigner(_Signer):
-    """The Entra device key in the TPM; it signs through TPM2_Sign."""
+    """The Entra device key in the TPM, kept as its key blobs; it signs through TPM2_Sign."""
 
-    def __init__(self, tpm: TimedESAPI, srk: Any) -> None:
-        self._tpm = tpm
-        self.private, self.public, *_ = tpm.create(
-            srk, TPM2B_SENSITIVE_CREATE(), _templates.bound_signing_key()
-        )
-        self._srk = srk
+    def __init__(self, private: TPM2B_PRIVATE, public: TPM2B_PUBLIC) -> None:
+        self.private = private
+        self.public = public
+
+    @classmethod
+    def create(cls, tpm: TimedESAPI, srk: Any) -> _TPMSigner:
+        private, public, *_ = tpm.create(srk, TPM2B_SENSITIVE_CREATE(), _templates.bound_signing_key())
+        return cls(private, public)
 
     def spki(self) -> bytes:
         return bytes(self.public.to_der())
 
-    def sign_rs256(self, message: bytes) -> bytes:
-        handle = self._tpm.load(self._srk, self.private, self.public)
+    def sign_rs256(self, message: bytes, client: WindowsClient) -> bytes:
+        tpm = client._open_tpm()
+        handle = tpm.load(client._srk(), self.private, self.public)
         try:
             ticket = TPMT_TK_HASHCHECK(tag=TPM2_ST.HASHCHECK, hierarchy=TPM2_RH.NULL)
             scheme = TPMT_SIG_SCHEME(scheme=TPM2_ALG.RSASSA)
             scheme.details.any.hashAlg = TPM2_ALG.SHA256
-            signature = self._tpm.sign(handle, hashlib.sha256(message).digest(), scheme, ticket)
+            signature = tpm.sign(handle, hashlib.sha256(message).digest(), scheme, ticket)
         finally:
-            self._tpm.flush_context(handle)
+            tpm.flush_context(handle)
         return bytes(signature.signature.rsassa.sig)
 
 
@@ -496,5 +639,5 @@ class _SoftwareSigner(_Signer):
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
 
-    def sign_rs256(self, message: bytes) -> bytes:
+    def sign_rs256(self, message: bytes, client: WindowsClient) -> bytes:
         return self._key.sign(message, padding.PKCS1v15(), hashes.SHA256())

@@ -9,25 +9,33 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..client import ClientConfig, ClientReport, Endpoints, WindowsClient
+from ..client import ClientConfig, ClientReport, WindowsClient
 from ..errors import HarnessError
 from ..results import ClientStep
 from ..tcg import TPMIdentity
 from ..tpm import TimedESAPI, TPMBackend, TPMDevice, TPMRequest, manufacture
 from ._pki import vendor_ca
 from ._plan import DevicePlan
+from ._world import Services, befall, device_network, leave_mdm_key
 
 
 @dataclass(frozen=True)
 class FleetEnvironment:
-    """What every worker shares: where the server is and where the vendor CAs are."""
+    """What every worker shares: where the services are and where the vendor CAs are."""
 
     server_url: str
     pki_dir: Path
     workdir: Path
+    lagging_replica_url: str = ""  # a replica of the server whose clock is behind
+    foreign_identity_url: str = ""  # another tenant's identity provider
+
+    @property
+    def services(self) -> Services:
+        return Services(self.server_url, self.lagging_replica_url, self.foreign_identity_url)
 
 
 @dataclass
@@ -42,34 +50,53 @@ class DeviceRun:
 
 
 def run_device(plan: DevicePlan, env: FleetEnvironment, backend: TPMBackend) -> DeviceRun:
+    """Manufacture, join Entra, let the world happen to the TPM, then attest and enroll."""
     started = time.perf_counter()
     run = DeviceRun(key=plan.key, emm_device_id=plan.emm_device_id)
-    tpm: TPMDevice | None = None
     try:
-        if plan.tpm.family != "none":
-            tpm = backend.start(TPMRequest(family="1.2" if plan.tpm.family == "1.2" else "2.0"), env.workdir)
-            if tpm.manufacturable() and plan.tpm.family == "2.0":
-                run.tpm_seconds += _manufacture(plan, env, tpm, run)
-        client = WindowsClient(
-            ClientConfig(
-                endpoints=Endpoints.single(env.server_url),
+        with ExitStack() as stack:
+            tpm = _factory(plan, env, backend, stack, run)
+            endpoints, links = stack.enter_context(device_network(plan.network, env.services))
+            config = ClientConfig(
+                endpoints=endpoints,
                 inventory=plan.inventory,
                 behaviour=plan.behaviour,
                 emm_device_id=plan.emm_device_id,
-            ),
-            tpm,
-        )
-        report = client.run()
-        run.report = report
-        run.steps.extend(report.steps)
-        run.tpm_seconds += report.tpm_seconds
+            )
+            client = stack.enter_context(WindowsClient(config, tpm))
+            client.join()
+            if tpm is not None and tpm.manufacturable():
+                seconds, step = befall(plan.tpm, tpm)
+                run.tpm_seconds += seconds
+                if step is not None:
+                    client.report.steps.append(step)
+            report = client.enroll()
+            run.report = report
+            run.steps.extend(report.steps)
+            run.tpm_seconds += report.tpm_seconds
+            for link in links:
+                run.steps.extend(ClientStep(step="network.link", ok=False, detail=what) for what in link.log)
     except HarnessError as exc:
         run.error = f"{type(exc).__name__}: {exc}"
     finally:
-        if tpm is not None:
-            tpm.close()
         run.seconds = time.perf_counter() - started
     return run
+
+
+def _factory(
+    plan: DevicePlan, env: FleetEnvironment, backend: TPMBackend, stack: ExitStack, run: DeviceRun
+) -> TPMDevice | None:
+    """The device's TPM as it left the factory (and an earlier enrollment, if any)."""
+    if plan.tpm.family == "none":
+        return None
+    tpm = backend.start(TPMRequest(family="1.2" if plan.tpm.family == "1.2" else "2.0"), env.workdir)
+    stack.callback(tpm.close)
+    if tpm.manufacturable() and plan.tpm.family == "2.0":
+        run.tpm_seconds += _manufacture(plan, env, tpm, run)
+        if plan.tpm.mdm_key_present:
+            run.tpm_seconds += leave_mdm_key(tpm)
+            run.steps.append(ClientStep(step="world.tpm.mdm_key", ok=True, detail="an earlier MDM key"))
+    return tpm
 
 
 def _manufacture(plan: DevicePlan, env: FleetEnvironment, tpm: TPMDevice, run: DeviceRun) -> float:

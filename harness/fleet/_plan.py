@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from faker import Faker
 
-from ..catalog import PHYSICAL_MODELS, PLATFORMS, VENDORS, firmware_version
+from ..catalog import ODM_CA, PHYSICAL_MODELS, PLATFORMS, VENDORS, firmware_version, unlisted_ca_key
 from ..client import ClientBehaviour, Inventory
 from ..scenario import Expectation, ResolvedGroup, Scenario
 
@@ -26,7 +26,17 @@ class TPMPlan:
     firmware: str  # id:XXXXXXXX
     ek_algorithm: str
     one_rdn: bool
-    issuer: str | None  # the vendor key of the harness CA that signs the EK certificate
+    issuer: str | None  # the key of the harness CA that signs the EK certificate
+    state: str = "ready"  # what happened to the TPM after the Entra join (TPMSettings.state)
+    mdm_key_present: bool = False  # an earlier enrollment left the MDM key in the TPM
+
+
+@dataclass(frozen=True)
+class NetworkPlan:
+    aik_ca: str = "reachable"  # reachable, refused, reset
+    enrollment: str = "delivered"  # delivered, reset, dropped, corrupted, replayed
+    nonce_from: str = "primary"  # primary, lagging-replica
+    identity: str = "tenant"  # tenant, foreign-tenant, lagging-replica
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,7 @@ class DevicePlan:
     inventory: Inventory
     behaviour: ClientBehaviour
     tpm: TPMPlan
+    network: NetworkPlan = NetworkPlan()
 
 
 def _seed(*parts: object) -> int:
@@ -86,8 +97,9 @@ def plan_group(scenario: Scenario, group: ResolvedGroup) -> list[DevicePlan]:
                 index=index,
                 emm_device_id=_device_id(scenario.seed, scenario.name, group.name, index),
                 inventory=inventory,
-                behaviour=ClientBehaviour(),
+                behaviour=_behaviour(group),
                 tpm=_tpm_plan(group, default_vendor),
+                network=_network_plan(group),
             )
         )
     return plans
@@ -104,8 +116,13 @@ def _tpm_plan(group: ResolvedGroup, default_vendor: str) -> TPMPlan:
             vendor.firmware,
             vendor.key,
         )
-    else:  # a raw TCG id: no harness CA is this vendor's
-        manufacturer_id, model, firmware, issuer = "id:" + chosen[3:].upper(), "unknown", "1.0", None
+    else:  # a raw TCG id: a contract manufacturer's CA signs its EK certificate
+        manufacturer_id, model, firmware, issuer = "id:" + chosen[3:].upper(), "unknown", "1.0", ODM_CA[0]
+    signer: str | None = {
+        "vendor-ca": issuer,
+        "unlisted-ca": unlisted_ca_key(issuer),
+        "none": None,
+    }[settings.ek_certificate]
     return TPMPlan(
         family=settings.family,
         manufacturer_id=manufacturer_id,
@@ -113,7 +130,30 @@ def _tpm_plan(group: ResolvedGroup, default_vendor: str) -> TPMPlan:
         firmware=firmware_version(settings.firmware or firmware),
         ek_algorithm=settings.ek,
         one_rdn=settings.san_layout == "one-rdn",
-        issuer=issuer,
+        issuer=signer,
+        state=settings.state,
+        mdm_key_present=settings.mdm_key == "present",
+    )
+
+
+def _behaviour(group: ResolvedGroup) -> ClientBehaviour:
+    return ClientBehaviour(
+        sends_aik_items=group.client.aik_support,
+        entra_key_in_tpm=group.entra.join == "tpm",
+        entra_joined=group.entra.join != "none",
+        token_for_previous_device=group.entra.token == "previous-device",
+        powers_off_after_nonce=group.client.power_off_after == "nonce",
+        diagnostic_log_bytes=group.client.diagnostic_log_kib * 1024,
+    )
+
+
+def _network_plan(group: ResolvedGroup) -> NetworkPlan:
+    identity = {"foreign-tenant": "foreign-tenant", "lagging-replica": "lagging-replica"}
+    return NetworkPlan(
+        aik_ca=group.network.aik_ca,
+        enrollment=group.network.enrollment,
+        nonce_from=group.network.nonce_from,
+        identity=identity.get(group.entra.token, "tenant"),
     )
 
 

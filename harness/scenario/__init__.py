@@ -3,10 +3,13 @@
 from ._loader import load_scenario, parse_scenario
 from ._model import (
     VIRTUAL_PLATFORMS,
+    ClientSettings,
+    EntraSettings,
     Expectation,
     Group,
     GroupSettings,
     Hardware,
+    NetworkSettings,
     Platform,
     ResolvedGroup,
     Scenario,
@@ -16,10 +19,13 @@ from ._model import (
 
 __all__ = [
     "VIRTUAL_PLATFORMS",
+    "ClientSettings",
+    "EntraSettings",
     "Expectation",
     "Group",
     "GroupSettings",
     "Hardware",
+    "NetworkSettings",
     "Platform",
     "ResolvedGroup",
     "Scenario",

@@ -65,6 +65,83 @@ class TPMSettings(_Strict):
         return value
 
     san_layout: Literal["one-rdn", "rdn-per-attribute"] = "one-rdn"
+    ek_certificate: Literal["vendor-ca", "unlisted-ca", "none"] = Field(
+        default="vendor-ca",
+        description="who signed the EK certificate in NV: the vendor's CA (trusted by the AIK CA), "
+        "a CA of the same vendor that the AIK CA has not imported, or nobody (no certificate)",
+    )
+    state: Literal[
+        "ready",
+        "lockout",
+        "owner-auth-unknown",
+        "endorsement-disabled",
+        "storage-disabled",
+        "not-started",
+    ] = Field(
+        default="ready",
+        description="what happened to the TPM after the device joined Entra: a dictionary-attack "
+        "lockout from failed PIN attempts, owner authorization changed by someone else, a hierarchy "
+        "disabled by the platform, or a reset after which firmware never sent TPM2_Startup",
+    )
+    mdm_key: Literal["absent", "present"] = Field(
+        default="absent",
+        description="'present': an earlier enrollment left the MDM key persisted in the TPM",
+    )
+
+
+class ClientSettings(_Strict):
+    """The Windows client build and what happens to it during enrollment."""
+
+    aik_support: bool = Field(
+        default=True, description="false: an older build that creates no AIK and sends no AIK items"
+    )
+    power_off_after: Literal["nonce"] | None = Field(
+        default=None,
+        description="'nonce': the device powers off after fetching the enrollment nonce",
+    )
+    diagnostic_log_kib: Annotated[int, Field(ge=0, le=4096, strict=True)] = Field(
+        default=0, description="a client build that attaches a diagnostic log of this size to the request"
+    )
+
+
+class EntraSettings(_Strict):
+    """How the device joined Entra and where its token comes from."""
+
+    join: Literal["tpm", "software", "offline-domain-join", "none"] = Field(
+        default="tpm",
+        description="device key in the TPM, in software, in software after an offline domain join, "
+        "or not joined at all (the token is a user token)",
+    )
+    token: Literal["own-device", "previous-device", "foreign-tenant", "lagging-replica"] = Field(
+        default="own-device",
+        description="whose token the client presents: its own device's; one cached for the device "
+        "object of an earlier join; one from another tenant's identity provider; or one from an "
+        "identity-provider replica whose clock is two hours behind",
+    )
+
+    @model_validator(mode="after")
+    def _token_needs_join(self) -> EntraSettings:
+        if self.join == "none" and self.token == "previous-device":
+            raise ValueError("a device that never joined has no earlier device object")
+        return self
+
+
+class NetworkSettings(_Strict):
+    """The path between the device and the services."""
+
+    aik_ca: Literal["reachable", "refused", "reset"] = Field(
+        default="reachable", description="the AIK CA refuses connections or resets them"
+    )
+    enrollment: Literal["delivered", "reset", "dropped", "corrupted", "replayed"] = Field(
+        default="delivered",
+        description="what the network does to the first enrollment request: resets the connection, "
+        "closes it without an answer, damages the body, or delivers it and then a replayed copy",
+    )
+    nonce_from: Literal["primary", "lagging-replica"] = Field(
+        default="primary",
+        description="'lagging-replica': a load balancer sends the nonce request to a replica whose "
+        "clock is two hours behind",
+    )
 
 
 class Expectation(_Strict):
@@ -90,6 +167,9 @@ class GroupSettings(_Strict):
     ownership: Literal["corporate", "personal"] | None = None
     hardware: Hardware | None = None
     tpm: TPMSettings | None = None
+    client: ClientSettings | None = None
+    entra: EntraSettings | None = None
+    network: NetworkSettings | None = None
     upn_domain: str | None = None
 
     @field_validator("os_build")
@@ -126,9 +206,31 @@ class ResolvedGroup(_Strict):
     ownership: Literal["corporate", "personal"]
     hardware: Hardware
     tpm: TPMSettings
+    client: ClientSettings = ClientSettings()
+    entra: EntraSettings = EntraSettings()
+    network: NetworkSettings = NetworkSettings()
     upn_domain: str
     expect: Expectation
     line: int | None = None
+
+    @model_validator(mode="after")
+    def _world_is_possible(self) -> ResolvedGroup:
+        tpm = self.tpm
+        if tpm.family != "2.0":
+            changed = [
+                name
+                for name, value, default in (
+                    ("state", tpm.state, "ready"),
+                    ("ek_certificate", tpm.ek_certificate, "vendor-ca"),
+                    ("mdm_key", tpm.mdm_key, "absent"),
+                )
+                if value != default
+            ]
+            if changed:
+                raise ValueError(
+                    f"tpm.{changed[0]} needs a TPM 2.0 (this group's tpm.family is {tpm.family})"
+                )
+        return self
 
     @property
     def virtual(self) -> bool:

@@ -1,9 +1,11 @@
 """The identity provider (the Entra role): device registration and tokens.
 
 A device registers its device key and proves possession when it asks for a
-token by signing an assertion with that key. The token it gets carries its
-device ID in the 'deviceid' claim. A user who asks without a device assertion
-gets a user token with no device identity, as on a device that never joined.
+token by signing an assertion with that key over a nonce the identity
+provider issued (Entra's server challenge), so freshness is judged by the
+provider's clock, not the device's. The token it gets carries its device ID in
+the 'deviceid' claim. A user who asks without a device assertion gets a user
+token with no device identity, as on a device that never joined.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from jwt.algorithms import RSAAlgorithm
 
 from ..hresult import HResult
 from ..protocol import (
+    AssertionNonceResponse,
     DeviceRegistrationRequest,
     DeviceRegistrationResponse,
     TokenRequest,
@@ -31,6 +34,8 @@ from ._deps import context
 
 router = APIRouter(prefix="/entra", tags=["Identity provider"])
 ASSERTION_MAX_AGE = dt.timedelta(minutes=10)
+_NONCE_PURPOSE = "device-assertion"
+_LATEST_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z
 
 
 def _refuse(reason: str) -> ServiceFailure:
@@ -50,6 +55,20 @@ def register(
     device_id = str(uuid.uuid4())
     ctx.store.register_entra_device(device_id, request.display_name, request.key_spki, ctx.clock.now())
     return DeviceRegistrationResponse(deviceId=device_id)
+
+
+@router.post("/nonce", response_model=AssertionNonceResponse, response_model_by_alias=True)
+def assertion_nonce(ctx: ServerContext = Depends(context)) -> AssertionNonceResponse:
+    """A nonce for the device's next assertion: signed by this provider, valid for ten minutes."""
+    now = ctx.clock.now()
+    claims = {
+        "purpose": _NONCE_PURPOSE,
+        "iat": int(now.timestamp()),
+        "exp": int((now + ASSERTION_MAX_AGE).timestamp()),
+        "jti": str(uuid.uuid4()),
+    }
+    signed = jwt.encode(claims, ctx.idp_key.key, algorithm="RS256", headers={"kid": ctx.idp_key.kid})
+    return AssertionNonceResponse(nonce=signed)
 
 
 @router.post("/token", response_model=TokenResponse, response_model_by_alias=True)
@@ -94,9 +113,30 @@ def _verify_assertion(assertion: str, ctx: ServerContext, now: dt.datetime) -> s
     issued_at = verified["iat"]
     if not isinstance(issued_at, int | float) or isinstance(issued_at, bool):
         raise _refuse("assertion 'iat' is not a number")
-    if abs(now.timestamp() - float(issued_at)) > ASSERTION_MAX_AGE.total_seconds():
-        raise _refuse("assertion is too old or from the future")
+    if not 0 <= issued_at <= _LATEST_TIME:
+        raise _refuse("assertion 'iat' is not a time")
+    # Freshness comes from the provider's nonce: the device's own clock may be wrong.
+    _check_request_nonce(verified.get("request_nonce"), ctx, now)
     return device_id
+
+
+def _check_request_nonce(nonce: object, ctx: ServerContext, now: dt.datetime) -> None:
+    if not isinstance(nonce, str) or not nonce:
+        raise _refuse("assertion has no request_nonce from this identity provider")
+    try:
+        claims = jwt.decode(
+            nonce,
+            ctx.idp_key.key.public_key(),
+            algorithms=["RS256"],
+            options={"verify_exp": False, "require": ["exp", "purpose"]},
+        )
+    except jwt.PyJWTError as exc:
+        raise _refuse(f"request_nonce was not issued by this identity provider: {exc}") from exc
+    expires = claims["exp"]
+    if claims["purpose"] != _NONCE_PURPOSE or not isinstance(expires, int) or isinstance(expires, bool):
+        raise _refuse("request_nonce is not an assertion nonce")
+    if expires < now.timestamp():
+        raise _refuse("request_nonce has expired")
 
 
 @router.get("/keys", tags=["Identity provider"])

@@ -7,6 +7,14 @@ import os
 os.environ.setdefault("TSS2_LOG", "all+NONE")
 
 from ._backend import TPMBackend, TPMDevice, TPMFamily, TPMRequest
+from ._conditions import (
+    Hierarchy,
+    change_owner_auth,
+    disable_hierarchy,
+    leave_unstarted,
+    lock_out,
+    reset_lockout,
+)
 from ._device import DeviceBackend, ExternalTPM, parse_tcti
 from ._esapi import TimedESAPI
 from ._manufacture import EKAlgorithm, Manufactured, create_ek, manufacture
@@ -16,6 +24,7 @@ __all__ = [
     "DeviceBackend",
     "EKAlgorithm",
     "ExternalTPM",
+    "Hierarchy",
     "Manufactured",
     "SwtpmBackend",
     "SwtpmProcess",
@@ -24,9 +33,14 @@ __all__ = [
     "TPMFamily",
     "TPMRequest",
     "TimedESAPI",
+    "change_owner_auth",
     "close_all",
     "create_ek",
+    "disable_hierarchy",
+    "leave_unstarted",
     "live_pids",
+    "lock_out",
     "manufacture",
     "parse_tcti",
+    "reset_lockout",
 ]

@@ -113,6 +113,11 @@ class SwtpmProcess:
         return ("swtpm", f"path={self._socket}")
 
     @property
+    def control_path(self) -> Path:
+        """swtpm's control channel: the platform's view of the TPM (power, reset, locality)."""
+        return Path(f"{self._socket}.ctrl")
+
+    @property
     def family(self) -> TPMFamily:
         return self._family
 

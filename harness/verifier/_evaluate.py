@@ -19,9 +19,13 @@ Decision order, first match wins (each step lists its detail):
 5. The client's own failure (AttestationStatusHResult), mapped from what it
    met: no or 1.2 TPM -> "TPM isn't available"; lockout, unknown owner auth,
    disabled hierarchy, TPM not started -> "TPM isn't ready"; the AIK CA's
-   refusal of the EK -> "TPM isn't trusted"; the AIK CA unreachable ->
-   "AIK certificate wasn't provided"; MDM key exists -> "MDM key is already in
-   TPM"; the Entra key not in the TPM -> "Entra key can't be attested".
+   refusal of the EK -> "TPM isn't trusted"; MDM key exists -> "MDM key is
+   already in TPM"; the Entra key not in the TPM -> "Entra key can't be
+   attested". A network error depends on where the client met it: with an
+   AIKPub and no AIKCert it was the AIK CA -> "AIK certificate wasn't
+   provided"; otherwise its request to the MDM service did not get through ->
+   "Client request is rejected", as is any refusal the client reports from a
+   service (an HRESULT of no TPM or network condition).
 6. Parameters: neither AIKCert nor AIKPub -> "Client didn't provide all
    required parameters"; AIKPub without AIKCert -> "AIK certificate wasn't
    provided".
@@ -86,12 +90,12 @@ _CLIENT_ERRORS: dict[int, StatusDetail] = {
     HResult.TPM_E_HIERARCHY: StatusDetail.TPM_NOT_READY,
     HResult.TPM_E_INITIALIZE: StatusDetail.TPM_NOT_READY,
     HResult.CERTSRV_E_INVALID_EK: StatusDetail.TPM_NOT_TRUSTED,
-    HResult.WINHTTP_CANNOT_CONNECT: StatusDetail.AIK_CERT_NOT_PROVIDED,
-    HResult.WINHTTP_CONNECTION_ERROR: StatusDetail.AIK_CERT_NOT_PROVIDED,
-    HResult.WINHTTP_TIMEOUT: StatusDetail.AIK_CERT_NOT_PROVIDED,
     HResult.NTE_EXISTS: StatusDetail.MDM_KEY_ALREADY_IN_TPM,
     HResult.NTE_NOT_SUPPORTED: StatusDetail.ENTRA_KEY_NOT_ATTESTED,
 }
+_NETWORK_ERRORS = frozenset(
+    {HResult.WINHTTP_CANNOT_CONNECT, HResult.WINHTTP_CONNECTION_ERROR, HResult.WINHTTP_TIMEOUT}
+)
 
 
 @dataclass(frozen=True)
@@ -251,7 +255,7 @@ def evaluate(
         evidence.client_hresult is not None and evidence.client_hresult != HResult.S_OK
     ):
         code = evidence.client_hresult if evidence.client_hresult is not None else HResult.E_FAIL
-        detail = _CLIENT_ERRORS.get(code, StatusDetail.CLIENT_REQUEST_REJECTED)
+        detail = _client_error_detail(code, evidence)
         check = fail("client.status", f"client reported {describe(code)}")
         checks.append(check)
         return _not_attested(detail, checks, _reason(check), token_claims=claims)
@@ -323,6 +327,14 @@ def evaluate(
         return _not_attested(StatusDetail.TOKEN_DEVICE_MISMATCH, checks, _reason(match), token_claims=claims)
 
     return Verdict(AttestationStatus.ATTESTED, StatusDetail.NONE, checks, "every check passed", claims)
+
+
+def _client_error_detail(code: int, evidence: Evidence) -> StatusDetail:
+    if code in _NETWORK_ERRORS:
+        if evidence.aik_pub is not None and evidence.aik_cert is None:
+            return StatusDetail.AIK_CERT_NOT_PROVIDED
+        return StatusDetail.CLIENT_REQUEST_REJECTED
+    return _CLIENT_ERRORS.get(code, StatusDetail.CLIENT_REQUEST_REJECTED)
 
 
 def _check_platform(evidence: Evidence, policy: Policy) -> list[Check]:

@@ -1,0 +1,6 @@
+"""Network conditions between a device and the services: real sockets on loopback."""
+
+from ._endpoints import RefusingEndpoint, ResettingEndpoint
+from ._link import Fault, Link, Route, Rule
+
+__all__ = ["Fault", "Link", "RefusingEndpoint", "ResettingEndpoint", "Route", "Rule"]
