@@ -419,7 +419,9 @@ def _gather(config: pytest.Config, report: pytest.TestReport) -> None:
     from .results import DeviceResult
 
     order = getattr(report, _ORDER_ATTR, None) or ["", 0, 0]
-    _state(config).results.append(((str(order[0]), int(order[1]), int(order[2])), DeviceResult(**data)))
+    _state(config).results.append(
+        ((str(order[0]), int(order[1]), int(order[2])), DeviceResult.model_validate(data))
+    )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
