@@ -47,6 +47,18 @@ class Evidence(BaseModel):
     decision: str = ""  # the cause the server found: failing check or client error
 
 
+class Checkpoint(BaseModel):
+    """One expectation checked during a scenario's steps (a status, or an action's answer)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step: str  # "enrollment", "step 4: expect", ...
+    expected: str
+    actual: str
+    matched: bool
+    reason: str = ""  # the server's decision or the action's answer
+
+
 class DeviceResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -62,6 +74,7 @@ class DeviceResult(BaseModel):
     evidence: Evidence = Field(default_factory=Evidence)
     tpm_seconds: float = 0.0  # time spent inside TPM commands
     seconds: float = 0.0  # wall time of this device's flow
+    checkpoints: list[Checkpoint] = Field(default_factory=list)  # scenarios with steps only
 
 
 class Summary(BaseModel):

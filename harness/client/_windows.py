@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -51,7 +51,7 @@ from ..tcg import TPMIdentity, parse_tpm_san, vendor_id_from_int
 from ..tpm import TimedESAPI, TPMDevice
 from ..windows import MDM_KEY_HANDLE, supports_enrollment_attestation
 from . import _templates
-from ._config import ClientConfig
+from ._config import ClientConfig, Endpoints
 
 _TSS_LAYER_MASK = 0xFFFF0000
 _PT_FIRMWARE_VERSION_1 = 0x100 + 11  # TPM_PT_FIXED + 11; tpm2-pytss has no name for it
@@ -127,6 +127,7 @@ class WindowsClient:
         self._reported_identity: TPMIdentity | None = None
         self._tpm_version: str | None = None
         self._mdm_key_existed = False
+        self._transients: list[Any] = []  # loaded objects to flush when the session ends
 
     def __enter__(self) -> WindowsClient:
         return self
@@ -223,6 +224,24 @@ class WindowsClient:
             self._close_tpm()
         return self.report
 
+    def check_in(self) -> list[str]:
+        """The device's periodic MDM check-in; it carries out the commands it receives."""
+        with self._step("mdm.checkin") as note:
+            response = self._http.post(
+                f"{self._config.endpoints.mdm}/enrollment/checkin",
+                json={"emmDeviceId": self.report.emm_device_id},
+            )
+            _raise_for_service(response)
+            commands = [str(c.get("type", "")) for c in response.json().get("commands", [])]
+            note["detail"] = f"commands: {', '.join(commands) or 'none'}"
+        if "Attest" in commands:
+            self.enroll()
+        return commands
+
+    def use_endpoints(self, endpoints: Endpoints) -> None:
+        """The network changed under the device (a service came back or went away)."""
+        self._config = replace(self._config, endpoints=endpoints)
+
     def _fail_attestation(self, hresult: int) -> None:
         self.report.hresult = hresult
         self._items["AttestationStatus"] = "Failure"
@@ -244,11 +263,12 @@ class WindowsClient:
 
     def _close_tpm(self) -> None:
         if self._esapi is not None:
-            if self._srk_handle is not None:
-                # No resource manager stands between the client and the TPM: objects left
-                # loaded would fill its few transient slots for the next session.
+            # No resource manager stands between the client and the TPM: objects left
+            # loaded would fill its few transient slots for the next session.
+            for handle in self._transients:
                 with contextlib.suppress(TSS2_Exception):
-                    self._esapi.flush_context(self._srk_handle)
+                    self._esapi.flush_context(handle)
+            self._transients.clear()
             self.report.tpm_seconds += self._esapi.seconds
             self.report.tpm_commands += self._esapi.commands
             self._esapi.close()
@@ -331,6 +351,7 @@ class WindowsClient:
         with self._step("aik.create") as note:
             aik_private, aik_public, *_ = tpm.create(srk, TPM2B_SENSITIVE_CREATE(), _templates.aik())
             aik = tpm.load(srk, aik_private, aik_public)
+            self._transients.append(aik)
             aik_pub = bytes(aik_public.marshal())
             note["detail"] = f"restricted signing key, name {bytes(aik_public.get_name()).hex()[:16]}…"
         self._items["AIKPub"] = b64(aik_pub)
@@ -369,6 +390,7 @@ class WindowsClient:
             if certificate:
                 break
         handle, public, *_ = tpm.create_primary(TPM2B_SENSITIVE_CREATE(), template, ESYS_TR.ENDORSEMENT)
+        self._transients.append(handle)
         return certificate, handle, bytes(public.marshal())
 
     def _srk(self) -> Any:
@@ -377,6 +399,7 @@ class WindowsClient:
                 TPM2B_SENSITIVE_CREATE(), _templates.srk(), ESYS_TR.OWNER
             )
             self._srk_handle = handle
+            self._transients.append(handle)
         return self._srk_handle
 
     def _aik_certificate(

@@ -20,9 +20,9 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -64,6 +64,8 @@ class FleetSession:
     admin_token: str
     run_id: str  # labels what the run starts outside this process (containers)
     backend: BackendName = "process"
+    # Bearer tokens of the scenarios' principals by name ('admin' included), for steps.
+    principal_tokens: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, str]:
         """Plain strings, for handing the session to another process (pytest-xdist workers)."""
@@ -156,6 +158,7 @@ def fleet_session(
     *,
     now: dt.datetime | None = None,
     run_id: str | None = None,
+    stepped: Sequence[Scenario] = (),
 ) -> Iterator[FleetSession]:
     """The work directory, the vendor CAs, the reference server and the services the plans need.
 
@@ -173,7 +176,8 @@ def fleet_session(
         stack.callback(remove_leftovers, options.backend, run_id)
         pki_dir = options.pki_dir or workdir / "pki"
         roots = create_vendor_cas(pki_dir, now=now)
-        url, token = stack.enter_context(_server(options, workdir, roots))
+        url, tokens = stack.enter_context(_server(options, workdir, roots, stepped))
+        token = tokens["admin"]
         auxiliary = stack.enter_context(
             auxiliary_services(
                 plans,
@@ -189,26 +193,45 @@ def fleet_session(
             lagging_replica_url=auxiliary.lagging_replica_url,
             foreign_identity_url=auxiliary.foreign_identity_url,
         )
-        yield FleetSession(env=env, admin_url=url, admin_token=token, run_id=run_id, backend=options.backend)
+        yield FleetSession(
+            env=env,
+            admin_url=url,
+            admin_token=token,
+            run_id=run_id,
+            backend=options.backend,
+            principal_tokens=tokens,
+        )
 
 
 @contextmanager
-def _server(options: RunOptions, workdir: Path, roots: list[Any]) -> Iterator[tuple[str, str]]:
+def _server(
+    options: RunOptions, workdir: Path, roots: list[Any], stepped: Sequence[Scenario] = ()
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """The server's URL and bearer tokens by principal name ('admin' has Remote tasks)."""
     if options.server_url:
         if not options.admin_token:
             raise HarnessError("a run against --server needs the server's admin token (--admin-token)")
-        yield options.server_url.rstrip("/"), options.admin_token
+        if stepped:
+            names = ", ".join(s.name for s in stepped)
+            raise HarnessError(
+                f"scenarios with steps ({names}) move the server's clock and add admins: "
+                "run them with the embedded server"
+            )
+        yield options.server_url.rstrip("/"), {"admin": options.admin_token}
         return
-    from ..server import EmbeddedServer, Principal, ServerConfig
+    from ..server import EmbeddedServer, ManualClock, Principal, ServerConfig
 
-    token = secrets.token_urlsafe(24)
-    config = ServerConfig(
-        data_dir=workdir / "server",
-        manufacturer_roots=roots,
-        principals={token: Principal("harness", remote_tasks=True)},
-    )
-    with EmbeddedServer(config) as server:
-        yield server.url, token
+    tokens = {"admin": secrets.token_urlsafe(24)}
+    principals = {tokens["admin"]: Principal("admin", remote_tasks=True)}
+    for scenario in stepped:
+        for spec in scenario.principals:
+            tokens.setdefault(spec.name, secrets.token_urlsafe(24))
+            principals[tokens[spec.name]] = Principal(spec.name, remote_tasks=spec.remote_tasks)
+    config = ServerConfig(data_dir=workdir / "server", manufacturer_roots=roots, principals=principals)
+    # Steps test the one-minute and fifteen-minute rules: time moves only when a step moves it.
+    clock = ManualClock() if stepped else None
+    with EmbeddedServer(config, clock=clock) as server:
+        yield server.url, tokens
 
 
 class AdminReader:
@@ -317,7 +340,10 @@ def run_fleet(
     backend: TPMBackend | None = None,
 ) -> RunResult:
     options = options or RunOptions()
-    plans, expectations = plan_fleet(scenarios)
+    stepped = [s for s in scenarios if s.steps]
+    plans, expectations = plan_fleet([s for s in scenarios if not s.steps])
+    stepped_plans = {s.name: plan_fleet([s]) for s in stepped}
+    every_plan = plans + [p for group, _ in stepped_plans.values() for p in group]
     started_at = dt.datetime.now(dt.UTC)
     wall_start = time.perf_counter()
     run_id = new_run_id()
@@ -329,7 +355,9 @@ def run_fleet(
             # controller creates the CAs and starts the server, instead of after.
             pool = _Pool(options.workers, options.backend, run_id)
         try:
-            session = stack.enter_context(fleet_session(plans, options, now=started_at, run_id=run_id))
+            session = stack.enter_context(
+                fleet_session(every_plan, options, now=started_at, run_id=run_id, stepped=stepped)
+            )
         except BaseException:
             if pool is not None:
                 pool.close()
@@ -342,6 +370,8 @@ def run_fleet(
             results = _run_here(plans, expectations, session, admin, progress, backend)
         else:
             results = pool.run(plans, expectations, session.env, admin, progress)
+        for scenario in stepped:
+            results += _run_steps(scenario, *stepped_plans[scenario.name], session, admin, progress, backend)
     wall = time.perf_counter() - wall_start
     summary = summarise(
         results,
@@ -373,6 +403,38 @@ def _run_here(
                 progress(run)
     finally:
         local.close()
+    return results
+
+
+def _run_steps(
+    scenario: Scenario,
+    plans: list[DevicePlan],
+    expectations: dict[str, Expectation],
+    session: FleetSession,
+    admin: AdminReader,
+    progress: Progress | None,
+    backend: TPMBackend | None,
+) -> list[DeviceResult]:
+    """A scenario with steps runs in this process: its devices stay alive between steps."""
+    from ._steps import StepRunner
+
+    local = backend or open_backend(session.backend, session.run_id)
+    try:
+        runner = StepRunner(
+            scenario,
+            plans,
+            expectations,
+            session.env,
+            admin_url=session.admin_url,
+            tokens=session.principal_tokens,
+            check=lambda plan, expectation, run: check_device(plan, expectation, run, admin),
+        )
+        results = runner.run(local)
+    finally:
+        local.close()
+    if progress:
+        for device in runner.devices.values():
+            progress(device.run)
     return results
 
 

@@ -23,6 +23,7 @@ from ..tpm import (
     disable_hierarchy,
     leave_unstarted,
     lock_out,
+    reset_lockout,
 )
 from ..windows import MDM_KEY_HANDLE
 from ._plan import NetworkPlan, TPMPlan
@@ -120,3 +121,21 @@ def befall(plan: TPMPlan, tpm: TPMDevice) -> tuple[float, ClientStep | None]:
         seconds=round(time.perf_counter() - start, 4),
     )
     return seconds, step
+
+
+def tpm_change(change: str, tpm: TPMDevice) -> tuple[float, ClientStep]:
+    """A later change to the TPM (a scenario step); returns TPM seconds and a step to show."""
+    start = time.perf_counter()
+    with TimedESAPI(tpm.tcti) as esapi:
+        if change == "reset-lockout":
+            reset_lockout(esapi)
+            detail = "lockout cleared with the lockout authorization"
+        elif change == "lockout":
+            attempts = lock_out(esapi)
+            detail = f"dictionary-attack lockout after {attempts} wrong PINs"
+        else:
+            raise HarnessError(f"unknown TPM change {change!r}")
+        seconds = esapi.seconds
+    return seconds, ClientStep(
+        step=f"world.tpm.{change}", ok=True, detail=detail, seconds=round(time.perf_counter() - start, 4)
+    )

@@ -121,16 +121,43 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
                 f"group name '{group.name}' is used twice",
             )
         seen.add(group.name)
+    _check_references(document, source, lines)
     return Scenario(
         name=document.name,
         description=document.description,
         seed=document.seed,
         path=source,
+        principals=document.principals,
+        steps=document.steps,
         groups=[
             _resolve(document.defaults, group, source, lines, index)
             for index, group in enumerate(document.groups)
         ],
     )
+
+
+def _check_references(document: ScenarioFile, source: str, lines: dict[Location, int]) -> None:
+    """Steps name groups and principals that exist."""
+    groups = {g.name for g in document.groups}
+    principals = {"admin"} | {p.name for p in document.principals}
+    for index, step in enumerate(document.steps):
+        kind = step.kind
+        for position, group in enumerate(step.groups()):
+            if group not in groups:
+                location: Location = ("steps", index, kind, "groups", position)
+                if kind in ("world", "expect"):
+                    location = ("steps", index, kind, "group")
+                raise ScenarioError(
+                    source, _line_of(location, lines), _field(location), f"no group named '{group}'"
+                )
+        if step.attest is not None and step.attest.principal not in principals:
+            location = ("steps", index, kind, "as")
+            raise ScenarioError(
+                source,
+                _line_of(location, lines),
+                _field(location),
+                f"no principal named '{step.attest.principal}' (declare it under 'principals')",
+            )
 
 
 def _resolve(

@@ -187,12 +187,96 @@ class Group(GroupSettings):
     expect: Expectation
 
 
+class PrincipalSpec(_Strict):
+    """An admin of the scenario's server; 'admin' (with Remote tasks) always exists."""
+
+    name: Name
+    remote_tasks: bool = False
+
+
+class WorldChange(_Strict):
+    """Heal or break part of a group's world after its first enrollment."""
+
+    group: Name
+    aik_ca: Literal["reachable", "refused", "reset"] | None = None
+    tpm: Literal["reset-lockout", "lockout"] | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> WorldChange:
+        if self.aik_ca is None and self.tpm is None:
+            raise ValueError("a world step changes aik_ca or tpm")
+        return self
+
+
+class AttestAction(_Strict):
+    """The Attest device action on every device of some groups, as one admin."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    groups: Annotated[list[Name], Field(min_length=1)]
+    principal: Name = Field(default="admin", alias="as")
+    expect_response: Literal[202, 400, 403, 404, 429] = 202
+
+
+class GroupList(_Strict):
+    groups: Annotated[list[Name], Field(min_length=1)]
+
+
+class ClockAdvance(_Strict):
+    seconds: Annotated[float, Field(gt=0, le=10 * 365 * 86_400)]
+
+
+class GroupExpectation(Expectation):
+    """What every device of a group should show in the report at this point."""
+
+    group: Name
+
+
+STEP_KINDS = ("world", "attest", "check_in", "advance_clock", "expect")
+
+
+class Step(_Strict):
+    """One step after the first enrollment; exactly one of its keys is set."""
+
+    world: WorldChange | None = None
+    attest: AttestAction | None = None
+    check_in: GroupList | None = None
+    advance_clock: ClockAdvance | None = None
+    expect: GroupExpectation | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Step:
+        given = [kind for kind in STEP_KINDS if getattr(self, kind) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a step has exactly one of {', '.join(STEP_KINDS)} (got {len(given)})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(kind for kind in STEP_KINDS if getattr(self, kind) is not None)
+
+    def groups(self) -> list[str]:
+        if self.world is not None:
+            return [self.world.group]
+        if self.attest is not None:
+            return list(self.attest.groups)
+        if self.check_in is not None:
+            return list(self.check_in.groups)
+        if self.expect is not None:
+            return [self.expect.group]
+        return []
+
+
 class ScenarioFile(_Strict):
     name: Name
     description: str = ""
     seed: int = 0
     defaults: GroupSettings = GroupSettings()
     groups: Annotated[list[Group], Field(min_length=1)]
+    principals: list[PrincipalSpec] = Field(
+        default_factory=list, description="admins besides 'admin', for attest steps"
+    )
+    steps: list[Step] = Field(default_factory=list, description="what happens after the first enrollment")
 
 
 class ResolvedGroup(_Strict):
@@ -243,6 +327,8 @@ class Scenario(_Strict):
     seed: int
     path: str
     groups: list[ResolvedGroup]
+    principals: list[PrincipalSpec] = []
+    steps: list[Step] = []
 
     @property
     def device_count(self) -> int:

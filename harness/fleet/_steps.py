@@ -1,0 +1,164 @@
+"""Scenario steps: what happens to a fleet after its first enrollment.
+
+The devices of a scenario with steps stay alive (TPM, network path, client)
+in the controller while the steps run in order: the world changes, admins
+trigger the Attest device action, devices check in, the clock moves, and the
+report is read against an expectation. Each expectation becomes a checkpoint
+of every device it concerns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import replace
+from functools import partial
+
+import httpx
+
+from ..errors import ServerError
+from ..results import Checkpoint, DeviceResult, Outcome
+from ..scenario import Expectation, Scenario, Step
+from ..tpm import TPMBackend
+from ._device import DeviceRun, FleetEnvironment, LiveDevice
+from ._plan import DevicePlan
+
+CheckDevice = Callable[[DevicePlan, Expectation, DeviceRun], DeviceResult]
+
+
+class StepRunner:
+    """Runs one scenario's devices and steps; `tokens` maps principal names to bearer tokens."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        plans: list[DevicePlan],
+        expectations: dict[str, Expectation],
+        env: FleetEnvironment,
+        *,
+        admin_url: str,
+        tokens: dict[str, str],
+        check: CheckDevice,
+    ) -> None:
+        self.scenario = scenario
+        self.plans = plans
+        self.expectations = dict(expectations)
+        self.env = env
+        self.admin_url = admin_url
+        self.tokens = tokens
+        self.check = check
+        self.devices: dict[str, LiveDevice] = {}
+        self.checkpoints: dict[str, list[Checkpoint]] = {p.key: [] for p in plans}
+
+    def run(self, backend: TPMBackend) -> list[DeviceResult]:
+        with ExitStack() as stack, httpx.Client(base_url=self.admin_url, timeout=30) as http:
+            self._http = http
+            for plan in self.plans:
+                device = stack.enter_context(LiveDevice(plan, self.env, backend))
+                self.devices[plan.key] = device
+                device.guard(device.first_enrollment)
+            self._expect_all("enrollment")
+            for index, step in enumerate(self.scenario.steps, start=1):
+                self._step(index, step)
+            return [self._result(plan) for plan in self.plans]
+
+    def _group(self, name: str) -> list[LiveDevice]:
+        return [self.devices[p.key] for p in self.plans if p.group == name]
+
+    def _step(self, index: int, step: Step) -> None:
+        label = f"step {index}: {step.kind}"
+        if step.world is not None:
+            change = step.world
+            for device in self._group(change.group):
+                if change.aik_ca is not None:
+                    network = replace(device.network, aik_ca=change.aik_ca)
+                    device.guard(partial(device.change_network, network))
+                if change.tpm is not None:
+                    device.guard(partial(device.change_tpm, change.tpm))
+        elif step.check_in is not None:
+            for group in step.check_in.groups:
+                for device in self._group(group):
+                    if device.client is not None:
+                        device.client.check_in()
+        elif step.advance_clock is not None:
+            self._admin("POST", "/admin/clock/advance", "admin", {"seconds": step.advance_clock.seconds})
+        elif step.attest is not None:
+            self._attest(label, step)
+        elif step.expect is not None:
+            expected = Expectation(status=step.expect.status, detail=step.expect.detail)
+            for device in self._group(step.expect.group):
+                self.expectations[device.plan.key] = expected
+                self._expect(device, label)
+
+    def _attest(self, label: str, step: Step) -> None:
+        action = step.attest
+        assert action is not None
+        targets = [d for group in action.groups for d in self._group(group)]
+        response = self._admin(
+            "POST",
+            "/admin/devices/attest",
+            action.principal,
+            {"deviceIds": [d.plan.emm_device_id for d in targets]},
+        )
+        try:
+            reason = str(response.json().get("reason", "")) if not response.is_success else "accepted"
+        except ValueError:
+            reason = response.text[:200]
+        retry = response.headers.get("Retry-After")
+        if retry:
+            reason += f" (Retry-After: {retry})"
+        for device in targets:
+            self.checkpoints[device.plan.key].append(
+                Checkpoint(
+                    step=f"{label} as {action.principal}",
+                    expected=f"HTTP {action.expect_response}",
+                    actual=f"HTTP {response.status_code}",
+                    matched=response.status_code == action.expect_response,
+                    reason=reason,
+                )
+            )
+
+    def _admin(self, method: str, path: str, principal: str, body: object) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.tokens[principal]}"}
+        try:
+            response = self._http.request(method, path, json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise ServerError(f"{method} {path}: {exc}") from exc
+        if path == "/admin/clock/advance" and not response.is_success:
+            raise ServerError(
+                f"the server's clock cannot be advanced: HTTP {response.status_code} {response.text}"
+            )
+        return response
+
+    def _expect_all(self, label: str) -> None:
+        for device in self.devices.values():
+            self._expect(device, label)
+
+    def _expect(self, device: LiveDevice, label: str) -> None:
+        expectation = self.expectations[device.plan.key]
+        result = self.check(device.plan, expectation, device.finish())
+        actual = result.actual
+        self.checkpoints[device.plan.key].append(
+            Checkpoint(
+                step=label,
+                expected=_outcome(result.expected),
+                actual=_outcome(actual) if actual else "no record",
+                matched=result.matched,
+                reason=result.evidence.decision or result.error,
+            )
+        )
+
+    def _result(self, plan: DevicePlan) -> DeviceResult:
+        device = self.devices[plan.key]
+        result = self.check(plan, self.expectations[plan.key], device.finish())
+        checkpoints = self.checkpoints[plan.key]
+        return result.model_copy(
+            update={
+                "checkpoints": checkpoints,
+                "matched": all(c.matched for c in checkpoints) and not result.error,
+            }
+        )
+
+
+def _outcome(outcome: Outcome) -> str:
+    return f"{outcome.status} / {outcome.detail}" if outcome.detail else str(outcome.status)
