@@ -595,3 +595,108 @@ def test_two_seeds_get_different_devices() -> None:
     assert [r[0] for r in one] == [r[0] for r in two]  # same keys ...
     for column in (1, 2, 3, 4):  # ... but different names, UPNs, serials and ids
         assert {r[column] for r in one}.isdisjoint({r[column] for r in two}), column
+
+
+# --- world settings and steps ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "message"),
+    [
+        ("tpm: {family: '1.2', state: lockout}", "groups[1]", "tpm.state needs a TPM 2.0"),
+        ("tpm: {family: none, mdm_key: present}", "groups[1]", "tpm.mdm_key needs a TPM 2.0"),
+        ("tpm: {state: sleepy}", "groups[1].tpm.state", "must be one of 'ready', 'lockout'"),
+        ("network: {aik_ca: down}", "groups[1].network.aik_ca", "must be one of 'reachable'"),
+        ("entra: {join: none, token: previous-device}", "groups[1].entra", "never joined"),
+        ("client: {diagnostic_log_kib: -1}", "groups[1].client.diagnostic_log_kib", "greater than"),
+    ],
+)
+def test_impossible_worlds_are_refused_at_their_line(extra: str, field: str, message: str) -> None:
+    text = TWO_GROUPS.format(extra=extra)
+    error = scenario_error(text)
+    assert error.field == field, str(error)
+    assert message in error.message
+    assert error.line in (line_of(text, "- name: desktops"), line_of(text, extra.split(":")[0] + ":"))
+
+
+def test_world_settings_reach_the_device_plan() -> None:
+    text = TWO_GROUPS.format(
+        extra="tpm: {vendor: nuvoton, ek_certificate: unlisted-ca, state: lockout, mdm_key: present}\n"
+        "    network: {aik_ca: reset, enrollment: replayed, nonce_from: lagging-replica}\n"
+        "    entra: {join: software, token: foreign-tenant}\n"
+        "    client: {aik_support: false, power_off_after: nonce, diagnostic_log_kib: 2}"
+    )
+    plans, _ = plan_fleet([parse_scenario(text, SOURCE)])
+    plan = next(p for p in plans if p.group == "desktops")
+    assert plan.tpm.issuer == "nuvoton-unlisted"
+    assert (plan.tpm.state, plan.tpm.mdm_key_present) == ("lockout", True)
+    assert (plan.network.aik_ca, plan.network.enrollment) == ("reset", "replayed")
+    assert (plan.network.nonce_from, plan.network.identity) == ("lagging-replica", "foreign-tenant")
+    behaviour = plan.behaviour
+    assert not behaviour.entra_key_in_tpm and behaviour.entra_joined
+    assert not behaviour.sends_aik_items and behaviour.powers_off_after_nonce
+    assert behaviour.diagnostic_log_bytes == 2048
+    # Nothing of the expectation travels with the plan.
+    assert "expect" not in repr(plan).lower()
+
+
+def test_no_ek_certificate_means_no_issuer_and_raw_vendor_ids_get_the_odm_ca() -> None:
+    text = TWO_GROUPS.format(extra="tpm: {ek_certificate: none}")
+    text = text.replace("    count: 2\n", "    count: 2\n    tpm: {vendor: 'id:5A5A5A00'}\n")
+    plans, _ = plan_fleet([parse_scenario(text, SOURCE)])
+    by_group = {p.group: p for p in plans}
+    assert by_group["desktops"].tpm.issuer is None
+    assert by_group["laptops"].tpm.issuer == "odm"
+    assert by_group["laptops"].tpm.manufacturer_id == "id:5A5A5A00"
+
+
+STEPS = (
+    TWO_GROUPS.format(extra="count: 1")
+    + """\
+principals:
+  - name: helpdesk
+steps:
+  - attest: {groups: [laptops], as: helpdesk, expect_response: 403}
+  - advance_clock: {seconds: 61}
+  - check_in: {groups: [laptops, desktops]}
+  - world: {group: desktops, aik_ca: reachable}
+  - expect: {group: laptops, status: Attested}
+"""
+)
+
+
+def test_steps_parse_in_order() -> None:
+    scenario = parse_scenario(STEPS, SOURCE)
+    assert [s.kind for s in scenario.steps] == ["attest", "advance_clock", "check_in", "world", "expect"]
+    assert scenario.steps[0].attest is not None and scenario.steps[0].attest.principal == "helpdesk"
+    assert [p.name for p in scenario.principals] == ["helpdesk"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "message"),
+    [
+        (
+            "groups: [laptops, desktops]",
+            "groups: [laptops, servers]",
+            "steps[2].check_in.groups[1]",
+            "servers",
+        ),
+        ("{group: laptops, status", "{group: phones, status", "steps[4].expect.group", "phones"),
+        ("as: helpdesk", "as: intern", "steps[0].attest.as", "intern"),
+        ("advance_clock: {seconds: 61}", "advance_clock: {seconds: 0}", "steps[1].advance_clock.seconds", ""),
+        (
+            "- advance_clock: {seconds: 61}",
+            "- {advance_clock: {seconds: 5}, check_in: {groups: [laptops]}}",
+            "steps[1]",
+            "exactly one",
+        ),
+        ("{group: desktops, aik_ca: reachable}", "{group: desktops}", "steps[3].world", "changes"),
+    ],
+)
+def test_step_errors_point_at_the_step(old: str, new: str, field: str, message: str) -> None:
+    text = STEPS.replace(old, new)
+    assert text != STEPS
+    error = scenario_error(text)
+    assert error.field == field, str(error)
+    assert message in error.message
+    assert error.line == line_of(text, new)

@@ -776,6 +776,11 @@ class TestDecisionOrder:
         )
         assert_refused(judge(recorded, evidence), StatusDetail.TPM_NOT_READY, "client.status")
 
+    def test_existing_mdm_key_beats_the_missing_aik_certificate(self, recorded: RecordedEnrollment) -> None:
+        # Re-enrollment with the AIK CA out of reach: the client reports the key it found.
+        evidence = tampered(recorded, client_status="Failure", client_hresult=0x8009000F, aik_cert=None)
+        assert_refused(judge(recorded, evidence), StatusDetail.MDM_KEY_ALREADY_IN_TPM, "client.status")
+
     def test_missing_aik_certificate_beats_a_bad_signature(self, recorded: RecordedEnrollment) -> None:
         claim = recorded.evidence.aik_claim
         assert claim is not None
