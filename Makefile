@@ -7,10 +7,15 @@ OUT ?= reports/latest
 SCENARIO ?= scenarios/smoke.yaml
 WORKERS ?= 2
 
-.PHONY: run test setup system system-test venv lint typecheck unit clean
+.PHONY: run test setup system system-test venv lint typecheck unit clean bench
 
 run: system venv
 	$(BIN)/harness run $(SCENARIO) --out $(OUT)
+
+# Benchmarks (minutes; not part of `make test`): fleet throughput against the TPM floor,
+# manufacturing against swtpm_setup, evaluator throughput, scaling, a 10k-device report.
+bench: system venv
+	$(BIN)/python -m bench
 
 # The browser test needs Debian's chromium and chromedriver; only `make test` installs them.
 test: system-test venv lint typecheck unit

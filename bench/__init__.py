@@ -1,0 +1,1 @@
+"""Benchmarks of the harness (`make bench`, `python -m bench`); not part of `make test`."""
