@@ -47,7 +47,7 @@ def test_recovery_scenario_heals_devices_and_enforces_the_action_rules() -> None
         for c in d.checkpoints
         if not c.matched
     )
-    answers = {(c.step.split(":")[1].strip(), c.actual) for d in result.devices for c in d.checkpoints}
+    answers = {(c.step.partition(": ")[2], c.actual) for d in result.devices for c in d.checkpoints}
     assert ("attest as helpdesk", "HTTP 403") in answers
     assert ("attest as admin", "HTTP 429") in answers
     recovered = [d for d in result.devices if d.group in ("aik-ca-outage", "locked-out")]

@@ -20,7 +20,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from ..results import Check, ClientStep, DeviceResult, Evidence, Outcome, RunResult
+from ..results import Check, Checkpoint, ClientStep, DeviceResult, Evidence, Outcome, RunResult
 from ..status import RETRY_RECOMMENDED, AttestationStatus, StatusDetail
 from ._files import atomic_write, encode_text
 
@@ -46,6 +46,7 @@ FIELDS = (
     "decision",
     "tpm_seconds",
     "seconds",
+    "checkpoints",
 )
 
 # Nothing on the page may reach the network, and only the page's own script and style may
@@ -100,6 +101,9 @@ def _encode_device(device: DeviceResult, s: _StringTable) -> list[Any]:
         "decision": s(evidence.decision),
         "tpm_seconds": device.tpm_seconds,
         "seconds": device.seconds,
+        "checkpoints": [
+            [s(c.step), s(c.expected), s(c.actual), int(c.matched), s(c.reason)] for c in device.checkpoints
+        ],
     }
     return [row[field] for field in FIELDS]
 
@@ -162,6 +166,16 @@ def decode_payload(payload: dict[str, Any]) -> list[DeviceResult]:
                 ),
                 tpm_seconds=row["tpm_seconds"],
                 seconds=row["seconds"],
+                checkpoints=[
+                    Checkpoint(
+                        step=strings[a],
+                        expected=strings[b],
+                        actual=strings[c],
+                        matched=bool(d),
+                        reason=strings[e],
+                    )
+                    for a, b, c, d, e in row["checkpoints"]
+                ],
             )
         )
     return devices

@@ -57,6 +57,10 @@ def _explanation(device: DeviceResult) -> str:
     if failing_checks:
         lines.append("failing checks:")
         lines.extend(f"  - {c.name}: {c.detail}" if c.detail else f"  - {c.name}" for c in failing_checks)
+    missed = [c for c in device.checkpoints if not c.matched]
+    if missed:
+        lines.append("scenario checkpoints missed:")
+        lines.extend(f"  - {c.step}: expected {c.expected}, got {c.actual} ({c.reason})" for c in missed)
     failed_steps = [s for s in evidence.client_steps if not s.ok]
     if failed_steps:
         lines.append("failed client steps:")
@@ -98,6 +102,9 @@ def _testcase(suite: ET.Element, stem: str, device: DeviceResult) -> None:
         error.text = _clean(f"{device.error}\n\n{_explanation(device)}")
     elif _is_failure(device):
         message = f"expected {describe(device.expected)}, got {describe(actual)}"
+        missed = next((c for c in device.checkpoints if not c.matched), None)
+        if missed is not None:
+            message = f"{missed.step}: expected {missed.expected}, got {missed.actual}"
         failure = ET.SubElement(case, "failure", message=_clean(message), type="StatusMismatch")
         failure.text = _clean(_explanation(device))
 

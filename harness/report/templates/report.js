@@ -24,6 +24,9 @@ const AttestationReport = (() => {
       request_items: pairs(s, row[ix.request_items]),
       checks: row[ix.checks].map((x) => ({ name: s[x[0]], passed: x[1] === 1, detail: s[x[2]] })),
       decision: s[row[ix.decision]],
+      checkpoints: row[ix.checkpoints].map((x) => ({
+        step: s[x[0]], expected: s[x[1]], actual: s[x[2]], matched: x[3] === 1, reason: s[x[4]],
+      })),
     };
   }
 
@@ -51,6 +54,7 @@ const AttestationReport = (() => {
       },
       tpm_seconds: row[ix.tpm_seconds],
       seconds: row[ix.seconds],
+      checkpoints: ev.checkpoints,
     };
   }
 
@@ -336,6 +340,10 @@ if (typeof document !== "undefined") {
       ]));
       if (d.error) body.appendChild(section("Harness error", el("pre", null, d.error)));
       body.appendChild(section("Cause found by the server", ev.decision ? el("pre", null, ev.decision) : null, "none recorded"));
+      if (ev.checkpoints.length) body.appendChild(section("Scenario steps", dataTable(
+        ["Checkpoint", "Matched", "Expected", "Actual", "Reason"],
+        ev.checkpoints.map((x) => [x.step, passMark(x.matched, "yes", "no"), x.expected, x.actual, x.reason]),
+      )));
       body.appendChild(section("Inventory", ev.inventory.length ? kv(ev.inventory) : null, "none recorded"));
       body.appendChild(section("Client steps", ev.client_steps.length ? dataTable(
         ["Step", "OK", "Detail", "Seconds"],
