@@ -14,6 +14,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tpm2_pytss import TSS2_Exception
+
 from ..client import ClientConfig, ClientReport, Endpoints, WindowsClient
 from ..errors import HarnessError
 from ..network import Link
@@ -97,6 +99,9 @@ class LiveDevice:
             action()
         except HarnessError as exc:
             self.run.error = f"{type(exc).__name__}: {exc}"
+            return False
+        except TSS2_Exception as exc:  # the harness's own TPM set-up failed, not the client
+            self.run.error = f"TPMError: TPM set-up failed: {exc}"
             return False
         return True
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -30,6 +31,17 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
     # Ctrl-C at a terminal reaches the whole foreground group; the harness stops each
     # swtpm itself so that it can remove the state in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _accepts(path: Path) -> bool:
+    if not path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
 
 
 def swtpm_binary() -> str:
@@ -93,7 +105,9 @@ class SwtpmProcess:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise TPMError(f"swtpm exited with {self._process.returncode}: {self._stderr()}")
-            if self._socket.exists() and ctrl.exists():
+            # A socket file exists from bind() on, before listen(): only a connection that
+            # succeeds shows that swtpm accepts. Both channels, since clients use both.
+            if _accepts(ctrl) and _accepts(self._socket):
                 return
             time.sleep(0.005)
         raise TPMError(f"swtpm did not open its sockets within {_START_TIMEOUT:.0f}s")
