@@ -129,6 +129,7 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
         path=source,
         principals=document.principals,
         steps=document.steps,
+        backend=document.backend,
         groups=[
             _resolve(document.defaults, group, source, lines, index)
             for index, group in enumerate(document.groups)

@@ -277,6 +277,9 @@ class ScenarioFile(_Strict):
         default_factory=list, description="admins besides 'admin', for attest steps"
     )
     steps: list[Step] = Field(default_factory=list, description="what happens after the first enrollment")
+    backend: Literal["process", "docker"] | None = Field(
+        default=None, description="where the devices' TPMs run; the --backend option wins"
+    )
 
 
 class ResolvedGroup(_Strict):
@@ -329,6 +332,7 @@ class Scenario(_Strict):
     groups: list[ResolvedGroup]
     principals: list[PrincipalSpec] = []
     steps: list[Step] = []
+    backend: Literal["process", "docker"] | None = None
 
     @property
     def device_count(self) -> int:
