@@ -68,6 +68,45 @@ def _tempdir(prefix: str) -> Iterator[Path]:
 
 
 @dataclass
+class CPUUse:
+    """CPU seconds spent while a block ran: by this process (the controller and its server
+    thread), by its descendants (workers, swtpm processes), and by everything else on the machine."""
+
+    controller: float = 0.0
+    descendants: float = 0.0
+    machine: float = 0.0  # every process, from /proc/stat; 0 where there is none
+
+    @property
+    def others(self) -> float:
+        return max(self.machine - self.controller - self.descendants, 0.0) if self.machine else 0.0
+
+
+def _machine_cpu_seconds() -> float:
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def _cpu_use() -> Iterator[CPUUse]:
+    import resource
+
+    use = CPUUse()
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    machine = _machine_cpu_seconds()
+    yield use
+    me2, kids2 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    use.controller = (me2.ru_utime + me2.ru_stime) - (me.ru_utime + me.ru_stime)
+    # Workers and their swtpm processes count once they have exited and been waited for, which
+    # they all have when a fleet run returns.
+    use.descendants = (kids2.ru_utime + kids2.ru_stime) - (kids.ru_utime + kids.ru_stime)
+    use.machine = _machine_cpu_seconds() - machine if machine else 0.0
+
+
+@dataclass
 class FleetFigures:
     devices: int
     workers: int
@@ -76,6 +115,7 @@ class FleetFigures:
     device_seconds: float
     matched: int
     errors: int
+    cpu: CPUUse
 
     @property
     def per_minute(self) -> float:
@@ -104,7 +144,8 @@ def run_fleet_figures(scenario_path: Path, workers: int, label: str) -> FleetFig
         if done % step == 0 and done < scenario.device_count:
             print(f"    {label}: {done}/{scenario.device_count} devices", file=sys.stderr, flush=True)
 
-    result = run_fleet([scenario], RunOptions(workers=workers), progress=progress)
+    with _cpu_use() as cpu:
+        result = run_fleet([scenario], RunOptions(workers=workers), progress=progress)
     summary = result.summary
     return FleetFigures(
         devices=summary.total,
@@ -114,7 +155,19 @@ def run_fleet_figures(scenario_path: Path, workers: int, label: str) -> FleetFig
         device_seconds=sum(d.seconds for d in result.devices),
         matched=summary.matched,
         errors=summary.errors,
+        cpu=cpu,
     )
+
+
+def _cpu_line(figures: FleetFigures) -> str:
+    cpu, wall = figures.cpu, figures.wall
+    # With one worker the devices' clients run in this process too, not in a worker.
+    here = "controller+server" if figures.workers > 1 else "controller+server+clients"
+    there = "workers+swtpm" if figures.workers > 1 else "swtpm"
+    text = f"CPU: {here} {cpu.controller / wall:.2f} cores, {there} {cpu.descendants / wall:.2f} cores"
+    if cpu.machine:
+        text += f", other processes on the machine {cpu.others / wall:.2f} cores"
+    return text
 
 
 def bench_fleet(scenario: Path, workers: int) -> FleetFigures:
@@ -130,6 +183,7 @@ def bench_fleet(scenario: Path, workers: int) -> FleetFigures:
     )
     _say(f"    TPM floor            {figures.floor:.1f} s (TPM time / {workers} workers)")
     _say(f"    floor_ratio          {figures.floor_ratio:.3f} (wall / TPM floor)")
+    _say(f"    {_cpu_line(figures)}")
     _say(
         f"    where the rest goes  device flows outside TPM commands "
         f"{(figures.device_seconds - figures.tpm_seconds) / figures.devices:.3f} s per device; "
@@ -148,6 +202,7 @@ def bench_scaling(scenario: Path) -> tuple[FleetFigures, FleetFigures]:
             f"{figures.per_minute:6.1f} devices/min, TPM time {figures.tpm_seconds:6.1f} s, "
             f"floor_ratio {figures.floor_ratio:.3f}, {figures.matched}/{figures.devices} matched"
         )
+        _say(f"                         {_cpu_line(figures)}")
     _say(f"    scaling_2w           {one.wall / two.wall:.3f} (wall 1 worker / wall 2 workers)")
     return one, two
 

@@ -15,7 +15,7 @@ from rich.console import Console
 from . import __version__
 from .errors import HarnessError, ScenarioError
 from .fleet import DeviceRun, RunOptions, run_fleet
-from .fleet._runner import BACKENDS, BackendName
+from .fleet._runner import choose_backend
 from .report import load_results, write_reports
 from .scenario import Scenario, load_scenario
 
@@ -50,18 +50,6 @@ def _load_all(paths: list[Path]) -> list[Scenario]:
             f"scenario '{duplicate}' is given twice",
         )
     return scenarios
-
-
-def _backend_for(scenarios: list[Scenario], option: str | None) -> BackendName:
-    """The option wins; else the scenarios' own `backend` field, which must then agree."""
-    wanted = {option} if option else {getattr(s, "backend", None) or "process" for s in scenarios}
-    if len(wanted) > 1:
-        raise HarnessError(f"the scenarios ask for different TPM backends ({', '.join(sorted(wanted))})")
-    name = wanted.pop() if wanted else "process"
-    for known in BACKENDS:
-        if name == known:
-            return known
-    raise HarnessError(f"unknown TPM backend '{name}' (use one of {', '.join(BACKENDS)})")
 
 
 class _Reporter:
@@ -139,7 +127,7 @@ def run(
         console.print(f"[red]scenario error:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
     try:
-        chosen = _backend_for(loaded, backend)
+        chosen = choose_backend(backend, loaded)
     except HarnessError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc

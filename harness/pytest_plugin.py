@@ -123,15 +123,16 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def _run_options(config: pytest.Config) -> RunOptions:
-    from .fleet._runner import RunOptions
+def _run_options(config: pytest.Config, scenarios: list[Scenario]) -> RunOptions:
+    from .fleet._runner import RunOptions, choose_backend
 
     pki_dir = config.getoption("harness_pki_dir")
+    backend = choose_backend(config.getoption("harness_backend"), scenarios)
     return RunOptions(
         server_url=config.getoption("harness_server"),
         admin_token=config.getoption("harness_admin_token") or os.environ.get("HARNESS_ADMIN_TOKEN"),
         pki_dir=Path(pki_dir) if pki_dir else None,
-        backend=config.getoption("harness_backend") or "process",
+        backend=backend,
     )
 
 
@@ -166,7 +167,7 @@ def _start_session(config: pytest.Config, scenarios: list[Scenario]) -> None:
     plans, _ = plan_fleet(scenarios)
     try:
         state.session = state.owned.enter_context(
-            fleet_session(plans, _run_options(config), now=state.started_at)
+            fleet_session(plans, _run_options(config, scenarios), now=state.started_at)
         )
     except HarnessError as exc:
         state.owned.close()
@@ -177,7 +178,7 @@ def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     # Without xdist this process owns the server; start it only when there are devices to run.
-    if _is_worker(config):
+    if _is_worker(config) or config.option.collectonly:
         return
     devices = [item for item in items if isinstance(item, DeviceItem)]
     if devices:
@@ -191,6 +192,8 @@ def pytest_configure_node(node: Any) -> None:
     config: pytest.Config = node.config
     state = _state(config)
     if state.session is None and not state.session_error:
+        if config.option.collectonly:
+            return
         scenarios = _scenarios_in_args(config)
         if not scenarios:
             return
@@ -244,7 +247,10 @@ class ScenarioFile(pytest.File):
         from .fleet._plan import plan_group
         from .scenario import load_scenario
 
-        scenario = load_scenario(self._source())
+        scenario = load_scenario(self.path)
+        if scenario.path != str(self._source()):
+            # Reports name the file as the user would (like `harness run`'s), not by absolute path.
+            scenario = scenario.model_copy(update={"path": str(self._source())})
         names = _state(self.config).scenario_names
         other = names.setdefault(scenario.name, self.path)
         if other != self.path:

@@ -102,6 +102,18 @@ class FleetSession:
         )
 
 
+def choose_backend(option: str | None, scenarios: list[Scenario]) -> BackendName:
+    """The option wins; else the scenarios' own `backend` field (where they have one), which must agree."""
+    wanted = {option} if option else {getattr(s, "backend", None) or "process" for s in scenarios}
+    if len(wanted) != 1:
+        raise HarnessError(f"the scenarios ask for different TPM backends ({', '.join(sorted(wanted))})")
+    name = wanted.pop()
+    for known in BACKENDS:
+        if name == known:
+            return known
+    raise HarnessError(f"unknown TPM backend '{name}' (use one of {', '.join(BACKENDS)})")
+
+
 def new_run_id() -> str:
     return secrets.token_hex(6)
 
