@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -206,3 +210,52 @@ def test_the_root_conftest_loads_the_plugin_once_with_or_without_entry_points() 
         done = _pytest(ROOT, "--collect-only", "-q", "scenarios/smoke.yaml", env=env, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "6 tests collected" in done.stdout, done.stdout
+
+
+def _swtpm_under(base: Path) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if cmdline.split(" ")[0].endswith("swtpm") and str(base) in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+@needs_swtpm
+@pytest.mark.parametrize("workers", [0, 2])
+def test_ctrl_c_leaves_no_swtpm_and_no_work_directory(tmp_path: Path, workers: int) -> None:
+    _write(tmp_path, "many.yaml", TWO_GROUPS.replace("count: 2", "count: 12"))
+    base = Path(tempfile.mkdtemp(prefix="eah-plugin-", dir="/tmp"))
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "many.yaml"]
+            + (["-n", str(workers)] if workers else []),
+            cwd=tmp_path,
+            env={**os.environ, "HARNESS_TMPDIR": str(base)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while not _swtpm_under(base):
+            assert process.poll() is None and time.monotonic() < deadline, "no device started"
+            time.sleep(0.05)
+        # What a terminal's Ctrl-C does: SIGINT to the whole foreground process group.
+        os.killpg(process.pid, signal.SIGINT)
+        out, _ = process.communicate(timeout=60)
+        assert process.returncode == 2, out.decode()
+        assert b"KeyboardInterrupt" in out
+        deadline = time.monotonic() + 10
+        while _swtpm_under(base) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _swtpm_under(base) == []
+        assert list(base.iterdir()) == [], "the run's work directory was left behind"
+    finally:
+        for pid in _swtpm_under(base):
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(base, ignore_errors=True)
