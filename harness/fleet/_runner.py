@@ -34,8 +34,14 @@ from ..errors import BackendUnavailable, HarnessError, ServerError
 from ..results import Check, DeviceResult, Evidence, Outcome, RunResult, summarise
 from ..scenario import Expectation, Scenario
 from ..status import AttestationStatus, StatusDetail
-from ..tpm import SwtpmBackend, TPMBackend
-from ..tpm._swtpm import swtpm_binary
+from ..tpm import (
+    DockerBackend,
+    SwtpmBackend,
+    TPMBackend,
+    engine_unavailable,
+    remove_run_containers,
+    swtpm_binary,
+)
 from ._device import DeviceRun, FleetEnvironment, run_device
 from ._pki import create_vendor_cas
 from ._plan import DevicePlan, plan_fleet
@@ -123,8 +129,6 @@ def open_backend(name: str, run_id: str) -> TPMBackend:
     if name == "process":
         return SwtpmBackend()
     if name == "docker":
-        from ..tpm._docker import DockerBackend  # the docker SDK is only needed when chosen
-
         return DockerBackend(run_id=run_id)
     raise HarnessError(f"unknown TPM backend '{name}' (use one of {', '.join(BACKENDS)})")
 
@@ -134,8 +138,6 @@ def check_backend(name: str) -> None:
     if name == "process":
         swtpm_binary()
     elif name == "docker":
-        from ..tpm._docker import engine_unavailable
-
         reason = engine_unavailable()
         if reason:
             raise BackendUnavailable(f"the docker backend cannot run: {reason}")
@@ -146,8 +148,6 @@ def check_backend(name: str) -> None:
 def remove_leftovers(name: str, run_id: str) -> None:
     """Remove what a run's backend left outside its processes (containers of crashed workers)."""
     if name == "docker":
-        from ..tpm._docker import remove_run_containers
-
         remove_run_containers(run_id)
 
 

@@ -16,12 +16,16 @@ from ._conditions import (
     reset_lockout,
 )
 from ._device import DeviceBackend, ExternalTPM, parse_tcti
+from ._docker import RUN_LABEL, DockerBackend, DockerTPM, engine_unavailable, remove_run_containers
 from ._esapi import TimedESAPI
 from ._manufacture import EKAlgorithm, Manufactured, create_ek, manufacture
-from ._swtpm import SwtpmBackend, SwtpmProcess, close_all, live_pids
+from ._swtpm import SwtpmBackend, SwtpmProcess, close_all, live_pids, swtpm_binary
 
 __all__ = [
+    "RUN_LABEL",
     "DeviceBackend",
+    "DockerBackend",
+    "DockerTPM",
     "EKAlgorithm",
     "ExternalTPM",
     "Hierarchy",
@@ -37,10 +41,13 @@ __all__ = [
     "close_all",
     "create_ek",
     "disable_hierarchy",
+    "engine_unavailable",
     "leave_unstarted",
     "live_pids",
     "lock_out",
     "manufacture",
     "parse_tcti",
+    "remove_run_containers",
     "reset_lockout",
+    "swtpm_binary",
 ]
