@@ -109,8 +109,8 @@ class FleetSession:
 
 
 def choose_backend(option: str | None, scenarios: list[Scenario]) -> BackendName:
-    """The option wins; else the scenarios' own `backend` field (where they have one), which must agree."""
-    wanted = {option} if option else {getattr(s, "backend", None) or "process" for s in scenarios}
+    """The option wins; else the scenarios' own `backend` field, which must agree."""
+    wanted = {option} if option else {s.backend or "process" for s in scenarios}
     if len(wanted) != 1:
         raise HarnessError(f"the scenarios ask for different TPM backends ({', '.join(sorted(wanted))})")
     name = wanted.pop()
