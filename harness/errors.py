@@ -7,8 +7,8 @@ class HarnessError(Exception):
     """Base of every error the harness raises on purpose."""
 
 
-class ScenarioError(HarnessError):
-    """A scenario file is unreadable or invalid; names the file, line and field."""
+class FileError(HarnessError):
+    """A file the user wrote is unreadable or invalid; names the file, line and field."""
 
     def __init__(self, path: str, line: int | None, field: str, message: str) -> None:
         self.path = path
@@ -17,6 +17,14 @@ class ScenarioError(HarnessError):
         self.message = message
         where = f"{path}:{line}" if line is not None else path
         super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
+
+
+class ScenarioError(FileError):
+    """A scenario file is unreadable or invalid."""
+
+
+class RbacError(FileError):
+    """An RBAC file is unreadable or invalid; a token's value never appears in it."""
 
 
 class TPMError(HarnessError):

@@ -16,28 +16,14 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import HarnessError
+from .._yamlfile import more_errors, parse_mapping, read_text
+from ..errors import RbacError
 from ._config import Principal
-
-Location = tuple[str | int, ...]
 
 # Short tokens can be guessed; 16 characters of anything is the least we accept.
 MIN_TOKEN_LENGTH = 16
-
-
-class RbacError(HarnessError):
-    """An RBAC file is unreadable or invalid; names the file, line and field."""
-
-    def __init__(self, path: str, line: int | None, field: str, message: str) -> None:
-        self.path = path
-        self.line = line
-        self.field = field
-        self.message = message
-        where = f"{path}:{line}" if line is not None else path
-        super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
 
 
 class Permissions(BaseModel):
@@ -60,37 +46,6 @@ class RbacFile(BaseModel):
     principals: list[PrincipalEntry] = Field(min_length=1)
 
 
-def _lines(node: yaml.Node, path: Location, out: dict[Location, int], source: str) -> None:
-    out.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key in seen:
-                line = key_node.start_mark.line + 1
-                raise RbacError(source, line, _field((*path, key)), "key appears twice in the same mapping")
-            seen.add(key)
-            out[(*path, key)] = key_node.start_mark.line + 1
-            _lines(value_node, (*path, key), out, source)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _lines(item, (*path, index), out, source)
-
-
-def _line_of(location: Location, lines: dict[Location, int]) -> int | None:
-    for end in range(len(location), -1, -1):
-        if location[:end] in lines:
-            return lines[location[:end]]
-    return None
-
-
-def _field(location: Location) -> str:
-    text = ""
-    for part in location:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
 def _message(error: Any) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown field"
@@ -102,29 +57,14 @@ def _message(error: Any) -> str:
 
 def parse_rbac(text: str, source: str = "<rbac>") -> dict[str, Principal]:
     """Bearer token -> principal; raises RbacError naming the file, line and field."""
+    yaml_doc = parse_mapping(text, source, RbacError, "an RBAC file is a mapping with a 'principals' list")
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.context_mark or exc.problem_mark
-        what = f"{exc.context}, {exc.problem}" if exc.context else str(exc.problem)
-        raise RbacError(source, mark.line + 1 if mark else None, "", f"not valid YAML: {what}") from exc
-    except yaml.YAMLError as exc:
-        raise RbacError(source, None, "", f"not valid YAML: {exc}") from exc
-    if root is None or not isinstance(data, dict):
-        raise RbacError(source, 1, "", "an RBAC file is a mapping with a 'principals' list")
-    lines: dict[Location, int] = {}
-    _lines(root, (), lines, source)
-    try:
-        document = RbacFile.model_validate(data)
+        document = RbacFile.model_validate(yaml_doc.data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        location: Location = tuple(first["loc"])
-        message = _message(first)
-        extra = len(exc.errors()) - 1
-        if extra:
-            message += f" (and {extra} more error{'s' if extra > 1 else ''})"
-        raise RbacError(source, _line_of(location, lines), _field(location), message) from exc
+        raise yaml_doc.error(
+            tuple(first["loc"]), _message(first) + more_errors(len(exc.errors()) - 1)
+        ) from exc
     principals: dict[str, Principal] = {}
     names: set[str] = set()
     for index, entry in enumerate(document.principals):
@@ -133,23 +73,14 @@ def parse_rbac(text: str, source: str = "<rbac>") -> dict[str, Principal]:
             ("token", entry.token in principals, "token"),
         ):
             if taken:
-                location = ("principals", index, key)
-                raise RbacError(source, _line_of(location, lines), _field(location), f"{what} is used twice")
+                raise yaml_doc.error(("principals", index, key), f"{what} is used twice")
         names.add(entry.name)
         principals[entry.token] = Principal(entry.name, remote_tasks=entry.permissions.remote_tasks)
     return principals
 
 
 def load_rbac(path: Path) -> dict[str, Principal]:
-    source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RbacError(source, None, "", f"cannot read: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise RbacError(source, line, "", "is not UTF-8 text") from exc
-    return parse_rbac(text, source)
+    return parse_rbac(read_text(path, RbacError), str(path))
 
 
 DEFAULT_ADMIN = "admin"
