@@ -378,12 +378,19 @@ def run_fleet(
             # Entered after the session, so that workers stop before the server and work directory go.
             stack.enter_context(pool)
         admin = stack.enter_context(AdminReader(session.admin_url, session.admin_token))
+        local: TPMBackend | None = None
+        if pool is None or stepped:
+            # Devices run in this process too: one backend for all of them, closed with the run.
+            local = backend or open_backend(session.backend, session.run_id)
+            stack.callback(local.close)
         if pool is None:
-            results = _run_here(plans, expectations, session, admin, progress, backend)
+            assert local is not None
+            results = _run_here(plans, expectations, session, admin, progress, local)
         else:
             results = pool.run(plans, expectations, session.env, admin, progress)
         for scenario in stepped:
-            results += _run_steps(scenario, *stepped_plans[scenario.name], session, admin, progress, backend)
+            assert local is not None
+            results += _run_steps(scenario, *stepped_plans[scenario.name], session, admin, progress, local)
     wall = time.perf_counter() - wall_start
     summary = summarise(
         results,
@@ -403,18 +410,14 @@ def _run_here(
     session: FleetSession,
     admin: AdminReader,
     progress: Progress | None,
-    backend: TPMBackend | None,
+    backend: TPMBackend,
 ) -> list[DeviceResult]:
-    local = backend or open_backend(session.backend, session.run_id)
     results = []
-    try:
-        for plan in plans:
-            run = run_device(plan, session.env, local)
-            results.append(check_device(plan, expectations[plan.key], run, admin))
-            if progress:
-                progress(run)
-    finally:
-        local.close()
+    for plan in plans:
+        run = run_device(plan, session.env, backend)
+        results.append(check_device(plan, expectations[plan.key], run, admin))
+        if progress:
+            progress(run)
     return results
 
 
@@ -425,25 +428,21 @@ def _run_steps(
     session: FleetSession,
     admin: AdminReader,
     progress: Progress | None,
-    backend: TPMBackend | None,
+    backend: TPMBackend,
 ) -> list[DeviceResult]:
     """A scenario with steps runs in this process: its devices stay alive between steps."""
     from ._steps import StepRunner
 
-    local = backend or open_backend(session.backend, session.run_id)
-    try:
-        runner = StepRunner(
-            scenario,
-            plans,
-            expectations,
-            session.env,
-            admin_url=session.admin_url,
-            tokens=session.principal_tokens,
-            check=lambda plan, expectation, run: check_device(plan, expectation, run, admin),
-        )
-        results = runner.run(local)
-    finally:
-        local.close()
+    runner = StepRunner(
+        scenario,
+        plans,
+        expectations,
+        session.env,
+        admin_url=session.admin_url,
+        tokens=session.principal_tokens,
+        check=lambda plan, expectation, run: check_device(plan, expectation, run, admin),
+    )
+    results = runner.run(backend)
     if progress:
         for device in runner.devices.values():
             progress(device.run)
