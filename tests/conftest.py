@@ -107,3 +107,18 @@ def recorded(
         device_id=device_id,
         vendor_ca=vendor_ca,
     )
+
+
+def swtpm_pids_under(directory: Path) -> list[int]:
+    """Live swtpm processes whose state lives under a directory (to prove none is orphaned)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if cmdline.split(" ")[0].endswith("swtpm") and str(directory) in cmdline:
+            pids.append(int(entry.name))
+    return pids

@@ -19,7 +19,7 @@ from harness.fleet import RunOptions, run_fleet
 from harness.report import write_reports
 from harness.scenario import parse_scenario
 
-from .conftest import needs_swtpm
+from .conftest import needs_swtpm, swtpm_pids_under
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,25 +75,11 @@ def test_small_fleet_attests_end_to_end_and_reports(tmp_path: Path) -> None:
     assert "TPM isn" in paths["html"].read_text()
 
 
-def _swtpm_pids_under(directory: Path) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if "swtpm" in cmdline.split(" ")[0] and str(directory) in cmdline:
-            pids.append(int(entry.name))
-    return pids
-
-
 @pytest.fixture
 def run_base() -> Iterator[Path]:
     base = Path(tempfile.mkdtemp(prefix="eah-orphans-", dir="/tmp"))
     yield base
-    for pid in _swtpm_pids_under(base):
+    for pid in swtpm_pids_under(base):
         os.kill(pid, signal.SIGKILL)
     subprocess.run(["rm", "-rf", str(base)], check=False)
 
@@ -115,7 +101,7 @@ def _start_harness(base: Path, out: Path, workers: int) -> subprocess.Popen[byte
 
 def _wait_for_swtpm(base: Path, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
-    while not _swtpm_pids_under(base):
+    while not swtpm_pids_under(base):
         assert process.poll() is None, process.stderr.read() if process.stderr else b""
         assert time.monotonic() < deadline, "the harness started no swtpm"
         time.sleep(0.05)
@@ -123,9 +109,9 @@ def _wait_for_swtpm(base: Path, process: subprocess.Popen[bytes], timeout: float
 
 def _assert_nothing_left(base: Path) -> None:
     deadline = time.monotonic() + 10
-    while _swtpm_pids_under(base) and time.monotonic() < deadline:
+    while swtpm_pids_under(base) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _swtpm_pids_under(base) == []
+    assert swtpm_pids_under(base) == []
     assert list(base.iterdir()) == [], "the run's work directory was left behind"
 
 
@@ -157,7 +143,7 @@ def test_sigterm_cleans_up_like_ctrl_c(run_base: Path, tmp_path: Path) -> None:
 def test_a_crashed_worker_takes_its_swtpm_with_it(run_base: Path, tmp_path: Path) -> None:
     process = _start_harness(run_base, tmp_path / "out", 2)
     _wait_for_swtpm(run_base, process)
-    swtpm = _swtpm_pids_under(run_base)[0]
+    swtpm = swtpm_pids_under(run_base)[0]
     worker = int(Path(f"/proc/{swtpm}/stat").read_text().split(") ")[1].split()[1])
     assert worker != process.pid
     os.kill(worker, signal.SIGKILL)

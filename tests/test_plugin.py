@@ -20,7 +20,7 @@ import pytest
 from harness.fleet import RunOptions, run_fleet
 from harness.scenario import load_scenario
 
-from .conftest import needs_swtpm
+from .conftest import needs_swtpm, swtpm_pids_under
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -212,20 +212,6 @@ def test_the_root_conftest_loads_the_plugin_once_with_or_without_entry_points() 
         assert "6 tests collected" in done.stdout, done.stdout
 
 
-def _swtpm_under(base: Path) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if cmdline.split(" ")[0].endswith("swtpm") and str(base) in cmdline:
-            pids.append(int(entry.name))
-    return pids
-
-
 @needs_swtpm
 @pytest.mark.parametrize("workers", [0, 2])
 def test_ctrl_c_leaves_no_swtpm_and_no_work_directory(tmp_path: Path, workers: int) -> None:
@@ -242,7 +228,7 @@ def test_ctrl_c_leaves_no_swtpm_and_no_work_directory(tmp_path: Path, workers: i
             start_new_session=True,
         )
         deadline = time.monotonic() + 60
-        while not _swtpm_under(base):
+        while not swtpm_pids_under(base):
             assert process.poll() is None and time.monotonic() < deadline, "no device started"
             time.sleep(0.05)
         # What a terminal's Ctrl-C does: SIGINT to the whole foreground process group.
@@ -251,11 +237,11 @@ def test_ctrl_c_leaves_no_swtpm_and_no_work_directory(tmp_path: Path, workers: i
         assert process.returncode == 2, out.decode()
         assert b"KeyboardInterrupt" in out
         deadline = time.monotonic() + 10
-        while _swtpm_under(base) and time.monotonic() < deadline:
+        while swtpm_pids_under(base) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert _swtpm_under(base) == []
+        assert swtpm_pids_under(base) == []
         assert list(base.iterdir()) == [], "the run's work directory was left behind"
     finally:
-        for pid in _swtpm_under(base):
+        for pid in swtpm_pids_under(base):
             os.kill(pid, signal.SIGKILL)
         shutil.rmtree(base, ignore_errors=True)

@@ -274,6 +274,12 @@ def idp_nonce(client: TestClient) -> str:
     return str(response.json()["nonce"])
 
 
+def device_assertion(client: TestClient, device_id: str, key: ec.EllipticCurvePrivateKey) -> str:
+    """What a registered device signs to ask for its token."""
+    claims = {"sub": device_id, "iat": int(time.time()), "request_nonce": idp_nonce(client)}
+    return jwt.encode(claims, key, algorithm="ES256")
+
+
 def register(client: TestClient) -> tuple[str, ec.EllipticCurvePrivateKey]:
     key, spki = device_key()
     response = client.post("/entra/devices", json={"displayName": "PC-0001", "keySpki": b64(spki)})
@@ -321,11 +327,7 @@ def test_entra_token_assertion_signed_by_another_key(client: TestClient) -> None
 
 def test_entra_token_for_registered_device(client: TestClient) -> None:
     device_id, key = register(client)
-    assertion = jwt.encode(
-        {"sub": device_id, "iat": int(time.time()), "request_nonce": idp_nonce(client)},
-        key,
-        algorithm="ES256",
-    )
+    assertion = device_assertion(client, device_id, key)
     response = client.post("/entra/token", json={"assertion": assertion, "upn": "a@contoso.com"})
     assert response.status_code == 200, response.text
     claims = jwt.decode(response.json()["accessToken"], options={"verify_signature": False})
@@ -484,11 +486,7 @@ def user_token(client: TestClient) -> str:
 
 def device_token(client: TestClient) -> str:
     device_id, key = register(client)
-    assertion = jwt.encode(
-        {"sub": device_id, "iat": int(time.time()), "request_nonce": idp_nonce(client)},
-        key,
-        algorithm="ES256",
-    )
+    assertion = device_assertion(client, device_id, key)
     response = client.post("/entra/token", json={"assertion": assertion, "upn": "a@contoso.com"})
     assert response.status_code == 200, response.text
     return str(response.json()["accessToken"])
