@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import json
+import ssl
 import time
 import uuid
 from collections.abc import Iterator
@@ -117,7 +119,7 @@ class WindowsClient:
         self._config = config
         self._tpm = tpm
         self._esapi: TimedESAPI | None = None
-        self._http = httpx.Client(timeout=config.http_timeout)
+        self._http = httpx.Client(timeout=config.http_timeout, verify=_tls_context())
         self.report = ClientReport(emm_device_id=config.emm_device_id or str(uuid.uuid4()))
         self._items: dict[str, str] = {}
         self._token: str | None = None
@@ -552,6 +554,12 @@ class WindowsClient:
         _raise_for_service(response)
         result: dict[str, Any] = response.json()
         return result
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # Loading the CA bundle costs tens of milliseconds; a worker runs many devices.
+    return httpx.create_ssl_context()
 
 
 def _tpm_family(tcti: tuple[str, str]) -> str:
