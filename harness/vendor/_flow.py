@@ -71,6 +71,10 @@ def enrollment_row(
     device = response.json()
     status, detail = device["Device attestation status"], device["Status detail"]
     seen = f"status '{status}'{f' / {detail}' if detail else ''}; decision: {device.get('decision') or '-'}"
+    # The client's first failed step carries the service's own reason (e.g. the AIK CA's).
+    stopped = next((f"{s.step}: {s.detail}" for s in report.steps if not s.ok), None)
+    if stopped:
+        seen += f"; client step {stopped}"
     if status == AttestationStatus.ATTESTED:
         return passed(ROW, AREA, seen, CLAUSE)
     return failed(ROW, AREA, seen, CLAUSE)
