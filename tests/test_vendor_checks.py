@@ -142,7 +142,9 @@ def test_chain_passes_through_an_intermediate_from_nv(ca: CertificateAuthority) 
     )
     issuer = CertificateAuthority(key=intermediate_key, certificate=intermediate)
     leaf = _ek_cert(issuer)
-    row = chain_row("ek.chain", leaf, anchors=[ca.certificate], intermediates=[intermediate], now=NOW, clause="")
+    row = chain_row(
+        "ek.chain", leaf, anchors=[ca.certificate], intermediates=[intermediate], now=NOW, clause=""
+    )
     assert row.status == "pass" and "Vendor EK Intermediate" in row.evidence
     missing = chain_row("ek.chain", leaf, anchors=[ca.certificate], intermediates=[], now=NOW, clause="")
     assert missing.status == "fail" and f"serial 0x{leaf.serial_number:X}" in missing.evidence
