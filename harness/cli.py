@@ -318,6 +318,52 @@ def serve(
     print("server stopped", flush=True)
 
 
+@app.command("vendor-check")
+def vendor_check(
+    tcti: Annotated[
+        str,
+        typer.Option(
+            help="the TPM, as TCTILdr takes it: 'device:/dev/tpmrm0', 'mssim:host=127.0.0.1,port=2321', "
+            "'swtpm:path=/run/tpm.sock'"
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="directory for report.json, junit.xml, index.html")
+    ],
+    ek_ca: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--ek-ca", help="PEM file of the vendor's EK CA certificates (repeatable); each is trusted"
+        ),
+    ] = None,
+    runs: Annotated[int, typer.Option(min=1, help="runs of each timed TPM operation")] = 3,
+) -> None:
+    """Validate your own TPM and its EK certificate chain for Windows enrollment attestation.
+
+    Exit 0 when no requirement fails, 1 when any fails, 2 when the check cannot run.
+    """
+    from .vendor import VendorCheckError, run_vendor_check, write_vendor_reports
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        result = run_vendor_check(tcti, ek_ca or [], runs=runs)
+    except VendorCheckError as exc:
+        console.print(f"[red]vendor-check:[/red] {exc}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from exc
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    paths = write_vendor_reports(result, out)
+    for row in result.rows:
+        if row.status in ("fail", "warning"):
+            colour = "red" if row.status == "fail" else "yellow"
+            console.print(f"  [{colour}]{row.status:7}[/{colour}] {row.id}: {row.evidence}", highlight=False)
+    colour = "green" if result.ok else "red"
+    console.print(f"[{colour}]{result.summary()}[/{colour}]", highlight=False)
+    for kind, path in paths.items():
+        console.print(f"  {kind:5} {path}", highlight=False)
+    raise typer.Exit(EXIT_MATCHED if result.ok else EXIT_MISMATCH)
+
+
 @app.command()
 def version() -> None:
     """Print the harness version."""

@@ -1,0 +1,83 @@
+"""report.json, junit.xml (one test case per requirement) and one self-contained index.html."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import xml.etree.ElementTree as ET
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+
+from ._model import Row, VendorReport
+
+# The page loads nothing and runs no script; the browser enforces it even if a vendor
+# string in the evidence looked like markup.
+_CSP = "default-src 'none'; style-src '{style}'; base-uri 'none'; form-action 'none'"
+# Characters XML 1.0 cannot carry even escaped (TPM vendor strings are raw bytes).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _clean(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)
+
+
+def write_vendor_reports(report: VendorReport, out_dir: Path) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "report.json", "junit": out_dir / "junit.xml", "html": out_dir / "index.html"}
+    paths["json"].write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    paths["junit"].write_bytes(junit_xml(report))
+    paths["html"].write_text(html_page(report), encoding="utf-8")
+    return paths
+
+
+def junit_xml(report: VendorReport) -> bytes:
+    counts = report.counts
+    suite = ET.Element(
+        "testsuite",
+        name="vendor-check",
+        tests=str(len(report.rows)),
+        failures=str(counts["fail"]),
+        errors="0",
+        skipped=str(counts["skipped"]),
+        time=f"{report.seconds:.3f}",
+        timestamp=report.started,
+    )
+    properties = ET.SubElement(suite, "properties")
+    ET.SubElement(properties, "property", name="tcti", value=_clean(report.tcti))
+    for row in report.rows:
+        case = ET.SubElement(suite, "testcase", classname=f"vendor-check.{row.area}", name=row.id)
+        if row.latency is not None:
+            case.set("time", f"{row.latency.median_ms / 1000:.4f}")
+        text = _clean(f"{row.evidence}\nclause: {row.clause}")
+        if row.status == "fail":
+            ET.SubElement(case, "failure", message=_clean(row.evidence)).text = text
+        elif row.status == "skipped":
+            ET.SubElement(case, "skipped", message=_clean(row.evidence))
+        else:
+            ET.SubElement(case, "system-out").text = f"{row.status}: {text}"
+    suites = ET.Element("testsuites")
+    suites.append(suite)
+    ET.indent(suites)
+    return bytes(ET.tostring(suites, encoding="utf-8", xml_declaration=True))
+
+
+def _areas(rows: list[Row]) -> list[tuple[str, list[Row]]]:
+    grouped: dict[str, list[Row]] = {}
+    for row in rows:
+        grouped.setdefault(row.area, []).append(row)
+    return list(grouped.items())
+
+
+def html_page(report: VendorReport) -> str:
+    templates = resources.files("harness.vendor") / "templates"
+    css = (templates / "vendor.css").read_text(encoding="utf-8")
+    digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
+    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    template = environment.from_string((templates / "vendor.html.j2").read_text(encoding="utf-8"))
+    return template.render(
+        report=report, areas=_areas(report.rows), css=css, csp=_CSP.format(style=f"sha256-{digest}")
+    )
