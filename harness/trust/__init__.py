@@ -2,6 +2,7 @@
 and firmware advisories, loaded from files a user can edit (see _store for the layout)."""
 
 from ._advisories import default_advisories, load_advisories, parse_advisories
+from ._bundles import BundleError, BundleVerdict, trust_for, verify_bundle
 from ._store import (
     DEFAULT_TOKEN_AUDIENCE,
     DEFAULT_TOKEN_ISSUER,
@@ -14,9 +15,13 @@ __all__ = [
     "DEFAULT_TOKEN_AUDIENCE",
     "DEFAULT_TOKEN_ISSUER",
     "MANIFEST",
+    "BundleError",
+    "BundleVerdict",
     "TrustStore",
     "default_advisories",
     "load_advisories",
     "load_trust",
     "parse_advisories",
+    "trust_for",
+    "verify_bundle",
 ]
