@@ -72,8 +72,9 @@ def _extend(
     if not candidates:
         return fail(
             name,
-            f"issuer '{current.issuer.rfc4514_string()}' of {describe_certificate(current)} is not a "
-            "trusted root, and no intermediate certificate of that name was given",
+            f"issuer '{current.issuer.rfc4514_string()}'{_authority_key(current)} of "
+            f"{describe_certificate(current)} is not a trusted root, and no intermediate "
+            "certificate of that name was given",
         )
     if len(path) > max_depth:
         return fail(name, f"chain is longer than {max_depth} intermediates")
@@ -151,6 +152,15 @@ def _is_ca(certificate: x509.Certificate) -> bool:
 
 def _valid_at(certificate: x509.Certificate, now: dt.datetime) -> bool:
     return certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
+
+
+def _authority_key(certificate: x509.Certificate) -> str:
+    # The issuer's serial is unknown when the issuer is missing; its key id names it exactly.
+    try:
+        aki = certificate.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return ""
+    return f" (key id {aki.key_identifier.hex()})" if aki.key_identifier else ""
 
 
 def describe_certificate(certificate: x509.Certificate) -> str:
