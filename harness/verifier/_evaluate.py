@@ -182,9 +182,8 @@ def evaluate(
         reason = _reason(failed) if failed else "AIK unusable"
         return _not_attested(StatusDetail.CLIENT_REQUEST_REJECTED, checks, reason, token_claims=claims)
     if advisory is not None:
-        check = fail("tpm.firmware", f"TPM firmware is affected by {advisory.name} ({advisory.source})")
-        checks.append(check)
-        return _not_attested(StatusDetail.TPM_NOT_AVAILABLE, checks, _reason(check), token_claims=claims)
+        checks.append(advisory)
+        return _not_attested(StatusDetail.TPM_NOT_AVAILABLE, checks, _reason(advisory), token_claims=claims)
 
     # 8. MDM key.
     nonce_checks = check_nonce(nonce)

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 from ..hresult import HResult
 from ..status import StatusDetail
 from ..windows import supports_enrollment_attestation
-from ._advisories import FirmwareAdvisory, matching_advisory
+from ._advisories import format_version, matching_advisory, parse_version
 from ._certs import check_aik_certificate, load_certificate, same_public_key, verify_chain
 from ._checks import Check, fail, ok
 from ._model import Evidence, NonceState, Policy
@@ -80,7 +80,8 @@ def check_aik(
     policy: Policy,
     now: dt.datetime,
     chain: tuple[bytes, ...] = (),
-) -> tuple[list[Check], Any, FirmwareAdvisory | None]:
+) -> tuple[list[Check], Any, Check | None]:
+    """The AIK checks, the AIK's key, and a failed tpm.firmware check if an advisory covers it."""
     try:
         certificate = load_certificate(cert_der)
     except ValueError as exc:
@@ -118,7 +119,15 @@ def check_aik(
         else fail("aik_pub.matches_cert", "AIKPub is not the key the AIK certificate certifies")
     )
     advisory = matching_advisory(identity, policy.firmware_advisories) if identity is not None else None
-    return checks, aik_key, advisory
+    if advisory is None or identity is None:
+        return checks, aik_key, None
+    version = format_version(parse_version(identity.version))
+    finding = fail(
+        "tpm.firmware",
+        f"firmware {version} of {identity.manufacturer} {identity.model} is affected by "
+        f"{advisory.name}, per {advisory.source}",
+    )
+    return checks, aik_key, finding
 
 
 def check_nonce(nonce: NonceState) -> list[Check]:
