@@ -19,7 +19,7 @@ from .fleet._runner import choose_backend
 from .report import load_results, write_reports
 from .scenario import Scenario, load_scenario
 from .status import AttestationStatus
-from .trust import TrustStore
+from .trust import TrustStore, trust_from_options
 
 EXIT_MATCHED, EXIT_MISMATCH, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -52,17 +52,6 @@ def _load_all(paths: list[Path]) -> list[Scenario]:
             f"scenario '{duplicate}' is given twice",
         )
     return scenarios
-
-
-def _trust_options(trust: Path | None, advisories: Path | None) -> TrustStore | None:
-    """The trust store of --trust / --advisories; None when neither is given."""
-    from .trust import load_advisories, load_trust
-
-    if trust is not None:
-        return load_trust(trust, advisories=advisories)
-    if advisories is not None:
-        return TrustStore(advisories=load_advisories(advisories), source=f"defaults, advisories {advisories}")
-    return None
 
 
 TrustOption = Annotated[
@@ -152,7 +141,7 @@ def run(
         raise typer.Exit(EXIT_USAGE) from exc
     try:
         chosen = choose_backend(backend, loaded)
-        trust_store = _trust_options(trust, advisories)
+        trust_store = trust_from_options(trust, advisories)
     except HarnessError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
@@ -304,7 +293,7 @@ def serve(
         principals = load_rbac(rbac) if rbac else {}
         data_dir.mkdir(parents=True, exist_ok=True)
         roots = create_vendor_cas(pki_dir, now=clock.now())
-        trust_store = _trust_options(trust, advisories) or TrustStore()
+        trust_store = trust_from_options(trust, advisories) or TrustStore()
         config = ServerConfig(
             data_dir=data_dir, db_file=db, manufacturer_roots=roots, principals=principals, trust=trust_store
         )
@@ -368,7 +357,7 @@ def verify(
 
     try:
         when = parse_time(at, "--at") if at else None
-        given = _trust_options(trust, advisories)
+        given = trust_from_options(trust, advisories)
         results = [
             verify_bundle(b, trust_for(b, given), at=when, now=dt.datetime.now(dt.UTC)) for b in bundles
         ]

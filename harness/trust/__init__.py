@@ -2,7 +2,7 @@
 and firmware advisories, loaded from files a user can edit (see _store for the layout)."""
 
 from ._advisories import default_advisories, load_advisories, parse_advisories
-from ._bundles import BundleError, BundleVerdict, trust_for, verify_bundle
+from ._bundles import BundleError, BundleVerdict, trust_for, trust_from_options, verify_bundle
 from ._store import (
     DEFAULT_TOKEN_AUDIENCE,
     DEFAULT_TOKEN_ISSUER,
@@ -23,5 +23,6 @@ __all__ = [
     "load_trust",
     "parse_advisories",
     "trust_for",
+    "trust_from_options",
     "verify_bundle",
 ]

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import HarnessError
 from ..verifier import BundleFormatError, Verdict, judge_bundle, parse_bundle
+from ._advisories import load_advisories
 from ._store import TrustStore, load_trust
 
 BESIDE = "trust"  # a run writes its trust store here, next to its bundles
@@ -36,6 +37,15 @@ class BundleVerdict:
             "trust": self.trust,
             "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in self.verdict.checks],
         }
+
+
+def trust_from_options(trust: Path | None, advisories: Path | None) -> TrustStore | None:
+    """The trust store of --trust and --advisories; None when neither is given."""
+    if trust is not None:
+        return load_trust(trust, advisories=advisories)
+    if advisories is not None:
+        return TrustStore(advisories=load_advisories(advisories), source=f"defaults, advisories {advisories}")
+    return None
 
 
 def trust_for(bundle: Path, given: TrustStore | None) -> TrustStore:
