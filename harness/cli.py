@@ -18,6 +18,8 @@ from .fleet import DeviceRun, RunOptions, run_fleet
 from .fleet._runner import choose_backend
 from .report import load_results, write_reports
 from .scenario import Scenario, load_scenario
+from .status import AttestationStatus
+from .trust import TrustStore, trust_from_options
 
 EXIT_MATCHED, EXIT_MISMATCH, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -50,6 +52,15 @@ def _load_all(paths: list[Path]) -> list[Scenario]:
             f"scenario '{duplicate}' is given twice",
         )
     return scenarios
+
+
+TrustOption = Annotated[
+    Path | None,
+    typer.Option(help="trust store: a directory or YAML manifest (see README, 'Trust store')"),
+]
+AdvisoriesOption = Annotated[
+    Path | None, typer.Option(help="firmware advisory YAML file replacing the shipped list")
+]
 
 
 class _Reporter:
@@ -118,6 +129,8 @@ def run(
             "container on the engine DOCKER_HOST names); default: the scenario's, else process"
         ),
     ] = None,
+    trust: TrustOption = None,
+    advisories: AdvisoriesOption = None,
 ) -> None:
     """Run scenario fleets end to end and write reports; exit 1 if any device mismatched."""
     signal.signal(signal.SIGTERM, _terminate)
@@ -128,6 +141,7 @@ def run(
         raise typer.Exit(EXIT_USAGE) from exc
     try:
         chosen = choose_backend(backend, loaded)
+        trust_store = trust_from_options(trust, advisories)
     except HarnessError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
@@ -145,6 +159,7 @@ def run(
                 admin_token=admin_token,
                 pki_dir=pki_dir,
                 backend=chosen,
+                trust=trust_store,
             ),
             progress=reporter,
         )
@@ -249,6 +264,8 @@ def serve(
     manual_clock: Annotated[
         bool, typer.Option(help="run on a clock that POST /admin/clock/advance moves, not the real one")
     ] = False,
+    trust: TrustOption = None,
+    advisories: AdvisoriesOption = None,
 ) -> None:
     """Run the reference server in the foreground until Ctrl-C or SIGTERM (for a lab or a nightly job)."""
     import contextlib
@@ -276,7 +293,10 @@ def serve(
         principals = load_rbac(rbac) if rbac else {}
         data_dir.mkdir(parents=True, exist_ok=True)
         roots = create_vendor_cas(pki_dir, now=clock.now())
-        config = ServerConfig(data_dir=data_dir, db_file=db, manufacturer_roots=roots, principals=principals)
+        trust_store = trust_from_options(trust, advisories) or TrustStore()
+        config = ServerConfig(
+            data_dir=data_dir, db_file=db, manufacturer_roots=roots, principals=principals, trust=trust_store
+        )
         sock = bind_loopback(host, port)
     except RbacError as exc:
         console.print(f"[red]rbac error:[/red] {exc}", highlight=False)
@@ -337,6 +357,7 @@ def vendor_check(
         ),
     ] = None,
     runs: Annotated[int, typer.Option(min=1, help="runs of each timed TPM operation")] = 3,
+    advisories: AdvisoriesOption = None,
 ) -> None:
     """Validate your own TPM and its EK certificate chain for Windows enrollment attestation.
 
@@ -346,7 +367,7 @@ def vendor_check(
 
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        result = run_vendor_check(tcti, ek_ca or [], runs=runs)
+        result = run_vendor_check(tcti, ek_ca or [], runs=runs, advisories=advisories)
     except VendorCheckError as exc:
         console.print(f"[red]vendor-check:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
@@ -362,6 +383,48 @@ def vendor_check(
     for kind, path in paths.items():
         console.print(f"  {kind:5} {path}", highlight=False)
     raise typer.Exit(EXIT_MATCHED if result.ok else EXIT_MISMATCH)
+
+
+@app.command()
+def verify(
+    bundles: Annotated[list[Path], typer.Argument(help="evidence bundle JSON files", show_default=False)],
+    trust: TrustOption = None,
+    advisories: AdvisoriesOption = None,
+    at: Annotated[
+        str | None, typer.Option(help="judge at this ISO 8601 time instead of the bundle's check time")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON document for machines")] = False,
+) -> None:
+    """Judge recorded evidence offline; exit 0 when every bundle attests, 1 when one does not."""
+    import datetime as dt
+    import json
+
+    from .trust import trust_for, verify_bundle
+    from .verifier import BundleFormatError, parse_time
+
+    try:
+        when = parse_time(at, "--at") if at else None
+        given = trust_from_options(trust, advisories)
+        results = [
+            verify_bundle(b, trust_for(b, given), at=when, now=dt.datetime.now(dt.UTC)) for b in bundles
+        ]
+    except (HarnessError, BundleFormatError) as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from exc
+    if as_json:
+        print(json.dumps([r.to_json() for r in results], indent=2))
+    else:
+        for result in results:
+            verdict = result.verdict
+            detail = f" / {verdict.detail}" if verdict.detail else ""
+            print(f"{result.path}: {verdict.status}{detail}")
+            print(f"  decision  {verdict.decision}")
+            print(f"  judged at {result.check_time.isoformat()} against {result.trust}")
+            for check in verdict.checks:
+                mark = "pass" if check.passed else "FAIL"
+                print(f"  {mark} {check.name}{': ' + check.detail if check.detail else ''}")
+    attested = all(r.verdict.status == AttestationStatus.ATTESTED for r in results)
+    raise typer.Exit(EXIT_MATCHED if attested else EXIT_MISMATCH)
 
 
 @app.command()

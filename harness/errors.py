@@ -37,3 +37,7 @@ class BackendUnavailable(TPMError):
 
 class ServerError(HarnessError):
     """The reference server could not start, or answered outside its contract."""
+
+
+class TrustError(FileError):
+    """A trust store or advisory file is unreadable or invalid."""

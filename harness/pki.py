@@ -96,6 +96,56 @@ class CertificateAuthority:
         certificate = x509.load_pem_x509_certificate((directory / f"{stem}.cert.pem").read_bytes())
         return cls(key=key, certificate=certificate)
 
+    def issue_intermediate(
+        self,
+        common_name: str,
+        organization: str,
+        *,
+        now: dt.datetime,
+        ca: bool = True,
+        key_cert_sign: bool = True,
+        path_length: int | None = 0,
+    ) -> CertificateAuthority:
+        """A CA below this one (a regional AIK CA under a root); `ca`/`key_cert_sign` off make
+        the broken intermediates a verifier must refuse."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+                x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            ]
+        )
+        usage = x509.KeyUsage(
+            digital_signature=True,
+            content_commitment=False,
+            key_encipherment=False,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=key_cert_sign,
+            crl_sign=key_cert_sign,
+            encipher_only=False,
+            decipher_only=False,
+        )
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + CA_LIFETIME)
+            .add_extension(
+                x509.BasicConstraints(ca=ca, path_length=path_length if ca else None), critical=True
+            )
+            .add_extension(usage, critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+        return CertificateAuthority(key=key, certificate=certificate)
+
     def _leaf(
         self,
         public_key: PublicKey,

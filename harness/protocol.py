@@ -150,6 +150,9 @@ class ContextItems(_Model):
     aik_attestation_claim: B64In | None = Field(default=None, alias="AIKAttestationClaim")
     aik_pub: B64In | None = Field(default=None, alias="AIKPub")
     aik_cert: B64In | None = Field(default=None, alias="AIKCert")
+    # Not in MS-MDE2: the CA certificates between AIKCert and its root, as PKCS#7 certs-only
+    # (a .p7b), for AIK CAs that issue through an intermediate.
+    aik_cert_chain: B64In | None = Field(default=None, alias="AIKCertChain")
     aad_aik_attestation_claim: B64In | None = Field(default=None, alias="AadAIKAttestationClaim")
     aad_pub: B64In | None = Field(default=None, alias="AADPub")
     # The MDM key's TPM2B_PUBLIC; the real protocol carries this key in its CSR.

@@ -6,39 +6,20 @@ import datetime as dt
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import jwt
 import pytest
 
 from harness.client import ClientConfig, Endpoints, Inventory, WindowsClient
 from harness.pki import CertificateAuthority
-from harness.protocol import EnrollmentRequest
+from harness.recording import RecordedEnrollment, record_enrollment
 from harness.server import EmbeddedServer, Principal, ServerConfig
-from harness.server._enrollment import evidence_from_request
 from harness.tcg import TPMIdentity
 from harness.tpm import SwtpmBackend, TimedESAPI, TPMRequest, manufacture
-from harness.verifier import Evidence, NonceState, Policy, claimed_nonce
-from harness.verifier._tokens import DEVICE_ID_CLAIM
 
 needs_swtpm = pytest.mark.skipif(shutil.which("swtpm") is None, reason="swtpm is not installed")
 ADMIN_TOKEN = "test-admin-token"
 IDENTITY = TPMIdentity("id:49465800", "SLB9672", "id:001A000D")
-
-
-@dataclass(frozen=True)
-class RecordedEnrollment:
-    """One real enrollment, recorded: what a healthy TPM 2.0 device sent, and the context
-    the server judged it in. Tests tamper with copies of these bytes."""
-
-    evidence: Evidence
-    policy: Policy
-    nonce: NonceState
-    registered: dict[str, bytes]
-    now: dt.datetime
-    device_id: str
-    vendor_ca: CertificateAuthority
 
 
 @pytest.fixture(scope="session")
@@ -90,23 +71,7 @@ def recorded(
     finally:
         tpm.close()
     assert report.enrollment_request is not None and report.token is not None, report.steps
-    request = EnrollmentRequest.model_validate(report.enrollment_request)
-    evidence = evidence_from_request(request, report.token)
-    ctx = server.app.state.context
-    nonce = claimed_nonce(evidence)
-    assert nonce is not None
-    device_id = str(jwt.decode(report.token, options={"verify_signature": False})[DEVICE_ID_CLAIM])
-    spki = ctx.store.entra_device_key(device_id)
-    assert spki is not None
-    return RecordedEnrollment(
-        evidence=evidence,
-        policy=ctx.policy,
-        nonce=NonceState(value=nonce, issued=True),
-        registered={device_id: spki},
-        now=ctx.clock.now(),
-        device_id=device_id,
-        vendor_ca=vendor_ca,
-    )
+    return record_enrollment(server, report)
 
 
 def swtpm_pids_under(directory: Path) -> list[int]:

@@ -161,9 +161,14 @@ def test_unlisted_vendor_id_fails_the_registry_row() -> None:
     assert rows["tpm.vendor_strings"].status == "warning"
 
 
-def test_firmware_on_an_advisory_fails() -> None:
-    from harness.vendor._advisories import SOURCE, current_advisories
+def test_firmware_is_judged_by_the_published_ranges() -> None:
+    from harness.trust import default_advisories
 
-    infineon_roca = _props(0x49465800, 0x00040028)
-    assert advisory_row(infineon_roca, current_advisories(), SOURCE).status == "fail"
-    assert advisory_row(_props(0x49465800, 0x001A000D), current_advisories(), SOURCE).status == "pass"
+    shipped = default_advisories()
+    # ADV170012: Infineon 4.40-4.42 is affected by ROCA, 4.43 is the fixed build, 7.40 <= 7.61 is affected.
+    affected = advisory_row(_props(0x49465800, 0x00040029), shipped, "shipped")
+    assert affected.status == "fail"
+    assert "ROCA" in affected.evidence
+    assert advisory_row(_props(0x49465800, 0x0004002B), shipped, "shipped").status == "pass"
+    assert advisory_row(_props(0x49465800, 0x00070028), shipped, "shipped").status == "fail"
+    assert advisory_row(_props(0x49465800, 0x001A000D), shipped, "shipped").status == "pass"

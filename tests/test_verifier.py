@@ -27,6 +27,7 @@ from tpm2_pytss import TPMA_OBJECT
 
 from harness.hresult import HResult, from_tpm_rc
 from harness.pki import CertificateAuthority, certificate_der
+from harness.recording import RecordedEnrollment
 from harness.status import AttestationStatus, StatusDetail
 from harness.tcg import OID_AIK_CERTIFICATE, tpm_san
 from harness.verifier import (
@@ -36,10 +37,12 @@ from harness.verifier import (
     NonceState,
     Policy,
     Verdict,
+    VersionRange,
     evaluate,
     parse_public,
+    parse_version,
 )
-from tests.conftest import IDENTITY, RecordedEnrollment
+from tests.conftest import IDENTITY
 
 pytestmark = pytest.mark.swtpm
 
@@ -420,7 +423,8 @@ class TestAikCertificate:
         assert {"aik_cert.eku", "aik_cert.not_ca", "aik_pub.matches_cert"} <= set(failed_checks(verdict))
 
     def test_firmware_on_the_advisory_list_is_not_available(self, recorded: RecordedEnrollment) -> None:
-        advisory = FirmwareAdvisory("test advisory", IDENTITY.manufacturer, "id:001A")
+        version = parse_version(IDENTITY.version)
+        advisory = FirmwareAdvisory("test advisory", IDENTITY.manufacturer, (VersionRange(version, version),))
         policy = replace(recorded.policy, firmware_advisories=[advisory])
         verdict = judge(recorded, policy=policy)
         assert_refused(verdict, StatusDetail.TPM_NOT_AVAILABLE, "tpm.firmware")
@@ -791,7 +795,8 @@ class TestDecisionOrder:
     def test_firmware_advisory_beats_a_bad_mdm_claim(self, recorded: RecordedEnrollment) -> None:
         claim = recorded.evidence.aik_claim
         assert claim is not None
-        advisory = FirmwareAdvisory("test advisory", IDENTITY.manufacturer, IDENTITY.version)
+        version = parse_version(IDENTITY.version)
+        advisory = FirmwareAdvisory("test advisory", IDENTITY.manufacturer, (VersionRange(version, version),))
         policy = replace(recorded.policy, firmware_advisories=[advisory])
         evidence = tampered(recorded, aik_claim=flip(claim, len(claim) - 1))
         assert_refused(

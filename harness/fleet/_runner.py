@@ -42,6 +42,7 @@ from ..tpm import (
     remove_run_containers,
     swtpm_binary,
 )
+from ..trust import TrustStore
 from ._device import DeviceRun, FleetEnvironment, run_device
 from ._pki import create_vendor_cas
 from ._plan import DevicePlan, plan_fleet
@@ -59,6 +60,7 @@ class RunOptions:
     pki_dir: Path | None = None  # vendor CAs shared with that server
     keep_workdir: bool = False
     backend: BackendName = "process"  # where each device's TPM runs
+    trust: TrustStore | None = None  # the embedded server's trust store (--trust); None: defaults
 
 
 @dataclass(frozen=True)
@@ -239,7 +241,12 @@ def _server(
         for spec in scenario.principals:
             tokens.setdefault(spec.name, secrets.token_urlsafe(24))
             principals[tokens[spec.name]] = Principal(spec.name, remote_tasks=spec.remote_tasks)
-    config = ServerConfig(data_dir=workdir / "server", manufacturer_roots=roots, principals=principals)
+    config = ServerConfig(
+        data_dir=workdir / "server",
+        manufacturer_roots=roots,
+        principals=principals,
+        trust=options.trust or TrustStore(),
+    )
     # Steps test the one-minute and fifteen-minute rules: time moves only when a step moves it.
     clock = ManualClock() if stepped else None
     with EmbeddedServer(config, clock=clock) as server:

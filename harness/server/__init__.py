@@ -6,12 +6,11 @@ It imports nothing from scenarios: it knows only what a real service would.
 from ..errors import RbacError
 from ._app import create_app
 from ._clock import Clock, ManualClock, SystemClock
-from ._config import DEFAULT_ADVISORIES, Principal, ServerConfig
+from ._config import Principal, ServerConfig
 from ._rbac import load_rbac, parse_rbac
 from ._serve import EmbeddedServer, bind_loopback, serve_foreground
 
 __all__ = [
-    "DEFAULT_ADVISORIES",
     "Clock",
     "EmbeddedServer",
     "ManualClock",

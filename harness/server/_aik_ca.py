@@ -19,7 +19,7 @@ from ..protocol import (
     AikChallengeResponse,
     b64,
 )
-from ..tcg import TCG_VENDORS, TPMIdentity, vendor_hex
+from ..tcg import TPMIdentity, vendor_hex
 from ..verifier import (
     EvidenceFormatError,
     check_aik_attributes,
@@ -59,9 +59,15 @@ def challenge(request: AikChallengeRequest, ctx: ServerContext = Depends(context
         vendor = vendor_hex(identity.manufacturer)
     except ValueError as exc:
         raise _refuse_ek(str(exc)) from exc
-    if vendor not in TCG_VENDORS:
+    if vendor not in ctx.config.trust.vendors:
         raise _refuse_ek(f"manufacturer {identity.manufacturer} is not in the TCG vendor registry")
-    chain = verify_chain("ek_cert.chain", ek_certificate, roots=ctx.config.manufacturer_roots, now=now)
+    chain = verify_chain(
+        "ek_cert.chain",
+        ek_certificate,
+        roots=[*ctx.config.manufacturer_roots, *ctx.config.trust.ek_roots],
+        intermediates=ctx.config.trust.ek_intermediates,
+        now=now,
+    )
     if not chain.passed:
         raise _refuse_ek(f"EK certificate: {chain.detail}")
 

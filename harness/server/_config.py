@@ -8,17 +8,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from ..verifier import FirmwareAdvisory
-
-# Firmware lines with published key-generation flaws. The tpmVersion attribute in an EK
-# certificate is 'id:' + the firmware version as 8 hex digits (major.minor, 16 bits each).
-DEFAULT_ADVISORIES: tuple[FirmwareAdvisory, ...] = (
-    FirmwareAdvisory("ROCA (CVE-2017-15361)", "id:49465800", "id:0004"),
-    FirmwareAdvisory("ROCA (CVE-2017-15361)", "id:49465800", "id:0005"),
-    FirmwareAdvisory("ROCA (CVE-2017-15361)", "id:49465800", "id:0006"),
-    FirmwareAdvisory("TPM-FAIL (CVE-2019-16863)", "id:53544D20", "id:00490008"),
-    FirmwareAdvisory("TPM-FAIL (CVE-2019-11090)", "id:494E5443", "id:000B"),
-)
+from ..trust import TrustStore
 
 
 @dataclass(frozen=True)
@@ -35,7 +25,9 @@ class ServerConfig:
 
     data_dir: Path  # the SQLite file and the server's own keys live here
     manufacturer_roots: list[x509.Certificate] = field(default_factory=list)
-    firmware_advisories: tuple[FirmwareAdvisory, ...] = DEFAULT_ADVISORIES
+    # AIK and EK roots and intermediates, token keys, vendor registry and advisories a user
+    # gave (harness serve --trust); the server's own AIK CA and identity provider come on top.
+    trust: TrustStore = field(default_factory=TrustStore)
     nonce_lifetime: dt.timedelta = dt.timedelta(minutes=5)
     challenge_lifetime: dt.timedelta = dt.timedelta(minutes=5)
     token_lifetime: dt.timedelta = dt.timedelta(hours=1)

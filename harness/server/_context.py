@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -92,12 +92,13 @@ class ServerContext:
             )
             aik_ca.save(keys, "aik-ca")
         idp_key = SigningKey.load_or_create(keys / "idp.key.pem")
-        policy = Policy(
-            aik_roots=[aik_ca.certificate],
-            token_keys={idp_key.kid: idp_key.key.public_key()},
+        policy = replace(
+            config.trust.policy(
+                own_aik_roots=(aik_ca.certificate,),
+                own_token_keys={idp_key.kid: idp_key.key.public_key()},
+            ),
             token_issuer=config.token_issuer,
             token_audience=config.token_audience,
-            firmware_advisories=config.firmware_advisories,
         )
         principals, token_file = dict(config.principals), None
         if not principals:

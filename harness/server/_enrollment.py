@@ -15,11 +15,11 @@ from ..protocol import ContextItems, EnrollmentRequest, EnrollmentResponse, Nonc
 from ..tcg import TCG_VENDORS
 from ..verifier import (
     DEVICE_ID_CLAIM,
-    Evidence,
     NonceState,
     Verdict,
     claimed_nonce,
     evaluate,
+    evidence_from_request,
     load_certificate,
 )
 from ._context import ServerContext, bad_request
@@ -82,29 +82,6 @@ def enroll(
         now=now,
     )
     return EnrollmentResponse(deviceId=items.emm_device_id, enrolled=True)
-
-
-def evidence_from_request(request: EnrollmentRequest, token: str | None) -> Evidence:
-    """The evaluator's view of an enrollment request (also used to replay recorded ones)."""
-    items = request.context_items
-    return Evidence(
-        enrollment_version=request.enrollment_version,
-        token=token,
-        os_version=items.os_version,
-        device_manufacturer=items.device_manufacturer,
-        device_model=items.device_model,
-        tpm_manufacturer=items.tpm_manufacturer,
-        aik_claim=items.aik_attestation_claim,
-        aik_pub=items.aik_pub,
-        aik_cert=items.aik_cert,
-        aad_claim=items.aad_aik_attestation_claim,
-        aad_pub=items.aad_pub,
-        mdm_pub=items.mdm_pub,
-        client_status=items.attestation_status,
-        client_hresult=int(items.attestation_status_hresult, 16)
-        if items.attestation_status_hresult
-        else None,
-    )
 
 
 def _bearer(authorization: str | None) -> str | None:

@@ -1,17 +1,19 @@
-"""Where the advisory list comes from: today the reference server's defaults.
+"""Where the advisory list comes from: the trust store's published advisory data.
 
-Kept to this one function so that the trust store's published advisory data can replace
-it without touching the checks.
+The same list the reference server judges firmware with; `--advisories FILE`
+replaces it, as it does for `harness serve` and `harness run`.
 """
 
 from __future__ import annotations
 
-from ._identity import Advisory
+from pathlib import Path
 
-SOURCE = "reference server's firmware advisory list (DEFAULT_ADVISORIES)"
+from ..trust import default_advisories, load_advisories
+from ..verifier import FirmwareAdvisory
 
 
-def current_advisories() -> tuple[Advisory, ...]:
-    from ..server import DEFAULT_ADVISORIES
-
-    return tuple(Advisory(a.name, a.manufacturer, a.version_prefix) for a in DEFAULT_ADVISORIES)
+def current_advisories(path: Path | None = None) -> tuple[tuple[FirmwareAdvisory, ...], str]:
+    """The advisories and where they come from, for the report's clause column."""
+    if path is not None:
+        return load_advisories(path), f"advisory file {path}"
+    return default_advisories(), "shipped advisory data (harness/trust/advisories.yaml)"

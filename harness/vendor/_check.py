@@ -12,7 +12,7 @@ from tpm2_pytss import TSS2_Exception
 
 from ..errors import TPMError
 from ..tpm import parse_tcti
-from ._advisories import SOURCE, current_advisories
+from ._advisories import current_advisories
 from ._ek import EKFindings, ek_rows
 from ._flow import enrollment_row
 from ._identity import advisory_row, family_row, identity_rows
@@ -48,6 +48,7 @@ def run_vendor_check(
     runs: int = 3,
     flow: bool = True,
     now: dt.datetime | None = None,
+    advisories: Path | None = None,
 ) -> VendorReport:
     """Check the TPM behind `tcti_spec`; VendorCheckError when it cannot run at all."""
     if runs < 1:
@@ -70,7 +71,7 @@ def run_vendor_check(
     try:
         props = probe.properties()
         report.rows.extend(identity_rows(props))
-        report.rows.append(advisory_row(props, current_advisories(), SOURCE))
+        report.rows.append(advisory_row(props, *current_advisories(advisories)))
         findings: EKFindings = ek_rows(probe, props, anchors, when)
         report.rows.extend(findings.rows)
         report.rows.append(roca_row("roca.ek", "the RSA 2048 EK", findings.rsa_modulus))

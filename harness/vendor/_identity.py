@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..tcg import TCG_VENDORS, vendor_id_from_int
+from ..tcg import TCG_VENDORS, TPMIdentity, vendor_id_from_int
+from ..verifier import FirmwareAdvisory, matching_advisory
 from ._model import TPM_PART2, VENDOR_REGISTRY, WINDOWS_ATTESTATION, Row, failed, passed, warned
 
 AREA = "TPM identity"
@@ -39,15 +40,6 @@ class TPMProperties:
     def vendor_text(self) -> str:
         raw = b"".join(v.to_bytes(4, "big") for v in self.vendor_strings)
         return raw.rstrip(b"\0").decode("ascii", errors="replace").replace("\0", " ").strip()
-
-
-@dataclass(frozen=True)
-class Advisory:
-    """A firmware line with a published flaw: manufacturer id and tpmVersion prefix."""
-
-    name: str
-    manufacturer: str  # "id:49465800"
-    version_prefix: str  # "id:0004"
 
 
 def ascii4(value: int) -> str:
@@ -96,16 +88,17 @@ def identity_rows(props: TPMProperties) -> list[Row]:
     return rows
 
 
-def advisory_row(props: TPMProperties, advisories: Sequence[Advisory], source: str) -> Row:
-    """Firmware against published advisories; a match makes Windows report the TPM unavailable."""
-    matches = [
-        a
-        for a in advisories
-        if a.manufacturer.upper() == props.manufacturer_id.upper()
-        and props.firmware_id.upper().startswith(a.version_prefix.upper())
-    ]
-    seen = f"{props.manufacturer_id} firmware {props.firmware_id} against {len(advisories)} advisories"
-    if matches:
-        names = ", ".join(sorted({a.name for a in matches}))
-        return failed("tpm.firmware.advisory", "Firmware", f"{seen}: affected by {names}", source)
+def advisory_row(props: TPMProperties, advisories: Sequence[FirmwareAdvisory], source: str) -> Row:
+    """Firmware against published advisories; a match makes Windows report the TPM unavailable.
+
+    Advisories that name models are matched against the vendor strings, the only model
+    name a TPM reports about itself.
+    """
+    major, minor = props.firmware1 >> 16, props.firmware1 & 0xFFFF
+    identity = TPMIdentity(props.manufacturer_id, props.vendor_text, f"{major}.{minor}")
+    match = matching_advisory(identity, advisories)
+    seen = f"{props.manufacturer_id} firmware {major}.{minor} against {len(advisories)} advisories"
+    if match is not None:
+        cited = f" ({match.source})" if match.source else ""
+        return failed("tpm.firmware.advisory", "Firmware", f"{seen}: affected by {match.name}{cited}", source)
     return passed("tpm.firmware.advisory", "Firmware", f"{seen}: none applies", source)

@@ -38,21 +38,99 @@ def verify_chain(
     now: dt.datetime,
     max_depth: int = 4,
 ) -> Check:
-    """Walk issuer links from leaf to one of `roots`, checking signatures and validity."""
-    current = leaf
-    for _ in range(max_depth + 1):
-        if not _valid_at(current, now):
-            return fail(name, f"certificate '{_label(current)}' is not valid at {now:%Y-%m-%d %H:%M}")
-        for root in roots:
-            if _issued_by(current, root):
-                if not _valid_at(root, now):
-                    return fail(name, f"trust anchor '{_label(root)}' is not valid now")
-                return ok(name, f"chains to '{_label(root)}'")
-        parent = next((c for c in intermediates if _issued_by(current, c) and _is_ca(c)), None)
-        if parent is None:
-            return fail(name, f"issuer '{current.issuer.rfc4514_string()}' is not a trusted root")
-        current = parent
-    return fail(name, "chain is longer than allowed")
+    """Build a path from leaf through `intermediates` to one of `roots`.
+
+    Every certificate on the path must be valid at `now` and signed by the next; every
+    intermediate must be a CA with keyCertSign within its path length. A failure names
+    the certificate by subject and serial. Where several intermediates carry the issuer's
+    name, each is tried, and the first failure is reported if none leads to a root.
+    """
+    result = _extend(name, [leaf], roots, intermediates, now, max_depth)
+    return result
+
+
+def _extend(
+    name: str,
+    path: list[x509.Certificate],
+    roots: Sequence[x509.Certificate],
+    intermediates: Sequence[x509.Certificate],
+    now: dt.datetime,
+    max_depth: int,
+) -> Check:
+    current = path[-1]
+    if not _valid_at(current, now):
+        role = "certificate" if len(path) == 1 else "intermediate"
+        return fail(name, f"{role} {describe_certificate(current)} is not valid at {now:%Y-%m-%d %H:%M}")
+    for root in roots:
+        if _issued_by(current, root):
+            problem = _anchor_problem(root, path, now)
+            if problem:
+                return fail(name, problem)
+            via = "".join(f" via {describe_certificate(c)}" for c in path[1:])
+            return ok(name, f"chains{via} to {describe_certificate(root)}")
+    candidates = [c for c in intermediates if c.subject == current.issuer and all(c != p for p in path)]
+    if not candidates:
+        return fail(
+            name,
+            f"issuer '{current.issuer.rfc4514_string()}'{_authority_key(current)} of "
+            f"{describe_certificate(current)} is not a trusted root, and no intermediate "
+            "certificate of that name was given",
+        )
+    if len(path) > max_depth:
+        return fail(name, f"chain is longer than {max_depth} intermediates")
+    first_failure: Check | None = None
+    for candidate in candidates:
+        problem = _intermediate_problem(candidate, current, path)
+        outcome = (
+            fail(name, problem)
+            if problem
+            else _extend(name, [*path, candidate], roots, intermediates, now, max_depth)
+        )
+        if outcome.passed:
+            return outcome
+        first_failure = first_failure or outcome
+    assert first_failure is not None
+    return first_failure
+
+
+def _intermediate_problem(
+    candidate: x509.Certificate, child: x509.Certificate, path: list[x509.Certificate]
+) -> str:
+    label = f"intermediate {describe_certificate(candidate)}"
+    if not _issued_by(child, candidate):
+        return f"{label} did not sign {describe_certificate(child)}"
+    return _ca_problem(candidate, label, cas_below=len(path) - 1)
+
+
+def _anchor_problem(root: x509.Certificate, path: list[x509.Certificate], now: dt.datetime) -> str:
+    label = f"trust anchor {describe_certificate(root)}"
+    if not _valid_at(root, now):
+        return f"{label} is not valid at {now:%Y-%m-%d %H:%M}"
+    return _ca_problem(root, label, cas_below=len(path) - 1, need_key_usage=False)
+
+
+def _ca_problem(
+    certificate: x509.Certificate, label: str, *, cas_below: int, need_key_usage: bool = True
+) -> str:
+    """Why a certificate may not issue the path below it ('' when it may)."""
+    try:
+        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return f"{label} is not a CA (no basicConstraints)"
+    if not constraints.ca:
+        return f"{label} is not a CA (basicConstraints CA=false)"
+    if constraints.path_length is not None and cas_below > constraints.path_length:
+        return (
+            f"{label} allows {constraints.path_length} CA certificate(s) below it, the chain has {cas_below}"
+        )
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        # A trust anchor is trusted as configured; an intermediate must say it signs certificates.
+        return f"{label} has no keyUsage, so no keyCertSign" if need_key_usage else ""
+    if not usage.key_cert_sign:
+        return f"{label} lacks keyCertSign in keyUsage"
+    return ""
 
 
 def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
@@ -76,8 +154,20 @@ def _valid_at(certificate: x509.Certificate, now: dt.datetime) -> bool:
     return certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
 
 
-def _label(certificate: x509.Certificate) -> str:
-    return certificate.subject.rfc4514_string() or "(empty subject)"
+def _authority_key(certificate: x509.Certificate) -> str:
+    # The issuer's serial is unknown when the issuer is missing; its key id names it exactly.
+    try:
+        aki = certificate.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return ""
+    return f" (key id {aki.key_identifier.hex()})" if aki.key_identifier else ""
+
+
+def describe_certificate(certificate: x509.Certificate) -> str:
+    """A certificate by subject and serial: an AIK certificate's subject is empty."""
+    subject = certificate.subject.rfc4514_string()
+    named = f"'{subject}'" if subject else "(empty subject)"
+    return f"{named} serial {certificate.serial_number:#x}"
 
 
 def _has_eku(certificate: x509.Certificate, oid: x509.ObjectIdentifier) -> bool:
