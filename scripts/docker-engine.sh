@@ -156,7 +156,7 @@ stop_engine() {
   done
   if [ -d "$STATE" ]; then
     # Mounts under the data root (overlay, shm) must go before the directory can.
-    grep -- " $STATE/" /proc/mounts | awk '{print $2}' | sort -r | while read -r mnt; do
+    { grep -- " $STATE/" /proc/mounts || true; } | awk '{print $2}' | sort -r | while read -r mnt; do
       umount -l "$mnt" 2>/dev/null || true
     done
     rm -rf "$STATE"
