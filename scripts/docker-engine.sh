@@ -101,6 +101,7 @@ start_daemon() {
     --data-root "$STATE/data" --exec-root "$STATE/exec" --pidfile "$PIDFILE" \
     --host "unix://$SOCK" --bridge "$BRIDGE" \
     --iptables=false --ip-forward=false --ip-masq=false --ip 127.0.0.1 \
+    --cgroup-parent "/eah-$name" \
     --log-level warn \
     >"$STATE/dockerd.log" 2>&1 </dev/null &
   for _ in $(seq 1 150); do
@@ -162,6 +163,10 @@ stop_engine() {
     rm -rf "$STATE"
   fi
   ip link show "$BRIDGE" >/dev/null 2>&1 && ip link del "$BRIDGE" 2>/dev/null || true
+  # The containers' cgroup parent (one per engine, so its CPU can be read on its own).
+  for controller in /sys/fs/cgroup/*/; do
+    [ -d "$controller/eah-$name" ] && rmdir "$controller/eah-$name" 2>/dev/null || true
+  done
 }
 
 start_engine() {
