@@ -7,7 +7,7 @@ OUT ?= reports/latest
 SCENARIO ?= scenarios/smoke.yaml
 WORKERS ?= 2
 
-.PHONY: run test setup system system-test venv lint typecheck unit clean bench
+.PHONY: run test setup system system-test venv lint typecheck unit clean bench docker-engine docker-engine-stop
 
 run: system venv
 	$(BIN)/harness run $(SCENARIO) --out $(OUT)
@@ -26,7 +26,7 @@ system:
 	@bash scripts/setup-system.sh
 
 system-test:
-	@bash scripts/setup-system.sh --browser
+	@bash scripts/setup-system.sh --browser --docker
 
 venv: $(VENV)/.installed
 
@@ -45,8 +45,16 @@ typecheck:
 	$(BIN)/mypy
 
 # pytest exits 5 when a selection collects nothing (e.g. PYTEST_ADDOPTS=-k ...): not a failure.
+# The tests get a private Docker engine for their run; it is stopped whatever their outcome.
 unit:
-	$(BIN)/pytest -n $(WORKERS) -q; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
+	bash scripts/docker-engine.sh run -- $(BIN)/pytest -n $(WORKERS) -q; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
+
+# A private Docker engine with the swtpm image, for `--backend docker` by hand; prints DOCKER_HOST.
+docker-engine: system-test
+	@bash scripts/docker-engine.sh start
+
+docker-engine-stop:
+	@bash scripts/docker-engine.sh stop
 
 clean:
 	rm -rf $(VENV) reports/latest

@@ -520,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manufacture", type=int, default=10, help="TPMs each side for (b)")
     parser.add_argument("--eval-seconds", type=float, default=3.0, help="timing window for (c)")
     parser.add_argument("--report-devices", type=int, default=10_000, help="devices for (e)")
-    parser.add_argument("--only", default="abcde", help="which parts to run, e.g. 'bc' (default: all)")
+    parser.add_argument("--only", default="abcdef", help="which parts to run, e.g. 'bc' (default: all)")
     args = parser.parse_args(argv)
     if shutil.which("swtpm") is None:
         _say("swtpm is not installed; run 'make setup'")
@@ -549,7 +549,14 @@ def main(argv: list[str] | None = None) -> int:
         summary["scaling_2w"] = f"{one.wall / two.wall:.3f}"
     if "e" in args.only and recorded is not None:
         bench_report(recorded.device, args.report_devices)
+    if "f" in args.only:
+        from bench.engines import bench_engines
+
+        engines = bench_engines(args.scaling, args.workers, _say)
+        if engines is not None:
+            summary["engine_cores_per_controller_core"] = f"{engines.cores_per_controller_core:.2f}"
     _say(f"benchmark took {time.perf_counter() - started:.0f} s; load average {_load()} at the end")
     order = ("devices_per_min", "floor_ratio", "manufacture_speedup", "evals_per_s", "scaling_2w")
+    order += ("engine_cores_per_controller_core",)
     _say(" ".join(f"{key}={summary.get(key, 'n/a')}" for key in order))
     return 0

@@ -4,7 +4,14 @@
 set -euo pipefail
 
 want_browser=0
-[ "${1:-}" = "--browser" ] && want_browser=1
+want_docker=0
+for flag in "$@"; do
+  case "$flag" in
+    --browser) want_browser=1 ;;
+    --docker) want_docker=1 ;;  # a private engine for the docker tests (scripts/docker-engine.sh)
+    *) echo "setup: unknown option $flag" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 need_cmd() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
@@ -23,6 +30,11 @@ python3 -c 'import sysconfig, os, sys; sys.exit(0 if os.path.exists(os.path.join
 if [ "$want_browser" = 1 ]; then
   need_cmd chromium chromium
   need_cmd chromedriver chromium-driver
+fi
+# Only root runs a private engine; elsewhere the docker tests skip and say why.
+if [ "$want_docker" = 1 ] && [ "$(id -u)" -eq 0 ]; then
+  need_cmd dockerd docker.io
+  need_cmd debootstrap debootstrap
 fi
 
 [ ${#missing[@]} -eq 0 ] && exit 0

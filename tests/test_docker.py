@@ -1,19 +1,17 @@
-"""The docker TPM backend.
+"""The docker TPM backend, against a real Docker engine.
 
-With a Docker engine (DOCKER_HOST or the local socket) and the image built from
-swtpm-images/, devices run their TPM in labelled containers. Without one, those tests
-skip with the reason, and a stand-in engine runs the very command line the backend
-gives the image as a local swtpm, so that the backend's ports, TCTI, labels and clean-up
-are still exercised against a real swtpm.
+`make test` runs the suite under a private engine (scripts/docker-engine.sh run), which
+sets DOCKER_HOST; the tests that need an engine skip with the reason only where none can
+run. Tests run side by side on that engine, so each checks only its own run's containers.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import shutil
-import socket
+import os
+import signal
 import subprocess
-import tempfile
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,21 +19,29 @@ from typing import Any
 import docker.errors
 import pytest
 
+from harness.errors import BackendUnavailable, HarnessError, TPMError
 from harness.fleet import RunOptions, run_fleet
 from harness.scenario import parse_scenario
-from harness.tcg import TPMIdentity
-from harness.tpm import TimedESAPI, TPMRequest, manufacture
-from harness.tpm import _docker as backend_module
-from harness.tpm._docker import (
+from harness.tpm import (
     RUN_LABEL,
     DockerBackend,
+    Engine,
+    EnginePoolBackend,
+    TimedESAPI,
+    TPMRequest,
     engine_unavailable,
-    image_name,
+    parse_engine,
+    preflight,
+    preflight_all,
     remove_run_containers,
-    swtpm_arguments,
+    remove_run_everywhere,
+    schedule,
+    spread,
 )
+from harness.tpm._docker import connect, image_name, published_port
 
-from .conftest import needs_swtpm
+ROOT = Path(__file__).resolve().parent.parent
+ENGINE_SCRIPT = ROOT / "scripts" / "docker-engine.sh"
 
 ONE_LAPTOP = """
 name: docker-one
@@ -48,14 +54,14 @@ groups:
 
 
 def _engine_skip_reason() -> str:
-    reason = engine_unavailable()
+    reason = os.environ.get("HARNESS_DOCKER_UNAVAILABLE") or engine_unavailable()
     if reason:
-        return reason
-    client = backend_module.connect()
+        return f"{reason} (make test starts a private engine: scripts/docker-engine.sh run -- pytest)"
+    client = connect()
     try:
         client.images.get(image_name())
     except docker.errors.ImageNotFound:
-        return f"image {image_name()} is not built (docker build -t {image_name()} swtpm-images/)"
+        return f"image {image_name()} is not built (scripts/docker-engine.sh start builds it)"
     finally:
         client.close()
     return ""
@@ -63,226 +69,252 @@ def _engine_skip_reason() -> str:
 
 ENGINE_SKIP = _engine_skip_reason()
 needs_engine = pytest.mark.skipif(bool(ENGINE_SKIP), reason=ENGINE_SKIP or "engine available")
+# The run labels of this module's own tests; anything else on the engine is another run's.
+OWN_RUNS = {"fleet-one", "bind-default", "bind-named", "leftover-ours", "leftover-theirs", "two-engines"}
 
 
-# --- with a real engine ---------------------------------------------------------------------
-
-
-@needs_engine
-def test_a_device_attests_with_its_tpm_in_a_container_and_no_container_is_left() -> None:
-    result = run_fleet([parse_scenario(ONE_LAPTOP, "docker-one.yaml")], RunOptions(backend="docker"))
-    device = result.devices[0]
-    assert device.matched, (device.error, device.evidence.decision)
-    client = backend_module.connect()
-    try:
-        assert client.containers.list(all=True, filters={"label": RUN_LABEL}) == []
-    finally:
-        client.close()
-
-
-@needs_engine
-def test_leftover_containers_are_removed_by_run_label(tmp_path: Path) -> None:
-    backend = DockerBackend(run_id="leftover-test")
-    try:
-        tpm = backend.start(TPMRequest(), tmp_path)
-        assert tpm.tcti[0] == "swtpm"
-        # As if its worker were killed: the container outlives the object that started it.
-        assert remove_run_containers("leftover-test") == 1
-    finally:
-        backend.close()
-
-
-def test_without_an_engine_the_reason_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
-    reason = engine_unavailable()
-    assert "no Docker engine answers (tcp://127.0.0.1:1)" in reason
-
-
-def test_published_ports_are_reached_on_the_engines_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("HARNESS_DOCKER_PUBLISH_HOST", raising=False)
-    monkeypatch.setenv("DOCKER_HOST", "tcp://tpm-farm.example:2376")
-    assert backend_module.engine_host() == "tpm-farm.example"
-    monkeypatch.setenv("DOCKER_HOST", "ssh://ci@builder.example")
-    assert backend_module.engine_host() == "builder.example"
-    monkeypatch.setenv("DOCKER_HOST", "unix:///var/run/docker.sock")
-    assert backend_module.engine_host() == "127.0.0.1"
-    monkeypatch.setenv("HARNESS_DOCKER_PUBLISH_HOST", "10.0.0.7")
-    assert backend_module.engine_host() == "10.0.0.7"
-
-
-# --- a stand-in engine: the image's command line, run as a local swtpm ----------------------
-
-
-class _Container:
-    def __init__(
-        self, engine: _Engine, command: list[str], labels: dict[str, str], ports: dict[str, int]
-    ) -> None:
-        self.engine = engine
-        self.id = f"fake{len(engine.containers):04d}"
-        self.short_id = self.id
-        self.labels = labels
-        self.status = "created"
-        self._state = Path(tempfile.mkdtemp(prefix="tpm-", dir=engine.workdir))
-        (self._state / "state").mkdir()
-        # The engine maps the container's ports to the host's; here swtpm binds the host ports.
-        published = {int(k.split("/")[0]): v for k, v in ports.items()}
-        self.command = [
-            arg.replace("dir=/tpm/state", f"dir={self._state / 'state'}")
-            .replace("port=2321", f"port={published[2321]}")
-            .replace("port=2322", f"port={published[2322]}")
-            for arg in command
-        ]
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def put_archive(self, path: str, data: bytes) -> None:
-        raise AssertionError("not used by these tests")
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["swtpm", "socket", *self.command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        self.status = "running"
-
-    def reload(self) -> None:
-        if self.process is not None and self.process.poll() is not None:
-            self.status = "exited"
-
-    def logs(self, tail: int = 20) -> bytes:
-        return b""
-
-    def remove(self, force: bool = False) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        shutil.rmtree(self._state, ignore_errors=True)
-        self.engine.containers.pop(self.id, None)
-
-
-class _Containers:
-    def __init__(self, engine: _Engine) -> None:
-        self.engine = engine
-
-    def create(
-        self, image: str, *, command: list[str], labels: dict[str, str], ports: dict[str, int], **_: Any
-    ) -> _Container:
-        self.engine.created += 1
-        if self.engine.busy_ports_left > 0:
-            self.engine.busy_ports_left -= 1
-            raise docker.errors.APIError("Bind for 0.0.0.0:2321 failed: port is already allocated")
-        for port in ports.values():
-            with socket.socket() as probe:
-                try:
-                    probe.bind(("127.0.0.1", port))
-                except OSError as exc:
-                    raise docker.errors.APIError(f"port is already allocated: {exc}") from exc
-        container = _Container(self.engine, command, labels, ports)
-        self.engine.containers[container.id] = container
-        return container
-
-    def list(self, all: bool = False, filters: dict[str, str] | None = None) -> list[_Container]:
-        key, _, value = (filters or {}).get("label", "").partition("=")
-        return [
-            c
-            for c in list(self.engine.containers.values())
-            if key in c.labels and (not value or c.labels[key] == value)
-        ]
-
-
-class _Engine:
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.containers: dict[str, _Container] = {}
-        self.created = 0
-        self.busy_ports_left = 0
-        self.closed = False
+def _containers(client: Any, run_id: str | None = None) -> list[Any]:
+    selector = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
+    return list(client.containers.list(all=True, filters={"label": selector}))
 
 
 @pytest.fixture
-def engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Engine]:
-    workdir = Path(tempfile.mkdtemp(prefix="eah-docker-", dir="/tmp"))
-    fake = _Engine(workdir)
-    monkeypatch.setattr(backend_module, "connect", lambda: _Client(fake))
-    monkeypatch.delenv("DOCKER_HOST", raising=False)
-    monkeypatch.delenv("HARNESS_DOCKER_PUBLISH_HOST", raising=False)
-    yield fake
-    for container in list(fake.containers.values()):
-        container.remove(force=True)
-    shutil.rmtree(workdir, ignore_errors=True)
+def client() -> Iterator[Any]:
+    engine_client = connect()
+    yield engine_client
+    engine_client.close()
 
 
-class _Client:
-    def __init__(self, engine: _Engine) -> None:
-        self.engine = engine
-        self.containers = _Containers(engine)
-
-    def close(self) -> None:
-        self.engine.closed = True
+# --- against the engine DOCKER_HOST names ----------------------------------------------------
 
 
-def test_the_image_command_line_runs_tpm2_over_tcp_on_all_interfaces() -> None:
-    arguments = swtpm_arguments("2.0", startup=True)
-    assert arguments[0] == "--tpm2"
-    assert "type=tcp,port=2321,bindaddr=0.0.0.0" in arguments
-    assert "type=tcp,port=2322,bindaddr=0.0.0.0" in arguments
-    assert "not-need-init,startup-clear" in arguments
-    assert "--tpm2" not in swtpm_arguments("1.2", startup=True)
-
-
-@needs_swtpm
-def test_a_container_tpm_is_reached_through_the_swtpm_tcti_and_labelled(engine: _Engine) -> None:
-    backend = DockerBackend(run_id="run-a", client=_Client(engine))
-    try:
-        tpm = backend.start(TPMRequest(), engine.workdir)
-        name, conf = tpm.tcti
-        assert name == "swtpm" and conf.startswith("host=127.0.0.1,port=")
-        (container,) = engine.containers.values()
-        assert container.labels == {RUN_LABEL: "run-a"}
-        with TimedESAPI(tpm.tcti) as esapi:
-            made = manufacture(
-                esapi,
-                identity=TPMIdentity("id:49465800", "SLB9672", "id:001A000D"),
-                issuer=None,
-                now=dt.datetime.now(dt.UTC),
-            )
-        assert made.ek_public
-        tpm.close()
-        assert engine.containers == {}
-    finally:
-        backend.close()
-
-
-@needs_swtpm
-def test_a_taken_port_pair_is_retried_with_another(engine: _Engine) -> None:
-    engine.busy_ports_left = 2
-    backend = DockerBackend(run_id="run-b", client=_Client(engine))
-    try:
-        backend.start(TPMRequest(), engine.workdir)
-        assert engine.created == 3 and len(engine.containers) == 1
-    finally:
-        backend.close()
-    assert engine.containers == {}
-
-
-@needs_swtpm
-def test_leftovers_of_one_run_are_removed_by_label_and_others_are_kept(engine: _Engine) -> None:
-    ours = DockerBackend(run_id="run-c", client=_Client(engine))
-    theirs = DockerBackend(run_id="run-d", client=_Client(engine))
-    ours.start(TPMRequest(), engine.workdir)
-    theirs.start(TPMRequest(), engine.workdir)
-    assert remove_run_containers("run-c", client=_Client(engine)) == 1
-    assert [c.labels[RUN_LABEL] for c in engine.containers.values()] == ["run-d"]
-    assert remove_run_containers(client=_Client(engine)) == 1  # every run's
-    assert engine.containers == {}
-    for backend in (ours, theirs):
-        backend.close()
-
-
-@needs_swtpm
-def test_a_fleet_run_with_the_docker_backend_attests_and_leaves_no_container(
-    engine: _Engine, monkeypatch: pytest.MonkeyPatch
+@needs_engine
+def test_a_device_attests_with_its_tpm_in_a_container_and_no_container_is_left(
+    client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(backend_module, "engine_unavailable", lambda: "")
+    monkeypatch.setattr("harness.fleet._runner.new_run_id", lambda: "fleet-one")
     result = run_fleet([parse_scenario(ONE_LAPTOP, "docker-one.yaml")], RunOptions(backend="docker"))
     device = result.devices[0]
     assert device.matched, (device.error, device.evidence.decision)
-    assert engine.created == 1 and engine.containers == {}
+    assert _containers(client, "fleet-one") == []
+
+
+@needs_engine
+def test_device_ports_are_published_on_loopback_only(client: Any, tmp_path: Path) -> None:
+    backend = DockerBackend(run_id="bind-default")
+    try:
+        tpm = backend.start(TPMRequest(), tmp_path)
+        attrs = client.containers.get(tpm.container_id).attrs
+        asked = attrs["HostConfig"]["PortBindings"]
+        published = attrs["NetworkSettings"]["Ports"]
+        for port in ("2321/tcp", "2322/tcp"):
+            assert [b["HostIp"] for b in asked[port]] == ["127.0.0.1"]
+            assert [b["HostIp"] for b in published[port]] == ["127.0.0.1"]
+    finally:
+        backend.close()
+
+
+@needs_engine
+def test_a_named_bind_address_is_used_and_the_tpm_answers_there(
+    client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARNESS_DOCKER_BIND", "127.0.0.2")
+    backend = DockerBackend(run_id="bind-named")
+    try:
+        tpm = backend.start(TPMRequest(), tmp_path)
+        published = client.containers.get(tpm.container_id).attrs["NetworkSettings"]["Ports"]
+        assert [b["HostIp"] for b in published["2321/tcp"]] == ["127.0.0.2"]
+        assert tpm.tcti[1].startswith("host=127.0.0.2,")
+        with TimedESAPI(tpm.tcti) as esapi:
+            assert len(esapi.get_random(8)) == 8
+    finally:
+        backend.close()
+
+
+@needs_engine
+def test_leftovers_of_one_run_are_removed_by_label_and_others_are_kept(client: Any, tmp_path: Path) -> None:
+    ours = DockerBackend(run_id="leftover-ours")
+    theirs = DockerBackend(run_id="leftover-theirs")
+    try:
+        ours.start(TPMRequest(), tmp_path)
+        theirs.start(TPMRequest(), tmp_path)
+        # As if its worker were killed: the container outlives the object that started it.
+        assert remove_run_containers("leftover-ours") == 1
+        assert _containers(client, "leftover-ours") == []
+        assert len(_containers(client, "leftover-theirs")) == 1
+    finally:
+        ours.close()
+        theirs.close()
+    assert _containers(client, "leftover-theirs") == []
+
+
+def _harness(*arguments: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *arguments],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@needs_engine
+def test_a_missing_image_stops_the_run_before_it_starts_with_exit_2(tmp_path: Path) -> None:
+    started = time.monotonic()
+    done = _harness(
+        "run", "scenarios/smoke.yaml", "--backend", "docker", "--out", str(tmp_path),
+        env={"HARNESS_SWTPM_IMAGE": "enrollment-harness/absent:1"},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "image enrollment-harness/absent:1 is not on the engine" in done.stderr
+    assert "swtpm-images/" in done.stderr
+    assert time.monotonic() - started < 20  # one check, not one 30 s timeout per device
+
+
+def test_without_an_engine_the_run_exits_2_with_the_reason(tmp_path: Path) -> None:
+    done = _harness(
+        "run", "scenarios/smoke.yaml", "--backend", "docker", "--out", str(tmp_path),
+        env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "no Docker engine answers (unix:///nonexistent/docker.sock)" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_remote_engine_on_its_loopback_is_refused_with_what_to_do() -> None:
+    with pytest.raises(BackendUnavailable, match="HARNESS_DOCKER_BIND"):
+        preflight(engine=Engine(url="tcp://tpm-farm.example:2376"))
+
+
+@needs_engine
+def test_a_crashed_worker_leaves_no_container(client: Any, tmp_path: Path) -> None:
+    scenario = tmp_path / "many.yaml"
+    scenario.write_text(
+        "name: many\ngroups:\n  - name: laptops\n    count: 20\n    expect: {status: Attested}\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", str(scenario), "--backend", "docker",
+         "--out", str(tmp_path / "out"), "--workers", "2"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (runs := {c.labels[RUN_LABEL] for c in _containers(client)} - OWN_RUNS):
+        assert process.poll() is None, process.stderr.read() if process.stderr else b""
+        assert time.monotonic() < deadline, "the harness started no container"
+        time.sleep(0.1)
+    (run_id,) = runs
+    workers = _workers(process.pid)
+    assert workers, "the run has no worker processes"
+    os.kill(workers[0], signal.SIGKILL)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2, stderr.decode()
+    assert b"worker died" in stderr
+    assert _containers(client, run_id) == []
+
+
+def _workers(pid: int) -> list[int]:
+    """The run's device workers: its descendants without children, but for the resource tracker
+    (with a forkserver, workers are its children, not the harness's)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(") ", 1)[1].split()[1])
+            except OSError:
+                continue
+    descendants: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        descendants |= frontier
+    leaves = descendants - set(parents[d] for d in descendants if d in parents)
+    return sorted(p for p in leaves if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes())
+
+
+# --- two engines: the second is a private engine this test starts -----------------------------
+
+
+@pytest.fixture(scope="module")
+def second_engine() -> Iterator[Engine]:
+    done = subprocess.run(
+        ["bash", str(ENGINE_SCRIPT), "start", "--name", "b"], capture_output=True, text=True, timeout=300
+    )
+    try:
+        assert done.returncode == 0, done.stderr
+        host = done.stdout.strip().splitlines()[-1]
+        assert host.startswith("DOCKER_HOST=")
+        yield Engine(url=host.removeprefix("DOCKER_HOST="))
+    finally:
+        subprocess.run(["bash", str(ENGINE_SCRIPT), "stop", "--name", "b"], check=False, timeout=120)
+
+
+@needs_engine
+def test_a_fleet_over_two_engines_uses_both_by_weight_and_cleans_both(
+    second_engine: Engine, tmp_path: Path
+) -> None:
+    first = parse_engine(os.environ.get("DOCKER_HOST", ""))
+    engines = preflight_all([first, second_engine])
+    assert [e.weight for e in engines] == [os.cpu_count()] * 2  # NCPU of each engine
+    pool = EnginePoolBackend(
+        "two-engines", [Engine(e.url, weight=w) for e, w in zip(engines, (2, 1), strict=True)]
+    )
+    try:
+        tpms = [pool.start(TPMRequest(), tmp_path) for _ in range(6)]
+        assert [t.engine_url for t in tpms].count(first.url) == 4
+        assert [t.engine_url for t in tpms].count(second_engine.url) == 2
+        with TimedESAPI(tpms[-1].tcti) as esapi:  # a TPM on the second engine answers
+            assert len(esapi.get_random(4)) == 4
+        # A worker killed now would leave these: the run's cleanup finds them on both engines.
+        removed = remove_run_everywhere("two-engines", engines)
+        assert removed == {first.url: 4, second_engine.url: 2}
+    finally:
+        pool.close()
+    assert remove_run_everywhere("two-engines", engines) == {first.url: 0, second_engine.url: 0}
+
+
+# --- pure logic ---------------------------------------------------------------------------------
+
+
+def test_an_unpublished_port_is_a_clear_error_not_a_timeout() -> None:
+    attrs = {"NetworkSettings": {"Ports": {}}, "HostConfig": {"NetworkMode": "host"}}
+    with pytest.raises(TPMError, match=r"did not publish port 2321.*network mode 'host'"):
+        published_port(attrs, 2321, 40000)
+    published = {"NetworkSettings": {"Ports": {"2321/tcp": [{"HostIp": "127.0.0.1", "HostPort": "40000"}]}}}
+    published_port(published, 2321, 40000)
+    with pytest.raises(TPMError):
+        published_port(published, 2321, 40002)
+
+
+def test_engines_are_parsed_with_their_options_and_bad_ones_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HARNESS_DOCKER_BIND", raising=False)
+    monkeypatch.delenv("HARNESS_DOCKER_PUBLISH_HOST", raising=False)
+    monkeypatch.delenv("DOCKER_TLS_VERIFY", raising=False)
+    local = parse_engine("unix:///run/docker.sock")
+    assert (local.bind, local.host, local.weight, local.tls) == ("127.0.0.1", "127.0.0.1", 1, None)
+    remote = parse_engine("tcp://tpm-farm.example:2376,bind=10.0.0.7,weight=8,tls=/certs")
+    assert (remote.bind, remote.host, remote.weight) == ("10.0.0.7", "10.0.0.7", 8)
+    assert remote.tls is not None and remote.tls.ca_cert == Path("/certs/ca.pem")
+    assert parse_engine("ssh://ci@builder.example,bind=0.0.0.0").host == "builder.example"
+    monkeypatch.setenv("HARNESS_DOCKER_PUBLISH_HOST", "10.9.9.9")
+    assert parse_engine("ssh://ci@builder.example").host == "10.9.9.9"
+    for bad, message in [
+        ("docker.sock", "expected a URL"),
+        ("tcp://h:1,weight=0", "weight must be"),
+        ("tcp://h:1,bind=farm", "bind must be an IP address"),
+        ("tcp://h:1,colour=red", "unknown option 'colour'"),
+    ]:
+        with pytest.raises(HarnessError, match=message):
+            parse_engine(bad)
+
+
+def test_devices_are_spread_by_weight_and_every_engine_gets_its_share_early() -> None:
+    assert spread(10, [2, 2]) == [5, 5]
+    assert spread(10, [8, 2]) == [8, 2]
+    assert spread(7, [1, 1, 1]) == [3, 2, 2]
+    assert sum(spread(10_001, [16, 4, 2])) == 10_001
+    order = schedule([3, 1])
+    assert sorted(order) == [0, 0, 0, 1] and order[:2].count(1) <= 1
+    assert schedule([1, 1]) == [0, 1]
+    with pytest.raises(HarnessError):
+        spread(3, [])

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import httpx
 
 from .. import __version__
-from ..errors import BackendUnavailable, HarnessError, ServerError
+from ..errors import HarnessError, ServerError
 from ..results import Check, DeviceResult, Evidence, Outcome, RunResult, summarise
 from ..scenario import Expectation, Scenario
 from ..status import AttestationStatus, StatusDetail
@@ -38,7 +38,7 @@ from ..tpm import (
     DockerBackend,
     SwtpmBackend,
     TPMBackend,
-    engine_unavailable,
+    preflight,
     remove_run_containers,
     swtpm_binary,
 )
@@ -140,9 +140,7 @@ def check_backend(name: str) -> None:
     if name == "process":
         swtpm_binary()
     elif name == "docker":
-        reason = engine_unavailable()
-        if reason:
-            raise BackendUnavailable(f"the docker backend cannot run: {reason}")
+        preflight()
     else:
         raise HarnessError(f"unknown TPM backend '{name}' (use one of {', '.join(BACKENDS)})")
 

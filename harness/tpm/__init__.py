@@ -16,7 +16,16 @@ from ._conditions import (
     reset_lockout,
 )
 from ._device import DeviceBackend, ExternalTPM, parse_tcti
-from ._docker import RUN_LABEL, DockerBackend, DockerTPM, engine_unavailable, remove_run_containers
+from ._docker import (
+    RUN_LABEL,
+    DockerBackend,
+    DockerTPM,
+    engine_unavailable,
+    preflight,
+    remove_run_containers,
+)
+from ._engine_pool import EnginePoolBackend, preflight_all, remove_run_everywhere
+from ._engines import Engine, EngineTLS, engine_from_env, parse_engine, schedule, spread
 from ._esapi import TimedESAPI
 from ._manufacture import EKAlgorithm, Manufactured, create_ek, manufacture
 from ._swtpm import SwtpmBackend, SwtpmProcess, close_all, live_pids, swtpm_binary
@@ -27,6 +36,9 @@ __all__ = [
     "DockerBackend",
     "DockerTPM",
     "EKAlgorithm",
+    "Engine",
+    "EnginePoolBackend",
+    "EngineTLS",
     "ExternalTPM",
     "Hierarchy",
     "Manufactured",
@@ -41,13 +53,20 @@ __all__ = [
     "close_all",
     "create_ek",
     "disable_hierarchy",
+    "engine_from_env",
     "engine_unavailable",
     "leave_unstarted",
     "live_pids",
     "lock_out",
     "manufacture",
+    "parse_engine",
     "parse_tcti",
+    "preflight",
+    "preflight_all",
     "remove_run_containers",
+    "remove_run_everywhere",
     "reset_lockout",
+    "schedule",
+    "spread",
     "swtpm_binary",
 ]

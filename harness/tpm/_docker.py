@@ -1,10 +1,11 @@
 """The container driver: each device's swtpm runs as a labelled container on a Docker engine.
 
-The engine is the one the Docker SDK finds (docker.from_env(): DOCKER_HOST, or the
-local socket), local or remote. swtpm listens on TCP inside the container; the
-harness reaches it through published ports with the swtpm TCTI. That TCTI finds
-the control channel at the server port + 1, so the two ports are published as a
-pair chosen by the harness, not left to the engine.
+The engine is the one DOCKER_HOST names (or the local socket), or an Engine given
+explicitly. swtpm listens on TCP inside the container; the harness reaches it
+through published ports with the swtpm TCTI. That TCTI finds the control channel
+at the server port + 1, so the two ports are published as a pair chosen by the
+harness, not left to the engine, and on the engine's bind address (loopback unless
+the user names one), not on the engine's default of every interface.
 
 Every container carries the label `org.enrollment-harness.run=<run id>`: close()
 removes a backend's containers, and remove_run_containers() removes what a run
@@ -24,10 +25,10 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from ..errors import BackendUnavailable, TPMError
 from ._backend import TPMFamily, TPMRequest
+from ._engines import Engine, engine_from_env
 
 RUN_LABEL = "org.enrollment-harness.run"
 DEFAULT_IMAGE = "enrollment-harness/swtpm:latest"
@@ -49,14 +50,8 @@ def _docker() -> Any:
 
 
 def connect() -> Any:
-    """A client of the engine docker.from_env() finds; BackendUnavailable when none answers."""
-    docker = _docker()
-    try:
-        client = docker.from_env(timeout=30)
-        client.ping()
-    except Exception as exc:  # the SDK raises DockerException, requests' and socket errors alike
-        raise BackendUnavailable(f"no Docker engine answers ({_engine_address()}): {exc}") from exc
-    return client
+    """A client of the engine the environment names; BackendUnavailable when none answers."""
+    return engine_from_env().client()
 
 
 def engine_unavailable() -> str:
@@ -68,22 +63,60 @@ def engine_unavailable() -> str:
     return ""
 
 
-def _engine_address() -> str:
-    return os.environ.get("DOCKER_HOST") or "the local engine socket"
-
-
 def engine_host() -> str:
     """Where published ports are reached: the remote engine's host, else this machine.
 
     HARNESS_DOCKER_PUBLISH_HOST overrides it, for engines behind a different address.
     """
-    override = os.environ.get("HARNESS_DOCKER_PUBLISH_HOST")
-    if override:
-        return override
-    url = urlsplit(os.environ.get("DOCKER_HOST", ""))
-    if url.scheme in ("tcp", "ssh", "http", "https") and url.hostname:
-        return url.hostname
-    return "127.0.0.1"
+    return engine_from_env().host
+
+
+def preflight(image: str | None = None, engine: Engine | None = None) -> None:
+    """Check, once before a run, that the engine answers, can be reached and has the image.
+
+    Raises BackendUnavailable with one message saying what to do, so that a run exits 2
+    instead of failing every device on its own.
+    """
+    engine = engine or engine_from_env()
+    image = image or image_name()
+    try:
+        engine.check_reachable()
+        _check_image(engine, image)
+    except BackendUnavailable as exc:
+        raise BackendUnavailable(f"the docker backend cannot run: {exc}") from exc
+
+
+def _check_image(engine: Engine, image: str) -> None:
+    client = engine.client()
+    try:
+        client.images.get(image)
+    except _docker().errors.ImageNotFound:
+        raise BackendUnavailable(
+            f"image {image} is not on the engine {engine.url}; build it with "
+            "scripts/docker-engine.sh start (a private engine) or "
+            f"docker build --network host -t {image} swtpm-images/"
+        ) from None
+    except Exception as exc:
+        raise BackendUnavailable(f"engine {engine.url} cannot list its images: {exc}") from exc
+    finally:
+        client.close()
+
+
+def published_port(attrs: dict[str, Any], container_port: int, want: int) -> None:
+    """Raise TPMError when a started container's port map lacks the host port it was given.
+
+    Some engines (host or no networking, rootless setups) start the container and publish
+    nothing; without this check each device would wait for a TPM that can never answer.
+    """
+    ports = (attrs.get("NetworkSettings") or {}).get("Ports") or {}
+    bindings = ports.get(f"{container_port}/tcp") or []
+    if not any(str(b.get("HostPort")) == str(want) for b in bindings):
+        mode = (attrs.get("HostConfig") or {}).get("NetworkMode", "?")
+        raise TPMError(
+            f"the engine did not publish port {container_port} of the swtpm container as {want} "
+            f"(network mode '{mode}', published: {ports or 'nothing'}); the docker backend needs an "
+            "engine that publishes container ports (bridge networking)"
+        )
 
 
 def image_name() -> str:
@@ -124,9 +157,10 @@ def _port_in_use(error: Exception) -> bool:
 class DockerTPM:
     """One swtpm container; removed (with its state) on close."""
 
-    def __init__(self, client: Any, request: TPMRequest, run_id: str, host: str, image: str) -> None:
+    def __init__(self, client: Any, request: TPMRequest, run_id: str, engine: Engine, image: str) -> None:
         self._family: TPMFamily = request.family
-        self._host = host
+        self._engine = engine
+        self._host = engine.host
         self._closed = False
         self._container: Any = None
         errors = _docker().errors
@@ -138,7 +172,10 @@ class DockerTPM:
                     image,
                     command=swtpm_arguments(request.family, request.startup),
                     labels={RUN_LABEL: run_id},
-                    ports={f"{_SERVER_PORT}/tcp": port, f"{_CTRL_PORT}/tcp": port + 1},
+                    ports={
+                        f"{_SERVER_PORT}/tcp": (engine.bind, port),
+                        f"{_CTRL_PORT}/tcp": (engine.bind, port + 1),
+                    },
                     detach=True,
                 )
                 if request.state_from is not None:
@@ -164,6 +201,9 @@ class DockerTPM:
             raise TPMError(f"no free pair of ports on the engine after {_PORT_ATTEMPTS} tries: {last}")
         _track(self)
         try:
+            self._container.reload()
+            for container_port, host_port in ((_SERVER_PORT, port), (_CTRL_PORT, port + 1)):
+                published_port(self._container.attrs, container_port, host_port)
             self._wait_ready()
         except BaseException:
             self.close()
@@ -199,6 +239,10 @@ class DockerTPM:
         return str(self._container.id)
 
     @property
+    def engine_url(self) -> str:
+        return self._engine.url
+
+    @property
     def tcti(self) -> tuple[str, str]:
         return ("swtpm", f"host={self._host},port={self._port}")
 
@@ -208,7 +252,10 @@ class DockerTPM:
 
     @property
     def description(self) -> str:
-        return f"swtpm container {self._container.short_id} (TPM {self._family}) at {self._host}:{self._port}"
+        return (
+            f"swtpm container {self._container.short_id} (TPM {self._family}) at "
+            f"{self._host}:{self._port} on {self._engine.url}"
+        )
 
     def manufacturable(self) -> bool:
         return True
@@ -248,18 +295,21 @@ class DockerBackend:
 
     name = "docker"
 
-    def __init__(self, run_id: str, *, image: str | None = None, client: Any = None) -> None:
+    def __init__(
+        self, run_id: str, *, image: str | None = None, client: Any = None, engine: Engine | None = None
+    ) -> None:
         self.run_id = run_id
         self.image = image or image_name()
-        self._client = client or connect()
-        self._host = engine_host()
+        self.engine = engine or engine_from_env()
+        self._client = client or self.engine.client()
 
     def start(self, request: TPMRequest, workdir: Path) -> DockerTPM:
-        return DockerTPM(self._client, request, self.run_id, self._host, self.image)
+        return DockerTPM(self._client, request, self.run_id, self.engine, self.image)
 
     def close(self) -> None:
         for tpm in _live_snapshot():
-            tpm.close()
+            if tpm.engine_url == self.engine.url:
+                tpm.close()
         remove_run_containers(self.run_id, client=self._client)
         self._client.close()
 

@@ -1,0 +1,154 @@
+"""(f) Where the limit moves with Docker engines: controller CPU and engine CPU per device.
+
+A fleet on the docker backend splits its work in two: the controller machine runs the
+server, the workers and the simulated clients; the engines run the TPMs. Their CPU per
+device says how many engine cores one controller can keep busy, which is how far a fleet
+scales by adding engines before the controller is the limit.
+
+Engine CPU is read from the engine's cgroup (the private engine puts its containers under
+/eah-<name>, cgroup v1 cpuacct) plus the engine's own daemons (dockerd, with the port
+proxies it waited for, containerd); it needs a local engine started by
+scripts/docker-engine.sh, which this part starts itself when none is named.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "docker-engine.sh"
+ENGINE_NAME = "bench"
+
+
+@dataclass
+class EngineFigures:
+    devices: int
+    matched: int
+    wall: float
+    controller_cpu: float  # the harness's processes: controller, server, workers, clients
+    container_cpu: float  # the TPM containers
+    daemon_cpu: float  # dockerd (and its port proxies), containerd
+
+    @property
+    def controller_per_device(self) -> float:
+        return self.controller_cpu / self.devices
+
+    @property
+    def engine_per_device(self) -> float:
+        return (self.container_cpu + self.daemon_cpu) / self.devices
+
+    @property
+    def cores_per_controller_core(self) -> float:
+        """Engine cores one controller core keeps busy: engine CPU over controller CPU per device."""
+        return self.engine_per_device / self.controller_per_device
+
+
+def _clock_ticks(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    # utime, stime, and the CPU of the children it waited for (cutime, cstime).
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _daemon_seconds(state_dir: str) -> float:
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if state_dir in cmdline and cmdline.split(" ")[0].rsplit("/", 1)[-1] in ("dockerd", "containerd"):
+                total += _clock_ticks(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def _container_seconds(name: str) -> float:
+    for controller in ("cpuacct", "cpu,cpuacct"):
+        usage = Path(f"/sys/fs/cgroup/{controller}/eah-{name}/cpuacct.usage")
+        if usage.exists():
+            return int(usage.read_text()) / 1e9
+    return 0.0
+
+
+@contextmanager
+def _private_engine() -> Iterator[str]:
+    done = subprocess.run(
+        ["bash", str(SCRIPT), "start", "--name", ENGINE_NAME], capture_output=True, text=True
+    )
+    try:
+        if done.returncode != 0:
+            raise RuntimeError(
+                done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "engine did not start"
+            )
+        yield done.stdout.strip().splitlines()[-1].removeprefix("DOCKER_HOST=")
+    finally:
+        subprocess.run(["bash", str(SCRIPT), "stop", "--name", ENGINE_NAME], capture_output=True, check=False)
+
+
+def measure(scenario_path: Path, workers: int) -> EngineFigures:
+    from harness.fleet import RunOptions, run_fleet
+    from harness.scenario import load_scenario
+
+    scenario = load_scenario(scenario_path)
+    with _private_engine() as url:
+        previous = os.environ.get("DOCKER_HOST")
+        os.environ["DOCKER_HOST"] = url
+        state_dir = url.removeprefix("unix://").rsplit("/", 1)[0]
+        try:
+            me = resource.getrusage(resource.RUSAGE_SELF)
+            kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+            containers, daemons = _container_seconds(ENGINE_NAME), _daemon_seconds(state_dir)
+            started = time.perf_counter()
+            result = run_fleet([scenario], RunOptions(workers=workers, backend="docker"))
+            wall = time.perf_counter() - started
+            containers = _container_seconds(ENGINE_NAME) - containers
+            daemons = _daemon_seconds(state_dir) - daemons
+            me2 = resource.getrusage(resource.RUSAGE_SELF)
+            kids2 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        finally:
+            if previous is None:
+                os.environ.pop("DOCKER_HOST", None)
+            else:
+                os.environ["DOCKER_HOST"] = previous
+    controller = (me2.ru_utime + me2.ru_stime - me.ru_utime - me.ru_stime) + (
+        kids2.ru_utime + kids2.ru_stime - kids.ru_utime - kids.ru_stime
+    )
+    return EngineFigures(
+        devices=result.summary.total,
+        matched=result.summary.matched,
+        wall=wall,
+        controller_cpu=controller,
+        container_cpu=containers,
+        daemon_cpu=daemons,
+    )
+
+
+def bench_engines(scenario: Path, workers: int, say: object = print) -> EngineFigures | None:
+    """Run (f) and print its figures; None (with the reason) where no private engine can run."""
+    out = say if callable(say) else print
+    out(f"(f) docker engines: {scenario.name} on a private engine, {workers} workers")
+    try:
+        figures = measure(scenario, workers)
+    except RuntimeError as exc:
+        out(f"    skipped: {exc}")
+        return None
+    cores = os.cpu_count() or 1
+    out(f"    {figures.matched}/{figures.devices} matched in {figures.wall:.1f} s")
+    out(
+        f"    controller CPU per device {figures.controller_per_device:.3f} s; engine CPU per device "
+        f"{figures.engine_per_device:.3f} s (containers {figures.container_cpu / figures.devices:.3f} s, "
+        f"daemons {figures.daemon_cpu / figures.devices:.3f} s)"
+    )
+    out(
+        f"    one controller core drives {figures.cores_per_controller_core:.2f} engine cores; "
+        f"this {cores}-core controller, about {figures.cores_per_controller_core * cores:.1f}"
+    )
+    return figures
