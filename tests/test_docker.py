@@ -73,9 +73,11 @@ needs_engine = pytest.mark.skipif(bool(ENGINE_SKIP), reason=ENGINE_SKIP or "engi
 OWN_RUNS = {"fleet-one", "bind-default", "bind-named", "leftover-ours", "leftover-theirs", "two-engines"}
 
 
-def _containers(client: Any, run_id: str | None = None) -> list[Any]:
+def _containers(client: Any, run_id: str | None = None) -> list[dict[str, Any]]:
+    """The engine's list entries (id, labels); a plain list, so that a container removed while
+    the list is read (the harness cleaning up) cannot make the listing itself fail."""
     selector = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
-    return list(client.containers.list(all=True, filters={"label": selector}))
+    return list(client.api.containers(all=True, filters={"label": selector}))
 
 
 @pytest.fixture
@@ -199,7 +201,7 @@ def test_a_crashed_worker_leaves_no_container(client: Any, tmp_path: Path) -> No
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     deadline = time.monotonic() + 60
-    while not (runs := {c.labels[RUN_LABEL] for c in _containers(client)} - OWN_RUNS):
+    while not (runs := {c["Labels"][RUN_LABEL] for c in _containers(client)} - OWN_RUNS):
         assert process.poll() is None, process.stderr.read() if process.stderr else b""
         assert time.monotonic() < deadline, "the harness started no container"
         time.sleep(0.1)
