@@ -56,8 +56,7 @@ def private_database(path: Path) -> None:
 
 
 def check_keys(directory: Path) -> None:
-    """Every file of the server's key directory is private."""
+    """Every private key in the server's key directory is the server user's alone."""
     private_dir(directory)
-    for entry in directory.iterdir():
-        if entry.is_file():
-            _tighten(entry, FILE_MODE)
+    for entry in directory.glob("*.key.pem"):
+        _tighten(entry, FILE_MODE)

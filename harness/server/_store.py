@@ -25,6 +25,9 @@ from ._secure import private_database
 __all__ = ["ActionOutcome", "DeviceBinding", "NonceLookup", "Store"]
 
 
+_TPM_UNKNOWN = {"tpm_model": "", "tpm_firmware": "", "tpm_evidence": ""}
+
+
 @dataclass(frozen=True)
 class NonceLookup:
     """What the store knows of a nonce an enrollment carries."""
@@ -229,6 +232,7 @@ class Store:
                     "detail": str(detail),
                     "decision": decision,
                     "now": stamp,
+                    **_TPM_UNKNOWN,
                     **inventory,
                 },
             )
