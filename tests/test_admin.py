@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import os
 import queue
 import re
@@ -97,11 +98,21 @@ def add_device(
         checks=[{"name": "TPM is ready", "passed": False, "detail": "lockout"}],
         items={},
         now=ctx.clock.now(),
+        bind_to="",
+        credential_sha256=hashlib.sha256(credential_of(emm).encode()).digest(),
     )
 
 
+def credential_of(emm: str) -> str:
+    """The device credential add_device gives a device (the server keeps only its SHA-256)."""
+    return f"credential-of-{emm}"
+
+
 def enroll_for_real(client: TestClient, emm: str) -> None:
-    """A device enrolling through the HTTP API (with evidence that cannot be attested)."""
+    """A device enrolling through the HTTP API (with evidence that cannot be attested), with
+    the credential of its first enrollment."""
+    if client.get(f"/admin/devices/{emm}", headers=AS_BOB).status_code == 404:
+        add_device(client, emm)
     request = {
         "EnrollmentVersion": "5.0",
         "ContextItems": {
@@ -112,7 +123,7 @@ def enroll_for_real(client: TestClient, emm: str) -> None:
             "TPMVersion": "2.0",
         },
     }
-    response = client.post("/enrollment", json=request)
+    response = client.post("/enrollment", json=request, headers={"Device-Credential": credential_of(emm)})
     assert response.status_code == 200, response.text
 
 
@@ -130,7 +141,9 @@ def action_of(client: TestClient, emm: str) -> dict[str, Any] | None:
 
 
 def checkin(client: TestClient, emm: str) -> list[dict[str, Any]]:
-    response = client.post(CHECKIN, json={"emmDeviceId": emm})
+    response = client.post(
+        CHECKIN, json={"emmDeviceId": emm}, headers={"Device-Credential": credential_of(emm)}
+    )
     assert response.status_code == 200, response.text
     commands: list[dict[str, Any]] = response.json()["commands"]
     return commands
@@ -270,8 +283,16 @@ def test_the_interval_is_server_wide(client: TestClient) -> None:
 # --- check-in, delivery, completion, timeout ---------------------------------------------------
 
 
-def test_checkin_of_an_unknown_device(client: TestClient) -> None:
-    assert_error(client.post(CHECKIN, json={"emmDeviceId": "ghost"}), 404, "unknown_device")
+def test_checkin_needs_the_device_credential(client: TestClient) -> None:
+    add_device(client, "d1")
+    before = action_of(client, "d1"), client.get(REPORT, headers=AS_BOB).json()
+    for headers in ({}, {"Device-Credential": "guessed"}, {"Device-Credential": credential_of("d2")}):
+        assert_error(
+            client.post(CHECKIN, json={"emmDeviceId": "d1"}, headers=headers), 401, "unauthenticated"
+        )
+    # An unknown device is refused the same way, so check-ins cannot probe which ids exist.
+    assert_error(client.post(CHECKIN, json={"emmDeviceId": "ghost"}), 401, "unauthenticated")
+    assert (action_of(client, "d1"), client.get(REPORT, headers=AS_BOB).json()) == before
 
 
 @pytest.mark.parametrize("body", [{}, {"emmDeviceId": ""}, {"emmDeviceId": "d1", "extra": 1}])
@@ -446,10 +467,32 @@ def test_report_refuses_bad_paging_and_filters(client: TestClient, params: dict[
 
 
 def test_clock_advance(client: TestClient, clock: ManualClock) -> None:
-    response = client.post("/admin/clock/advance", json={"seconds": 90}, headers=AS_BOB)
+    response = client.post("/admin/clock/advance", json={"seconds": 90}, headers=AS_ALICE)
     assert response.status_code == 200, response.text
     assert dt.datetime.fromisoformat(response.json()["now"]) == START + dt.timedelta(seconds=90)
     assert clock.now() == START + dt.timedelta(seconds=90)
+
+
+def test_clock_advance_needs_remote_tasks(client: TestClient, clock: ManualClock) -> None:
+    # Moving time expires every nonce, token and action: not for a report reader.
+    assert_error(client.post("/admin/clock/advance", json={"seconds": 90}, headers=AS_BOB), 403, "forbidden")
+    assert clock.now() == START
+
+
+def test_clock_advance_stops_short_of_the_end_of_dates(client: TestClient, clock: ManualClock) -> None:
+    """Advancing towards year 9999 is refused with 400 before any date the server computes
+    (nonce expiry, token lifetime) could overflow; the server keeps answering."""
+    ten_years = 10 * 366 * 24 * 3600
+    answers = [
+        client.post("/admin/clock/advance", json={"seconds": ten_years}, headers=AS_ALICE) for _ in range(800)
+    ]
+    assert {a.status_code for a in answers} == {200, 400}
+    assert_error(answers[-1], 400)
+    assert clock.now().year < 9999
+    assert client.get(REPORT, headers=AS_BOB).status_code == 200
+    assert client.post("/entra/nonce").status_code == 200
+    token = client.post("/entra/token", json={"upn": "u@contoso.com"})
+    assert token.status_code == 200, token.text
 
 
 @pytest.mark.parametrize(
@@ -790,7 +833,7 @@ def test_serve_with_rbac_db_and_a_manual_clock(tmp_path: Path, serve: list[Serve
         assert http.get(REPORT, headers=AS_ALICE).status_code == 200
         assert http.get(REPORT, headers={"Authorization": "Bearer someone-else-000000"}).status_code == 401
         before = dt.datetime.fromisoformat(http.get("/health").json()["time"])
-        moved = http.post("/admin/clock/advance", json={"seconds": 900}, headers=AS_BOB)
+        moved = http.post("/admin/clock/advance", json={"seconds": 900}, headers=AS_ALICE)
         assert moved.status_code == 200, moved.text
         after = dt.datetime.fromisoformat(http.get("/health").json()["time"])
         assert after - before == dt.timedelta(seconds=900)

@@ -401,7 +401,11 @@ def test_admin_report_columns(client: TestClient) -> None:
 
 
 def test_admin_report_rows_carry_the_columns_in_order(client: TestClient) -> None:
-    response = client.get("/enrollment/nonce", params={"emmDeviceId": "emm-0001", "deviceName": "PC-0001"})
+    response = client.get(
+        "/enrollment/nonce",
+        params={"emmDeviceId": "emm-0001", "deviceName": "PC-0001"},
+        headers={"Authorization": f"Bearer {user_token(client)}"},
+    )
     assert response.status_code == 200
     (row,) = report_rows(client).values()
     assert list(row)[: len(COLUMNS)] == COLUMNS
@@ -458,7 +462,11 @@ def test_every_refusal_has_the_error_body(
 
 
 def test_nonce_shows_the_device_in_progress(client: TestClient) -> None:
-    response = client.get("/enrollment/nonce", params={"emmDeviceId": "emm-0042", "deviceName": "PC-0042"})
+    response = client.get(
+        "/enrollment/nonce",
+        params={"emmDeviceId": "emm-0042", "deviceName": "PC-0042"},
+        headers={"Authorization": f"Bearer {user_token(client)}"},
+    )
     assert response.status_code == 200, response.text
     assert base64.b64decode(response.json()["nonce"], validate=True)
     row = report_rows(client)["emm-0042"]
@@ -506,7 +514,10 @@ def test_garbage_evidence_enrolls_but_is_not_attested(client: TestClient, token_
         request = enrollment(EmmDeviceId=emm, DeviceName=f"PC-{index:04}", **garbage_evidence())
         response = client.post("/enrollment", json=request, headers=headers)
         assert response.status_code == 200, response.text
-        assert response.json() == {"deviceId": emm, "enrolled": True}
+        answer = response.json()
+        assert (answer["deviceId"], answer["enrolled"]) == (emm, True)
+        # Only a request that proved itself with a valid token is given a device credential.
+        assert (answer["deviceCredential"] is not None) == (token_kind in ("user-token", "device-token"))
 
     rows = report_rows(client)
     assert len(rows) == 5
@@ -520,7 +531,11 @@ def test_garbage_evidence_enrolls_but_is_not_attested(client: TestClient, token_
 
 
 def test_nonce_then_garbage_enrollment_is_not_attested(client: TestClient) -> None:
-    nonce = client.get("/enrollment/nonce", params={"emmDeviceId": "emm-0007", "deviceName": "PC-0007"})
+    nonce = client.get(
+        "/enrollment/nonce",
+        params={"emmDeviceId": "emm-0007", "deviceName": "PC-0007"},
+        headers={"Authorization": f"Bearer {user_token(client)}"},
+    )
     assert nonce.status_code == 200
     assert report_rows(client)["emm-0007"]["Device attestation status"] == "In progress"
     request = enrollment(EmmDeviceId="emm-0007", DeviceName="PC-0007", **garbage_evidence())

@@ -123,6 +123,7 @@ class WindowsClient:
         self.report = ClientReport(emm_device_id=config.emm_device_id or str(uuid.uuid4()))
         self._items: dict[str, str] = {}
         self._token: str | None = None
+        self._device_credential: str | None = None  # from the MDM service's enrollment answer
         self._srk_handle: Any = None
         self._entra_signer: _Signer | None = None
         self._entra_device_id = ""
@@ -232,6 +233,7 @@ class WindowsClient:
             response = self._http.post(
                 f"{self._config.endpoints.mdm}/enrollment/checkin",
                 json={"emmDeviceId": self.report.emm_device_id},
+                headers=self._device_headers(),
             )
             _raise_for_service(response)
             commands = [str(c.get("type", "")) for c in response.json().get("commands", [])]
@@ -474,6 +476,7 @@ class WindowsClient:
                     "emmDeviceId": self.report.emm_device_id,
                     "deviceName": self._config.inventory.device_name,
                 },
+                headers=self._device_headers(),
             )
             _raise_for_service(response)
             nonce = base64.b64decode(response.json()["nonce"])
@@ -536,7 +539,7 @@ class WindowsClient:
         self.report.enrolled = True
 
     def _send_enrollment(self, items: dict[str, str], step: str) -> None:
-        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        headers = self._device_headers()
         self.report.sent_items = sorted(items)
         with self._step(step) as note:
             body = {
@@ -547,7 +550,17 @@ class WindowsClient:
             self.report.token = self._token
             response = self._http.post(f"{self._config.endpoints.mdm}/enrollment", json=body, headers=headers)
             _raise_for_service(response)
-            note["detail"] = f"enrolled as {response.json()['deviceId']}"
+            answer = response.json()
+            if answer.get("deviceCredential"):
+                self._device_credential = str(answer["deviceCredential"])
+            note["detail"] = f"enrolled as {answer['deviceId']}"
+
+    def _device_headers(self) -> dict[str, str]:
+        """The Entra token and, once enrolled, the device credential the MDM service issued."""
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        if self._device_credential:
+            headers["Device-Credential"] = self._device_credential
+        return headers
 
     def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
         response = self._http.post(url, json=body)

@@ -11,12 +11,14 @@ from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..hresult import HResult
+from ..protocol import MAX_ID, PLAIN_TEXT_PATTERN, REPORT_COLUMNS
 from ..status import RETRY_RECOMMENDED, AttestationStatus, StatusDetail
-from ._clock import ManualClock
+from ._auth import E_ACCESSDENIED
+from ._clock import ClockLimitError, ManualClock
 from ._config import Principal
-from ._context import ServerContext, ServiceFailure
+from ._context import ServerContext, ServiceFailure, bad_request
 from ._deps import context
-from ._store import REPORT_COLUMNS
+from ._openapi import ADMIN_SECURITY, errors
 
 router = APIRouter(prefix="/admin", tags=["Admin"])
 
@@ -25,11 +27,12 @@ MAX_DEVICES_PER_ACTION = 100
 ACTION_INTERVAL = dt.timedelta(minutes=1)
 # Far enough for any scenario, near enough that a datetime cannot overflow.
 MAX_ADVANCE_SECONDS = 10 * 366 * 24 * 3600
-E_ACCESSDENIED = 0x80070005  # what Windows says for a refused permission; no client sends it
+# Deeper than any report is long, small enough for SQLite's 64-bit OFFSET.
+MAX_OFFSET = 1_000_000_000
 
 
 def principal(
-    authorization: Annotated[str | None, Header(max_length=4096)] = None,
+    authorization: Annotated[str | None, Header(max_length=4096, include_in_schema=False)] = None,
     ctx: ServerContext = Depends(context),
 ) -> Principal:
     scheme, _, token = (authorization or "").partition(" ")
@@ -70,12 +73,14 @@ def report_row(device: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.get("/reports/device-attestation")
+@router.get("/reports/device-attestation", responses=errors(401, 429), openapi_extra=ADMIN_SECURITY)
 def device_attestation_report(
-    status: Annotated[AttestationStatus | None, Query()] = None,
-    ownership: Annotated[str | None, Query(pattern="^(Corporate|Personal)$")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    status: Annotated[AttestationStatus | None, Query(description="Only devices with this status.")] = None,
+    ownership: Annotated[
+        str | None, Query(pattern="^(Corporate|Personal)$", description="Only this ownership.")
+    ] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Rows to return.")] = 100,
     _: Principal = Depends(principal),
     ctx: ServerContext = Depends(context),
 ) -> dict[str, Any]:
@@ -91,10 +96,12 @@ def device_attestation_report(
     }
 
 
-@router.get("/devices/{device_id}")
+@router.get("/devices/{device_id:path}", responses=errors(401, 404), openapi_extra=ADMIN_SECURITY)
 def device_detail(
     device_id: str, _: Principal = Depends(principal), ctx: ServerContext = Depends(context)
 ) -> dict[str, Any]:
+    """One device, its attempts and its latest Attest action. The id is percent-encoded in the
+    path; any character is allowed, '/' included (as %2F or as is)."""
     device = ctx.store.device(device_id, ctx.clock.now())
     if device is None:
         raise ServiceFailure(404, "unknown_device", HResult.E_FAIL, f"no device {device_id}")
@@ -104,21 +111,35 @@ def device_detail(
         "manufacturer": device["manufacturer"],
         "serial": device["serial"],
         "decision": device["decision"],
+        "tpmModel": device["tpm_model"],
+        "tpmFirmware": device["tpm_firmware"],
+        "tpmEvidence": device["tpm_evidence"],
+        "bound": bool(device["bound"]),
         "attempts": device["attempts"],
         "action": device["action"],
     }
 
 
-DeviceId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+DeviceId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=PLAIN_TEXT_PATTERN)]
 
 
 class AttestRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    device_ids: list[DeviceId] = Field(alias="deviceIds", min_length=1, max_length=MAX_DEVICES_PER_ACTION)
+    device_ids: list[DeviceId] = Field(
+        alias="deviceIds",
+        min_length=1,
+        max_length=MAX_DEVICES_PER_ACTION,
+        description="Device ids to attest, at most 100.",
+    )
 
 
-@router.post("/devices/attest", status_code=202)
+@router.post(
+    "/devices/attest",
+    status_code=202,
+    responses=errors(401, 403, 404, 413, 429),
+    openapi_extra=ADMIN_SECURITY,
+)
 def attest_devices(
     request: AttestRequest,
     who: Principal = Depends(remote_tasks),
@@ -159,16 +180,20 @@ def attest_devices(
 
 
 class AdvanceRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    seconds: float = Field(ge=0, le=MAX_ADVANCE_SECONDS, allow_inf_nan=False)
+    seconds: float = Field(
+        ge=0, le=MAX_ADVANCE_SECONDS, allow_inf_nan=False, description="How far to move the clock."
+    )
 
 
-@router.post("/clock/advance")
+@router.post("/clock/advance", responses=errors(401, 403, 404, 413), openapi_extra=ADMIN_SECURITY)
 def advance_clock(
-    request: AdvanceRequest, _: Principal = Depends(principal), ctx: ServerContext = Depends(context)
+    request: AdvanceRequest, _: Principal = Depends(remote_tasks), ctx: ServerContext = Depends(context)
 ) -> dict[str, str]:
-    """Move a manual clock forward, so scenarios against an external server can test time rules."""
+    """Move a manual clock forward, so scenarios against an external server can test time rules.
+
+    Moving time expires nonces, tokens and actions for everyone: it needs Remote tasks."""
     if not isinstance(ctx.clock, ManualClock):
         raise ServiceFailure(
             404,
@@ -176,4 +201,7 @@ def advance_clock(
             HResult.E_FAIL,
             "this server runs on the real clock; start it with --manual-clock to move time",
         )
-    return {"now": ctx.clock.advance(request.seconds).isoformat()}
+    try:
+        return {"now": ctx.clock.advance(request.seconds).isoformat()}
+    except ClockLimitError as exc:
+        raise bad_request(str(exc)) from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import uuid
@@ -30,17 +31,27 @@ from ..verifier import (
     verify_chain,
 )
 from ._context import ServerContext, ServiceFailure
-from ._deps import context
-from ._store import parse_iso
+from ._deps import context, rate_limited
+from ._openapi import errors
+from ._schema import parse_iso
 
-router = APIRouter(prefix="/aik", tags=["AIK CA"])
+router = APIRouter(prefix="/aik", tags=["AIK CA"], dependencies=[Depends(rate_limited)])
 
 
 def _refuse_ek(reason: str) -> ServiceFailure:
     return ServiceFailure(403, "untrusted_ek", HResult.CERTSRV_E_INVALID_EK, reason)
 
 
-@router.post("/challenge", response_model=AikChallengeResponse, response_model_by_alias=True)
+def _malformed_key(reason: str) -> ServiceFailure:
+    return ServiceFailure(400, "malformed_key", HResult.CERTSRV_E_INVALID_ATTESTATION, reason)
+
+
+@router.post(
+    "/challenge",
+    response_model=AikChallengeResponse,
+    response_model_by_alias=True,
+    responses=errors(403, 413, 429),
+)
 def challenge(request: AikChallengeRequest, ctx: ServerContext = Depends(context)) -> AikChallengeResponse:
     """Check the EK and the AIK, then encrypt a secret to the EK bound to the AIK's name."""
     now = ctx.clock.now()
@@ -75,8 +86,10 @@ def challenge(request: AikChallengeRequest, ctx: ServerContext = Depends(context
         ek = parse_public(request.ek_pub)
         aik = parse_public(request.aik_pub)
         ek_key = ek.crypto_key()
+        aik_name = aik.name()
+        aik.crypto_key()
     except EvidenceFormatError as exc:
-        raise ServiceFailure(400, "malformed_key", HResult.CERTSRV_E_INVALID_ATTESTATION, str(exc)) from exc
+        raise _malformed_key(str(exc)) from exc
     if not same_public_key(ek_certificate, ek_key):
         raise ServiceFailure(
             403,
@@ -89,11 +102,14 @@ def challenge(request: AikChallengeRequest, ctx: ServerContext = Depends(context
         raise ServiceFailure(403, "bad_aik", HResult.CERTSRV_E_INVALID_ATTESTATION, attributes.detail)
 
     secret = secrets.token_bytes(32)
-    blob, encrypted = make_credential(ek.public, secret, TPM2B_NAME(aik.name()))
+    try:
+        blob, encrypted = make_credential(ek.public, secret, TPM2B_NAME(aik_name))
+    except Exception as exc:  # tpm2-pytss refuses EKs it cannot encrypt to with several types
+        raise _malformed_key(f"cannot make a credential for this EK: {exc}") from exc
     challenge_id = str(uuid.uuid4())
     ctx.store.add_challenge(
         challenge_id,
-        secret,
+        hashlib.sha256(secret).digest(),
         request.aik_pub,
         {
             "manufacturer": identity.manufacturer,
@@ -109,7 +125,12 @@ def challenge(request: AikChallengeRequest, ctx: ServerContext = Depends(context
     )
 
 
-@router.post("/activate", response_model=AikActivateResponse, response_model_by_alias=True)
+@router.post(
+    "/activate",
+    response_model=AikActivateResponse,
+    response_model_by_alias=True,
+    responses=errors(403, 404, 413, 429),
+)
 def activate(request: AikActivateRequest, ctx: ServerContext = Depends(context)) -> AikActivateResponse:
     """Issue the AIK certificate to the TPM that could decrypt the challenge."""
     now = ctx.clock.now()
@@ -125,7 +146,7 @@ def activate(request: AikActivateRequest, ctx: ServerContext = Depends(context))
         raise ServiceFailure(
             403, "expired_challenge", HResult.CERTSRV_E_EXPIRED_CHALLENGE, "challenge expired"
         )
-    if not hmac.compare_digest(bytes(record["secret"]), bytes(request.secret)):
+    if not hmac.compare_digest(bytes(record["secret_sha256"]), hashlib.sha256(request.secret).digest()):
         raise ServiceFailure(
             403, "wrong_secret", HResult.CERTSRV_E_INVALID_RESPONSE, "the decrypted secret is wrong"
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,10 +15,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__
 from ..hresult import HResult
 from ..protocol import ServiceError
-from . import _admin, _admin_page, _aik_ca, _checkin, _enrollment, _idp
+from . import _admin, _admin_page, _aik_ca, _checkin, _enrollment, _idp, _openapi
 from ._clock import Clock, SystemClock
 from ._config import ServerConfig
 from ._context import ServerContext, ServiceFailure
+from ._ratelimit import RateLimits
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,29 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+class ReadableTarget:
+    """Refuse a path or query string that is not UTF-8 once percent-decoded, with 400.
+
+    Starlette would decode such bytes to U+FFFD and the id a client meant would silently
+    become another one.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw_path = scope.get("raw_path") or b""
+            for part, what in ((raw_path, "path"), (scope.get("query_string", b""), "query string")):
+                try:
+                    unquote_to_bytes(part).decode("utf-8")
+                except UnicodeDecodeError:
+                    response = _error(400, "malformed_request", HResult.E_FAIL, f"the {what} is not UTF-8")
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
 def create_app(config: ServerConfig, clock: Clock | None = None) -> FastAPI:
     ctx = ServerContext.open(config, clock or SystemClock())
     app = FastAPI(
@@ -91,6 +116,7 @@ def create_app(config: ServerConfig, clock: Clock | None = None) -> FastAPI:
         description="AIK CA, identity provider, MDM enrollment, attestation evaluator and report.",
     )
     app.state.context = ctx
+    app.state.rate_limits = RateLimits(config.rate_per_address, config.rate_per_device)
     for module in (_aik_ca, _idp, _enrollment, _checkin, _admin, _admin_page):
         app.include_router(module.router)
 
@@ -101,15 +127,18 @@ def create_app(config: ServerConfig, clock: Clock | None = None) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_failure(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "malformed_request")
-        return _error(exc.status_code, error, HResult.E_FAIL, str(exc.detail))
+        # Keeps the Allow header of a 405 (and any other header the exception carries).
+        return _error(exc.status_code, error, HResult.E_FAIL, str(exc.detail), **(exc.headers or {}))
 
     @app.exception_handler(RequestValidationError)
     async def malformed(_: Request, exc: RequestValidationError) -> JSONResponse:
         return _error(400, "malformed_request", HResult.E_FAIL, _describe_validation(exc))
 
-    @app.get("/health", tags=["Health"])
+    @app.get("/health", tags=["Health"], responses=_openapi.errors())
     def health() -> dict[str, Any]:
         return {"status": "ok", "time": ctx.clock.now().isoformat()}
 
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(ReadableTarget)
+    _openapi.install(app)
     return app

@@ -2,39 +2,46 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Header, Request
 
-from ..hresult import HResult
-from ._context import ServerContext, ServiceFailure
-from ._deps import context
+from ..protocol import CheckinRequest, CheckinResponse, Command
+from . import _auth
+from ._context import ServerContext
+from ._deps import context, rate_limits
+from ._openapi import DEVICE_SECURITY, errors
 
 router = APIRouter(prefix="/enrollment", tags=["MDM enrollment"])
 
 
-class CheckinRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+@router.post(
+    "/checkin",
+    response_model=CheckinResponse,
+    response_model_by_alias=True,
+    responses=errors(400, 401, 413, 429),
+    openapi_extra=DEVICE_SECURITY,
+)
+def checkin(
+    body: CheckinRequest,
+    request: Request,
+    authorization: Annotated[str | None, Header(max_length=8192, include_in_schema=False)] = None,
+    device_credential: Annotated[
+        str | None, Header(alias=_auth.CREDENTIAL_HEADER, max_length=256, include_in_schema=False)
+    ] = None,
+    ctx: ServerContext = Depends(context),
+) -> CheckinResponse:
+    """Each queued Attest command is handed over once; the device answers it by enrolling again.
 
-    emm_device_id: str = Field(alias="emmDeviceId", min_length=1, max_length=128)
-
-
-class Command(BaseModel):
-    type: Literal["Attest"] = "Attest"
-    action_id: int = Field(alias="actionId")
-
-
-class CheckinResponse(BaseModel):
-    commands: list[Command]
-
-
-@router.post("/checkin", response_model=CheckinResponse, response_model_by_alias=True)
-def checkin(request: CheckinRequest, ctx: ServerContext = Depends(context)) -> CheckinResponse:
-    """Each queued Attest command is handed over once; the device answers it by enrolling again."""
-    delivered = ctx.store.checkin(request.emm_device_id, ctx.clock.now())
-    if delivered is None:
-        raise ServiceFailure(
-            404, "unknown_device", HResult.E_FAIL, f"device {request.emm_device_id} is not enrolled"
-        )
+    Only an enrolled device may check in: with its device credential, or the Entra token of
+    the device its id is bound to. Anything else is 401 and records nothing.
+    """
+    rate_limits(request).check(request, body.emm_device_id)
+    now = ctx.clock.now()
+    caller = _auth.identify(
+        ctx, body.emm_device_id, token=_auth.bearer(authorization), credential=device_credential, now=now
+    )
+    if not caller.bound or caller.proof not in (_auth.Proof.CREDENTIAL, _auth.Proof.TOKEN):
+        raise _auth.refuse(f"check-in needs the {_auth.CREDENTIAL_HEADER} of an enrolled device")
+    delivered = ctx.store.checkin(body.emm_device_id, now) or []
     return CheckinResponse(commands=[Command(actionId=action_id) for action_id in delivered])

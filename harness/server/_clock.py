@@ -18,6 +18,16 @@ class SystemClock:
         return dt.datetime.now(dt.UTC)
 
 
+# The latest instant a manual clock may reach. Every lifetime the server adds to "now"
+# (nonces, tokens, the 15-minute action window) must still be a representable date, and
+# ISO dates stop at 9999; centuries of margin make that hold for any sane configuration.
+LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
+
+
+class ClockLimitError(ValueError):
+    """The clock was asked to move somewhere it must not go."""
+
+
 class ManualClock:
     """Starts at a given instant (default: real now) and moves only when advanced."""
 
@@ -30,8 +40,10 @@ class ManualClock:
             return self._now
 
     def advance(self, seconds: float) -> dt.datetime:
-        if seconds < 0:
-            raise ValueError("a clock only moves forward")
+        if not 0 <= seconds < float("inf"):
+            raise ClockLimitError("a clock only moves forward, by a finite amount")
         with self._lock:
+            if seconds > (LATEST - self._now).total_seconds():
+                raise ClockLimitError(f"the clock cannot move past {LATEST:%Y-%m-%d}")
             self._now += dt.timedelta(seconds=seconds)
             return self._now

@@ -38,6 +38,12 @@ class ServerConfig:
     # Bearer token -> principal. Empty: the server makes one admin and writes its token to a file.
     principals: dict[str, Principal] = field(default_factory=dict)
     db_file: Path | None = None  # default: server.sqlite3 in data_dir
+    # Requests per minute to the device endpoints (AIK CA, identity provider, enrollment), per
+    # client address and per device id a request names. The address ceiling is high because a
+    # whole lab fleet may come from one address (a 200-device run sends about 2,000); the
+    # per-device limit is what stops one caller hammering one record.
+    rate_per_address: int = 20_000
+    rate_per_device: int = 120
 
     @property
     def db_path(self) -> Path:

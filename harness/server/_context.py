@@ -15,6 +15,7 @@ from ..verifier import Policy
 from ._clock import Clock
 from ._config import Principal, ServerConfig
 from ._rbac import default_admin
+from ._secure import check_keys, private_dir
 from ._store import Store
 
 
@@ -82,8 +83,8 @@ class ServerContext:
 
     @classmethod
     def open(cls, config: ServerConfig, clock: Clock) -> ServerContext:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-        keys = config.data_dir / "keys"
+        private_dir(config.data_dir)
+        keys = private_dir(config.data_dir / "keys")
         if (keys / "aik-ca.cert.pem").exists():
             aik_ca = CertificateAuthority.load(keys, "aik-ca")
         else:
@@ -92,6 +93,7 @@ class ServerContext:
             )
             aik_ca.save(keys, "aik-ca")
         idp_key = SigningKey.load_or_create(keys / "idp.key.pem")
+        check_keys(keys)
         policy = replace(
             config.trust.policy(
                 own_aik_roots=(aik_ca.certificate,),

@@ -1,4 +1,8 @@
-"""MDM enrollment: nonces, then the enrollment request the evaluator judges."""
+"""MDM enrollment: nonces, then the enrollment request the evaluator judges.
+
+Who may change a record is decided in _auth; what the record says, from the evaluator's
+verdict overruled by verified evidence (_evidence).
+"""
 
 from __future__ import annotations
 
@@ -8,120 +12,163 @@ import secrets
 from dataclasses import asdict
 from typing import Annotated
 
-import jwt
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 
-from ..protocol import ContextItems, EnrollmentRequest, EnrollmentResponse, NonceResponse, b64
-from ..tcg import TCG_VENDORS
-from ..verifier import (
-    DEVICE_ID_CLAIM,
-    NonceState,
-    Verdict,
-    claimed_nonce,
-    evaluate,
-    evidence_from_request,
-    load_certificate,
+from ..protocol import (
+    MAX_ID,
+    MAX_TEXT,
+    PLAIN_TEXT_PATTERN,
+    ContextItems,
+    EnrollmentRequest,
+    EnrollmentResponse,
+    NonceResponse,
+    b64,
 )
-from ._context import ServerContext, bad_request
-from ._deps import context
-from ._store import iso
+from ..verifier import NonceState, claimed_nonce, evaluate, evidence_from_request, load_certificate
+from . import _auth
+from ._context import ServerContext, ServiceFailure, bad_request
+from ._deps import context, rate_limits
+from ._evidence import judge_claims, tpm_columns, verified_tpm
+from ._openapi import DEVICE_SECURITY, errors
+from ._schema import iso
 
 router = APIRouter(prefix="/enrollment", tags=["MDM enrollment"])
 log = logging.getLogger(__name__)
 
+AuthorizationHeader = Annotated[str | None, Header(max_length=8192, include_in_schema=False)]
+CredentialHeader = Annotated[
+    str | None, Header(alias=_auth.CREDENTIAL_HEADER, max_length=256, include_in_schema=False)
+]
 
-@router.get("/nonce", response_model=NonceResponse, response_model_by_alias=True)
+
+@router.get(
+    "/nonce",
+    response_model=NonceResponse,
+    response_model_by_alias=True,
+    responses=errors(401, 429),
+    openapi_extra=DEVICE_SECURITY,
+)
 def nonce(
-    emm_device_id: Annotated[str, Query(alias="emmDeviceId", min_length=1, max_length=128)],
-    device_name: Annotated[str, Query(alias="deviceName", min_length=1, max_length=128)],
+    request: Request,
+    emm_device_id: Annotated[
+        str,
+        Query(
+            alias="emmDeviceId",
+            min_length=1,
+            max_length=MAX_ID,
+            pattern=PLAIN_TEXT_PATTERN,
+            description="The EmmDeviceId the nonce is bound to.",
+        ),
+    ],
+    device_name: Annotated[
+        str,
+        Query(
+            alias="deviceName",
+            min_length=1,
+            max_length=MAX_TEXT,
+            pattern=PLAIN_TEXT_PATTERN,
+            description="Shown in the report until the device enrolls.",
+        ),
+    ],
+    authorization: AuthorizationHeader = None,
+    device_credential: CredentialHeader = None,
     ctx: ServerContext = Depends(context),
 ) -> NonceResponse:
-    """A fresh nonce for TPM2_Certify; the device shows as 'in process' until it enrolls."""
+    """A fresh nonce for TPM2_Certify, bound to the device; it shows as 'in process' until it enrolls.
+
+    An enrolled device sends its device credential; a device not yet enrolled, a valid Entra token.
+    """
+    rate_limits(request).check(request, emm_device_id)
     now = ctx.clock.now()
+    caller = _auth.identify(
+        ctx, emm_device_id, token=_auth.bearer(authorization), credential=device_credential, now=now
+    )
+    _auth.require_device(caller, emm_device_id)
     value = secrets.token_bytes(32)
     ctx.store.issue_nonce(value, emm_device_id, device_name, now, ctx.config.nonce_lifetime)
     return NonceResponse(nonce=b64(value), expiresAt=iso(now + ctx.config.nonce_lifetime))
 
 
-@router.post("", response_model=EnrollmentResponse, response_model_by_alias=True)
+@router.post(
+    "",
+    response_model=EnrollmentResponse,
+    response_model_by_alias=True,
+    responses=errors(401, 409, 413, 429),
+    openapi_extra=DEVICE_SECURITY,
+)
 def enroll(
-    request: EnrollmentRequest,
-    authorization: Annotated[str | None, Header(max_length=8192)] = None,
+    body: EnrollmentRequest,
+    request: Request,
+    authorization: AuthorizationHeader = None,
+    device_credential: CredentialHeader = None,
     ctx: ServerContext = Depends(context),
 ) -> EnrollmentResponse:
+    """Judge the enrollment's evidence and record the result as the device's.
+
+    An id already bound to a device changes only for a request carrying that device's
+    credential or the Entra token of the device it is bound to (otherwise 401). A request
+    whose nonce was used already is a replay (409). Neither records anything.
+    """
+    items = body.context_items
+    rate_limits(request).check(request, items.emm_device_id)
     now = ctx.clock.now()
-    items = request.context_items
-    token = _bearer(authorization)
-    evidence = evidence_from_request(request, token)
+    token = _auth.bearer(authorization)
+    caller = _auth.identify(ctx, items.emm_device_id, token=token, credential=device_credential, now=now)
+    if caller.bound:
+        _auth.require_device(caller, items.emm_device_id)
+    evidence = evidence_from_request(body, token)
     claimed = claimed_nonce(evidence)
     if claimed is None:
         nonce_state = NonceState(value=b"", issued=False)
     else:
-        issued, expired, used = ctx.store.consume_nonce(claimed, now)
-        nonce_state = NonceState(value=claimed, issued=issued, expired=expired, used=used)
-    device_id = _unverified_device_id(token)
+        found = ctx.store.consume_nonce(claimed, items.emm_device_id, now)
+        if found.used:
+            raise ServiceFailure(
+                409, "replayed_request", _auth.E_ACCESSDENIED, "the nonce of this request was used already"
+            )
+        nonce_state = NonceState(value=claimed, issued=found.issued, expired=found.expired)
     registered: dict[str, bytes] = {}
-    if device_id:
-        spki = ctx.store.entra_device_key(device_id)
+    if caller.token_device:
+        spki = ctx.store.entra_device_key(caller.token_device)
         if spki is not None:
-            registered[device_id] = spki
+            registered[caller.token_device] = spki
     try:
         verdict = evaluate(evidence, ctx.policy, now=now, nonce=nonce_state, registered_keys=registered)
+        tpm = verified_tpm(evidence.aik_cert, ctx.policy, now)
     except Exception as exc:  # the evaluator must never turn bad evidence into a 500
         log.exception("evaluation failed for %s", items.emm_device_id)
         raise bad_request(f"evidence could not be evaluated: {exc}", "unevaluable_evidence") from exc
-
+    verdict = judge_claims(
+        verdict,
+        claimed=items.tpm_manufacturer,
+        claimed_firmware=items.tpm_firmware,
+        tpm=tpm,
+        policy=ctx.policy,
+    )
+    credential, digest = _auth.new_credential() if caller.may_bind else (None, None)
     ctx.store.record_enrollment(
         emm_device_id=items.emm_device_id,
-        inventory=_inventory(items, verdict),
+        inventory={
+            "device_name": items.device_name,
+            "entra_device_id": verdict.device_id or "",
+            "upn": str(verdict.token_claims.get("upn", "")),
+            "os_version": items.os_version,
+            "ownership": items.ownership,
+            "manufacturer": items.device_manufacturer,
+            "model": items.device_model,
+            "serial": items.hw_dev_id,
+            **tpm_columns(tpm, items.tpm_version, items.tpm_manufacturer),
+        },
         status=verdict.status,
         detail=verdict.detail,
         decision=verdict.decision,
         checks=[asdict(c) for c in verdict.checks],
         items=summarise_items(items),
         now=now,
+        bind_to=caller.token_device if caller.proof is _auth.Proof.FIRST_ENROLLMENT else None,
+        credential_sha256=digest,
     )
-    return EnrollmentResponse(deviceId=items.emm_device_id, enrolled=True)
-
-
-def _bearer(authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, value = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        raise bad_request("Authorization must be 'Bearer <token>'")
-    return value.strip()
-
-
-def _unverified_device_id(token: str | None) -> str | None:
-    # Only to find which registered key to hand the evaluator; the evaluator verifies the token.
-    if not token:
-        return None
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return None
-    value = claims.get(DEVICE_ID_CLAIM)
-    return str(value) if value else None
-
-
-def _inventory(items: ContextItems, verdict: Verdict) -> dict[str, str]:
-    tpm_manufacturer = items.tpm_manufacturer
-    vendor = TCG_VENDORS.get(tpm_manufacturer.removeprefix("id:").upper())
-    if vendor:
-        tpm_manufacturer = f"{vendor} ({tpm_manufacturer})"
-    return {
-        "device_name": items.device_name,
-        "entra_device_id": verdict.device_id or "",
-        "upn": str(verdict.token_claims.get("upn", "")),
-        "os_version": items.os_version,
-        "ownership": items.ownership,
-        "manufacturer": items.device_manufacturer,
-        "model": items.device_model,
-        "serial": items.hw_dev_id,
-        "tpm_version": items.tpm_version,
-        "tpm_manufacturer": tpm_manufacturer,
-    }
+    return EnrollmentResponse(deviceId=items.emm_device_id, enrolled=True, deviceCredential=credential)
 
 
 def summarise_items(items: ContextItems) -> dict[str, str]:

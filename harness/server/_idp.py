@@ -30,9 +30,10 @@ from ..protocol import (
 )
 from ..verifier import DEVICE_ID_CLAIM
 from ._context import ServerContext, ServiceFailure, bad_request
-from ._deps import context
+from ._deps import context, rate_limited
+from ._openapi import errors
 
-router = APIRouter(prefix="/entra", tags=["Identity provider"])
+router = APIRouter(prefix="/entra", tags=["Identity provider"], dependencies=[Depends(rate_limited)])
 ASSERTION_MAX_AGE = dt.timedelta(minutes=10)
 _NONCE_PURPOSE = "device-assertion"
 _LATEST_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z
@@ -42,7 +43,12 @@ def _refuse(reason: str) -> ServiceFailure:
     return ServiceFailure(401, "invalid_grant", HResult.E_FAIL, reason)
 
 
-@router.post("/devices", response_model=DeviceRegistrationResponse, response_model_by_alias=True)
+@router.post(
+    "/devices",
+    response_model=DeviceRegistrationResponse,
+    response_model_by_alias=True,
+    responses=errors(413, 429),
+)
 def register(
     request: DeviceRegistrationRequest, ctx: ServerContext = Depends(context)
 ) -> DeviceRegistrationResponse:
@@ -57,7 +63,9 @@ def register(
     return DeviceRegistrationResponse(deviceId=device_id)
 
 
-@router.post("/nonce", response_model=AssertionNonceResponse, response_model_by_alias=True)
+@router.post(
+    "/nonce", response_model=AssertionNonceResponse, response_model_by_alias=True, responses=errors(413, 429)
+)
 def assertion_nonce(ctx: ServerContext = Depends(context)) -> AssertionNonceResponse:
     """A nonce for the device's next assertion: signed by this provider, valid for ten minutes."""
     now = ctx.clock.now()
@@ -71,7 +79,9 @@ def assertion_nonce(ctx: ServerContext = Depends(context)) -> AssertionNonceResp
     return AssertionNonceResponse(nonce=signed)
 
 
-@router.post("/token", response_model=TokenResponse, response_model_by_alias=True)
+@router.post(
+    "/token", response_model=TokenResponse, response_model_by_alias=True, responses=errors(401, 413, 429)
+)
 def token(request: TokenRequest, ctx: ServerContext = Depends(context)) -> TokenResponse:
     now = ctx.clock.now()
     claims: dict[str, Any] = {
@@ -106,7 +116,12 @@ def _verify_assertion(assertion: str, ctx: ServerContext, now: dt.datetime) -> s
             assertion,
             key,
             algorithms=[algorithm],
-            options={"verify_exp": False, "verify_iat": False, "require": ["iat", "sub"]},
+            options={
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+                "require": ["iat", "sub"],
+            },
         )
     except jwt.PyJWTError as exc:
         raise _refuse(f"assertion does not verify with the device key: {exc}") from exc
@@ -128,7 +143,13 @@ def _check_request_nonce(nonce: object, ctx: ServerContext, now: dt.datetime) ->
             nonce,
             ctx.idp_key.key.public_key(),
             algorithms=["RS256"],
-            options={"verify_exp": False, "require": ["exp", "purpose"]},
+            # PyJWT would judge times on this machine's real clock; they are judged below on the server's.
+            options={
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+                "require": ["exp", "purpose"],
+            },
         )
     except jwt.PyJWTError as exc:
         raise _refuse(f"request_nonce was not issued by this identity provider: {exc}") from exc
@@ -139,7 +160,7 @@ def _check_request_nonce(nonce: object, ctx: ServerContext, now: dt.datetime) ->
         raise _refuse("request_nonce has expired")
 
 
-@router.get("/keys", tags=["Identity provider"])
+@router.get("/keys", tags=["Identity provider"], responses=errors(429))
 def keys(ctx: ServerContext = Depends(context)) -> dict[str, list[dict[str, Any]]]:
     """The token signing keys as a JWKS, for relying parties that verify tokens themselves."""
     jwk: dict[str, Any] = RSAAlgorithm.to_jwk(ctx.idp_key.key.public_key(), as_dict=True)

@@ -1,4 +1,4 @@
-"""Durable server state in one SQLite file.
+"""Durable server state in one SQLite file (schema in _schema, actions in _actions).
 
 FastAPI runs sync handlers on a thread pool, so one connection is shared under
 a lock; WAL keeps readers of the report from blocking enrollments.
@@ -17,139 +17,48 @@ from pathlib import Path
 from typing import Any
 
 from ..status import AttestationStatus, StatusDetail
+from . import _actions
+from ._actions import ActionOutcome
+from ._schema import create_schema, iso, parse_iso
+from ._secure import private_database
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS devices (
-    emm_device_id TEXT PRIMARY KEY,
-    device_name TEXT NOT NULL,
-    entra_device_id TEXT NOT NULL DEFAULT '',
-    upn TEXT NOT NULL DEFAULT '',
-    status TEXT NOT NULL,
-    detail TEXT NOT NULL DEFAULT '',
-    decision TEXT NOT NULL DEFAULT '',
-    os TEXT NOT NULL DEFAULT 'Windows',
-    os_version TEXT NOT NULL DEFAULT '',
-    ownership TEXT NOT NULL DEFAULT '',
-    manufacturer TEXT NOT NULL DEFAULT '',
-    model TEXT NOT NULL DEFAULT '',
-    serial TEXT NOT NULL DEFAULT '',
-    tpm_version TEXT NOT NULL DEFAULT '',
-    tpm_manufacturer TEXT NOT NULL DEFAULT '',
-    last_checkin TEXT NOT NULL,
-    enrolled_at TEXT NOT NULL DEFAULT '',
-    pending_action INTEGER NOT NULL DEFAULT 0
-);
--- The report pages through devices in name order, optionally filtered by status and ownership;
--- an index per filter combination, in page order, keeps deep pages of a large fleet cheap.
-CREATE INDEX IF NOT EXISTS devices_page ON devices(device_name, emm_device_id);
-CREATE INDEX IF NOT EXISTS devices_status_page ON devices(status, device_name, emm_device_id);
-CREATE INDEX IF NOT EXISTS devices_ownership_page ON devices(ownership, device_name, emm_device_id);
-CREATE INDEX IF NOT EXISTS devices_status_ownership_page
-    ON devices(status, ownership, device_name, emm_device_id);
-CREATE TABLE IF NOT EXISTS attempts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    emm_device_id TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    finished_at TEXT,
-    status TEXT NOT NULL,
-    detail TEXT NOT NULL DEFAULT '',
-    decision TEXT NOT NULL DEFAULT '',
-    checks TEXT NOT NULL DEFAULT '[]',
-    items TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX IF NOT EXISTS attempts_device ON attempts(emm_device_id);
-CREATE TABLE IF NOT EXISTS nonces (
-    nonce BLOB PRIMARY KEY,
-    emm_device_id TEXT NOT NULL,
-    issued_at TEXT NOT NULL,
-    expires_at TEXT NOT NULL,
-    used_at TEXT
-);
-CREATE TABLE IF NOT EXISTS aik_challenges (
-    id TEXT PRIMARY KEY,
-    secret BLOB NOT NULL,
-    aik_pub BLOB NOT NULL,
-    identity TEXT NOT NULL,
-    expires_at TEXT NOT NULL,
-    used INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS entra_devices (
-    device_id TEXT PRIMARY KEY,
-    display_name TEXT NOT NULL,
-    spki BLOB NOT NULL,
-    registered_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS actions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    principal TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    device_ids TEXT NOT NULL
-);
--- One row per device an Attest device action was accepted for. state is what happened
--- (queued, delivered, completed, superseded); "timed out" is judged when read, against the clock.
-CREATE TABLE IF NOT EXISTS action_devices (
-    action_id INTEGER NOT NULL REFERENCES actions(id),
-    emm_device_id TEXT NOT NULL,
-    state TEXT NOT NULL,
-    delivered_at TEXT,
-    completed_at TEXT,
-    PRIMARY KEY (action_id, emm_device_id)
-);
-CREATE INDEX IF NOT EXISTS action_devices_device ON action_devices(emm_device_id, state);
-"""
-
-REPORT_COLUMNS = (
-    "Device name",
-    "Device ID",
-    "UPN",
-    "Device attestation status",
-    "Status detail",
-    "OS",
-    "OS version",
-    "Ownership",
-    "Last check-in",
-    "Enrollment date",
-    "TPM version",
-    "TPM manufacturer",
-    "Model",
-)
+__all__ = ["ActionOutcome", "DeviceBinding", "NonceLookup", "Store"]
 
 
-def iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def parse_iso(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def iso_precise(moment: dt.datetime) -> str:
-    # Action times keep microseconds: the one-minute rule must not gain or lose up to a second.
-    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+_TPM_UNKNOWN = {"tpm_model": "", "tpm_firmware": "", "tpm_evidence": ""}
 
 
 @dataclass(frozen=True)
-class ActionOutcome:
-    """What became of an Attest device request: accepted (action_id set), or retry_after."""
+class NonceLookup:
+    """What the store knows of a nonce an enrollment carries."""
 
-    action_id: int | None = None
-    requested_at: dt.datetime | None = None
-    queued: tuple[str, ...] = ()
-    unknown: tuple[str, ...] = ()
-    retry_after: dt.timedelta | None = None
+    issued: bool  # issued by this server to the device that presents it
+    expired: bool = False
+    used: bool = False  # presented before by that device: a replay
+
+
+@dataclass(frozen=True)
+class DeviceBinding:
+    """Who a device record belongs to, once an authenticated first enrollment said so."""
+
+    bound: bool
+    entra_device_id: str  # '' when bound through a user token: only the credential proves it
+    credential_sha256: bytes | None
 
 
 class Store:
     def __init__(self, path: Path, action_timeout: dt.timedelta = dt.timedelta(minutes=15)) -> None:
         self.action_timeout = action_timeout
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_database(path)  # created 0600 before SQLite opens it, so never readable by others
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            create_schema(self._db)
+        private_database(path)  # SQLite gives WAL and shared memory the database's mode
 
     def close(self) -> None:
         with self._lock:
@@ -176,7 +85,7 @@ class Store:
         now: dt.datetime,
         lifetime: dt.timedelta,
     ) -> None:
-        """Store a nonce and mark the device's attestation as started."""
+        """Store a nonce bound to the device and mark the device's attestation as started."""
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO nonces(nonce, emm_device_id, issued_at, expires_at) VALUES (?,?,?,?)",
@@ -201,32 +110,38 @@ class Store:
                 (emm_device_id, iso(now), AttestationStatus.IN_PROGRESS, StatusDetail.IN_PROCESS),
             )
 
-    def consume_nonce(self, nonce: bytes, now: dt.datetime) -> tuple[bool, bool, bool]:
-        """(issued, expired, used before) for a nonce, marking it used."""
+    def consume_nonce(self, nonce: bytes, emm_device_id: str, now: dt.datetime) -> NonceLookup:
+        """Look a nonce up for the device presenting it; its first presentation uses it up.
+
+        A nonce issued to another device is not this device's, and is left untouched for its owner.
+        """
         with self._transaction() as db:
-            row = db.execute("SELECT expires_at, used_at FROM nonces WHERE nonce=?", (nonce,)).fetchone()
-            if row is None:
-                return False, False, False
+            row = db.execute(
+                "SELECT emm_device_id, expires_at, used_at FROM nonces WHERE nonce=?", (nonce,)
+            ).fetchone()
+            if row is None or row["emm_device_id"] != emm_device_id:
+                return NonceLookup(issued=False)
             used = row["used_at"] is not None
             expired = parse_iso(row["expires_at"]) < now
             if not used:
                 db.execute("UPDATE nonces SET used_at=? WHERE nonce=?", (iso(now), nonce))
-            return True, expired, used
+            return NonceLookup(issued=True, expired=expired, used=used)
 
     # --- AIK challenges ----------------------------------------------------------
 
     def add_challenge(
         self,
         challenge_id: str,
-        secret: bytes,
+        secret_sha256: bytes,
         aik_pub: bytes,
         identity: dict[str, str],
         expires: dt.datetime,
     ) -> None:
         with self._transaction() as db:
             db.execute(
-                "INSERT INTO aik_challenges(id, secret, aik_pub, identity, expires_at) VALUES (?,?,?,?,?)",
-                (challenge_id, secret, aik_pub, json.dumps(identity), iso(expires)),
+                "INSERT INTO aik_challenges(id, secret_sha256, aik_pub, identity, expires_at) "
+                "VALUES (?,?,?,?,?)",
+                (challenge_id, secret_sha256, aik_pub, json.dumps(identity), iso(expires)),
             )
 
     def take_challenge(self, challenge_id: str) -> dict[str, Any] | None:
@@ -258,6 +173,22 @@ class Store:
 
     # --- enrollment results ------------------------------------------------------
 
+    def binding(self, emm_device_id: str) -> DeviceBinding | None:
+        """None for an id the server has no record of."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT bound, binding, credential_sha256 FROM devices WHERE emm_device_id=?",
+                (emm_device_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        credential = row["credential_sha256"]
+        return DeviceBinding(
+            bound=bool(row["bound"]),
+            entra_device_id=str(row["binding"]),
+            credential_sha256=None if credential is None else bytes(credential),
+        )
+
     def record_enrollment(
         self,
         *,
@@ -269,22 +200,29 @@ class Store:
         checks: list[dict[str, Any]],
         items: dict[str, str],
         now: dt.datetime,
+        bind_to: str | None = None,
+        credential_sha256: bytes | None = None,
     ) -> None:
+        """The result of an enrollment; bind_to ties the id to an identity (first enrollment),
+        credential_sha256 replaces the device credential."""
         stamp = iso(now)
         with self._transaction() as db:
             db.execute(
                 """INSERT INTO devices(emm_device_id, device_name, entra_device_id, upn, status, detail,
                      decision, os_version, ownership, manufacturer, model, serial, tpm_version,
-                     tpm_manufacturer, last_checkin, enrolled_at)
+                     tpm_manufacturer, tpm_model, tpm_firmware, tpm_evidence, last_checkin, enrolled_at)
                    VALUES (:id,:device_name,:entra_device_id,:upn,:status,:detail,:decision,:os_version,
-                     :ownership,:manufacturer,:model,:serial,:tpm_version,:tpm_manufacturer,:now,:now)
+                     :ownership,:manufacturer,:model,:serial,:tpm_version,:tpm_manufacturer,:tpm_model,
+                     :tpm_firmware,:tpm_evidence,:now,:now)
                    ON CONFLICT(emm_device_id) DO UPDATE SET
                      device_name=excluded.device_name, entra_device_id=excluded.entra_device_id,
                      upn=excluded.upn, status=excluded.status, detail=excluded.detail,
                      decision=excluded.decision, os_version=excluded.os_version,
                      ownership=excluded.ownership, manufacturer=excluded.manufacturer,
                      model=excluded.model, serial=excluded.serial, tpm_version=excluded.tpm_version,
-                     tpm_manufacturer=excluded.tpm_manufacturer, last_checkin=excluded.last_checkin,
+                     tpm_manufacturer=excluded.tpm_manufacturer, tpm_model=excluded.tpm_model,
+                     tpm_firmware=excluded.tpm_firmware, tpm_evidence=excluded.tpm_evidence,
+                     last_checkin=excluded.last_checkin,
                      enrolled_at=CASE WHEN devices.enrolled_at='' THEN excluded.enrolled_at
                                       ELSE devices.enrolled_at END,
                      pending_action=0""",
@@ -294,63 +232,58 @@ class Store:
                     "detail": str(detail),
                     "decision": decision,
                     "now": stamp,
+                    **_TPM_UNKNOWN,
                     **inventory,
                 },
             )
-            open_attempt = db.execute(
-                "SELECT id FROM attempts WHERE emm_device_id=? AND finished_at IS NULL "
-                "ORDER BY id DESC LIMIT 1",
-                (emm_device_id,),
-            ).fetchone()
-            values = (
-                stamp,
-                str(status),
-                str(detail),
-                decision,
-                json.dumps(checks),
-                json.dumps(items),
-            )
-            if open_attempt is None:
+            if bind_to is not None:
                 db.execute(
-                    """INSERT INTO attempts(emm_device_id, started_at, finished_at, status, detail,
-                         decision, checks, items) VALUES (?,?,?,?,?,?,?,?)""",
-                    (emm_device_id, stamp, *values),
+                    "UPDATE devices SET bound=1, binding=? WHERE emm_device_id=?", (bind_to, emm_device_id)
                 )
-            else:
+            if credential_sha256 is not None:
                 db.execute(
-                    """UPDATE attempts SET finished_at=?, status=?, detail=?, decision=?, checks=?,
-                         items=? WHERE id=?""",
-                    (*values, open_attempt["id"]),
+                    "UPDATE devices SET credential_sha256=? WHERE emm_device_id=?",
+                    (credential_sha256, emm_device_id),
                 )
-            # Older unfinished attempts of this device were superseded by this one.
+            self._finish_attempt(db, emm_device_id, stamp, status, detail, decision, checks, items)
+            _actions.complete_delivered(db, emm_device_id, now, self.action_timeout)
+
+    @staticmethod
+    def _finish_attempt(
+        db: sqlite3.Connection,
+        emm_device_id: str,
+        stamp: str,
+        status: AttestationStatus,
+        detail: StatusDetail,
+        decision: str,
+        checks: list[dict[str, Any]],
+        items: dict[str, str],
+    ) -> None:
+        open_attempt = db.execute(
+            "SELECT id FROM attempts WHERE emm_device_id=? AND finished_at IS NULL ORDER BY id DESC LIMIT 1",
+            (emm_device_id,),
+        ).fetchone()
+        values = (stamp, str(status), str(detail), decision, json.dumps(checks), json.dumps(items))
+        if open_attempt is None:
             db.execute(
-                "UPDATE attempts SET finished_at=?, decision='superseded' WHERE emm_device_id=? "
-                "AND finished_at IS NULL",
-                (stamp, emm_device_id),
+                """INSERT INTO attempts(emm_device_id, started_at, finished_at, status, detail,
+                     decision, checks, items) VALUES (?,?,?,?,?,?,?,?)""",
+                (emm_device_id, stamp, *values),
             )
-            # The enrollment answers an Attest command only if the device was given it, in time;
-            # an action still queued waits for the next check-in, so pending_action is kept for it.
+        else:
             db.execute(
-                """UPDATE action_devices SET state='completed', completed_at=?
-                   WHERE emm_device_id=? AND state='delivered' AND action_id IN
-                     (SELECT id FROM actions WHERE created_at > ?)""",
-                (iso_precise(now), emm_device_id, iso_precise(now - self.action_timeout)),
+                "UPDATE attempts SET finished_at=?, status=?, detail=?, decision=?, checks=?, items=? "
+                "WHERE id=?",
+                (*values, open_attempt["id"]),
             )
-            self._sync_pending(db, emm_device_id, now)
+        # Older unfinished attempts of this device were superseded by this one.
+        db.execute(
+            "UPDATE attempts SET finished_at=?, decision='superseded' WHERE emm_device_id=? "
+            "AND finished_at IS NULL",
+            (stamp, emm_device_id),
+        )
 
     # --- the Attest device action ------------------------------------------------
-
-    def _sync_pending(self, db: sqlite3.Connection, emm_device_id: str, now: dt.datetime) -> None:
-        """devices.pending_action: the action the device has yet to finish in time, or 0."""
-        db.execute(
-            """UPDATE devices SET pending_action=COALESCE(
-                 (SELECT ad.action_id FROM action_devices ad JOIN actions a ON a.id=ad.action_id
-                  WHERE ad.emm_device_id=:id AND ad.state IN ('queued','delivered')
-                    AND a.created_at > :cutoff
-                  ORDER BY ad.action_id DESC LIMIT 1), 0)
-               WHERE emm_device_id=:id""",
-            {"id": emm_device_id, "cutoff": iso_precise(now - self.action_timeout)},
-        )
 
     def request_action(
         self,
@@ -365,43 +298,9 @@ class Store:
         Nothing is recorded when no device is known, so such a request does not start the interval.
         """
         with self._transaction() as db:
-            last = db.execute("SELECT created_at FROM actions ORDER BY id DESC LIMIT 1").fetchone()
-            if last is not None:
-                # A clock stepped backwards counts as no time passed, never as a negative wait.
-                elapsed = max(now - parse_iso(last["created_at"]), dt.timedelta(0))
-                if elapsed < min_interval:
-                    return ActionOutcome(retry_after=min_interval - elapsed)
-            marks = ",".join("?" * len(device_ids))
-            found = {
-                row[0]
-                for row in db.execute(
-                    f"SELECT emm_device_id FROM devices WHERE emm_device_id IN ({marks})", device_ids
-                )
-            }
-            queued = tuple(d for d in device_ids if d in found)
-            unknown = tuple(d for d in device_ids if d not in found)
-            if not queued:
-                return ActionOutcome(unknown=unknown)
-            cursor = db.execute(
-                "INSERT INTO actions(principal, created_at, device_ids) VALUES (?,?,?)",
-                (principal, iso_precise(now), json.dumps(list(queued))),
+            return _actions.request_action(
+                db, principal=principal, device_ids=device_ids, now=now, min_interval=min_interval
             )
-            action_id = int(cursor.lastrowid or 0)
-            for device_id in queued:
-                # A device carries one open action: a newer request replaces an older one.
-                db.execute(
-                    "UPDATE action_devices SET state='superseded' WHERE emm_device_id=? "
-                    "AND state IN ('queued','delivered')",
-                    (device_id,),
-                )
-                db.execute(
-                    "INSERT INTO action_devices(action_id, emm_device_id, state) VALUES (?,?,'queued')",
-                    (action_id, device_id),
-                )
-                db.execute(
-                    "UPDATE devices SET pending_action=? WHERE emm_device_id=?", (action_id, device_id)
-                )
-        return ActionOutcome(action_id=action_id, requested_at=now, queued=queued, unknown=unknown)
 
     def checkin(self, emm_device_id: str, now: dt.datetime) -> list[int] | None:
         """Record a check-in and hand over the device's queued Attest commands, once each.
@@ -415,47 +314,7 @@ class Store:
             )
             if updated.rowcount == 0:
                 return None
-            rows = db.execute(
-                """SELECT ad.action_id FROM action_devices ad JOIN actions a ON a.id=ad.action_id
-                   WHERE ad.emm_device_id=? AND ad.state='queued' AND a.created_at > ?
-                   ORDER BY ad.action_id""",
-                (emm_device_id, iso_precise(now - self.action_timeout)),
-            ).fetchall()
-            delivered = [int(r[0]) for r in rows]
-            for action_id in delivered:
-                db.execute(
-                    "UPDATE action_devices SET state='delivered', delivered_at=? "
-                    "WHERE action_id=? AND emm_device_id=?",
-                    (iso_precise(now), action_id, emm_device_id),
-                )
-            self._sync_pending(db, emm_device_id, now)
-        return delivered
-
-    def _action_of(self, emm_device_id: str, now: dt.datetime) -> dict[str, Any] | None:
-        row = self._db.execute(
-            """SELECT ad.action_id, ad.state, ad.delivered_at, ad.completed_at, a.created_at, a.principal
-               FROM action_devices ad JOIN actions a ON a.id=ad.action_id
-               WHERE ad.emm_device_id=? ORDER BY ad.action_id DESC LIMIT 1""",
-            (emm_device_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        requested = parse_iso(row["created_at"])
-        state = row["state"]
-        if state in ("queued", "delivered") and now - requested >= self.action_timeout:
-            state = "timed out"
-
-        def stamp(value: str | None) -> str | None:
-            return None if value is None else iso(parse_iso(value))
-
-        return {
-            "id": int(row["action_id"]),
-            "requestedAt": iso(requested),
-            "requestedBy": row["principal"],
-            "state": state,
-            "deliveredAt": stamp(row["delivered_at"]),
-            "completedAt": stamp(row["completed_at"]),
-        }
+            return _actions.deliver(db, emm_device_id, now, self.action_timeout)
 
     # --- the report --------------------------------------------------------------
 
@@ -492,8 +351,9 @@ class Store:
             attempts = self._db.execute(
                 "SELECT * FROM attempts WHERE emm_device_id=? ORDER BY id", (emm_device_id,)
             ).fetchall()
-            action = self._action_of(emm_device_id, now)
+            action = _actions.action_of(self._db, emm_device_id, now, self.action_timeout)
         result = dict(row)
+        result.pop("credential_sha256", None)
         result["action"] = action
         result["attempts"] = [
             {**dict(a), "checks": json.loads(a["checks"]), "items": json.loads(a["items"])} for a in attempts

@@ -1,0 +1,120 @@
+"""Who a device request comes from.
+
+A device proves itself at first enrollment with the Entra token of its join (the token's
+'deviceid' claim binds the EmmDeviceId to that Entra device); the enrollment answer then
+hands it a device credential, a 256-bit random bearer secret sent in the Device-Credential
+header of its nonce requests, check-ins and later enrollments. The server keeps only the
+SHA-256 of the credential: it has 256 random bits, so the hash can be neither inverted nor
+guessed, and a copy of the database does not let anyone act as a device.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from enum import Enum
+
+from ..hresult import HResult
+from ..verifier import DEVICE_ID_CLAIM, verify_token
+from ._context import ServerContext, ServiceFailure
+
+CREDENTIAL_HEADER = "Device-Credential"
+E_ACCESSDENIED = 0x80070005  # what Windows reports for a refused request
+E_FAIL = HResult.E_FAIL
+
+
+class Proof(Enum):
+    CREDENTIAL = "device credential"
+    TOKEN = "Entra token of the bound device"
+    FIRST_ENROLLMENT = "Entra token at first enrollment"
+    NONE = "nothing"  # only an id nobody has bound may be enrolled (its result stays unbound)
+
+
+@dataclass(frozen=True)
+class Caller:
+    proof: Proof
+    bound: bool  # the record is tied to an identity already
+    token_device: str  # the verified token's deviceid ('' without one)
+
+    @property
+    def may_bind(self) -> bool:
+        """This request ties the id to its identity and receives a (new) credential."""
+        return self.proof in (Proof.TOKEN, Proof.FIRST_ENROLLMENT)
+
+
+def new_credential() -> tuple[str, bytes]:
+    """A device credential and the digest the store keeps of it."""
+    value = secrets.token_urlsafe(32)
+    return value, credential_digest(value)
+
+
+def credential_digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode("utf-8")).digest()
+
+
+def bearer(authorization: str | None) -> str | None:
+    """The token of an 'Authorization: Bearer <token>' header (None without the header)."""
+    if not authorization:
+        return None
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise ServiceFailure(400, "malformed_request", E_FAIL, "Authorization must be 'Bearer <token>'")
+    return value.strip()
+
+
+def refuse(reason: str) -> ServiceFailure:
+    return ServiceFailure(
+        401,
+        "unauthenticated",
+        E_ACCESSDENIED,
+        reason,
+        headers={"WWW-Authenticate": 'Bearer realm="enrollment"'},
+    )
+
+
+def identify(
+    ctx: ServerContext,
+    emm_device_id: str,
+    *,
+    token: str | None,
+    credential: str | None,
+    now: dt.datetime,
+) -> Caller:
+    """What the request proves about its sender, judged on the server's clock."""
+    binding = ctx.store.binding(emm_device_id)
+    token_device, token_valid = "", False
+    if token:
+        verdict = verify_token(
+            token,
+            keys=ctx.policy.token_keys,
+            issuer=ctx.policy.token_issuer,
+            audience=ctx.policy.token_audience,
+            now=now,
+        )
+        token_valid = verdict.valid
+        if token_valid:
+            token_device = str(verdict.claims.get(DEVICE_ID_CLAIM) or "")
+    if binding is not None and binding.bound:
+        stored = binding.credential_sha256
+        if credential and stored is not None and hmac.compare_digest(credential_digest(credential), stored):
+            return Caller(Proof.CREDENTIAL, True, token_device)
+        if token_valid and binding.entra_device_id and token_device == binding.entra_device_id:
+            return Caller(Proof.TOKEN, True, token_device)
+        return Caller(Proof.NONE, True, token_device)
+    if token_valid:
+        return Caller(Proof.FIRST_ENROLLMENT, False, token_device)
+    return Caller(Proof.NONE, False, token_device)
+
+
+def require_device(caller: Caller, emm_device_id: str) -> None:
+    """Refuse (401, nothing changed) a request that cannot prove it comes from the device."""
+    if caller.proof is Proof.NONE:
+        if caller.bound:
+            raise refuse(
+                f"device {emm_device_id} is enrolled: send its {CREDENTIAL_HEADER} or the Entra "
+                "token of the device it is bound to"
+            )
+        raise refuse("send a valid Entra token (Authorization: Bearer) to start enrolling this device")
