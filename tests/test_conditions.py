@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from tpm2_pytss import ESYS_TR, TPM2_ALG, TPM2B_SENSITIVE_CREATE, TPMT_SIG_SCHEME, TSS2_Exception
 
-from harness.client import key_templates
-from harness.client._windows import _tpm_family
+from harness.client import key_templates, probe_family
 from harness.hresult import HResult, from_tpm_rc
 from harness.tpm import (
     SwtpmBackend,
@@ -96,9 +95,9 @@ def test_reset_without_startup_leaves_the_tpm_uninitialised(tpm: SwtpmProcess) -
 
 
 def test_client_probe_tells_tpm_1_2_from_2_0(swtpm_workdir: Path, tpm: SwtpmProcess) -> None:
-    assert _tpm_family(tpm.tcti) == "2.0"
+    assert probe_family(tpm.tcti) == "2.0"
     old = SwtpmBackend().start(TPMRequest(family="1.2"), swtpm_workdir)
     try:
-        assert _tpm_family(old.tcti) == "1.2"
+        assert probe_family(old.tcti) == "1.2"
     finally:
         old.close()
