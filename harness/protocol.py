@@ -171,3 +171,23 @@ class EnrollmentResponse(_Model):
 
 
 ATTESTATION_ENROLLMENT_VERSION = "5.0"
+
+
+# --- Admin report ---------------------------------------------------------------------
+
+# The device attestation status report's columns, in the product's order.
+REPORT_COLUMNS = (
+    "Device name",
+    "Device ID",
+    "UPN",
+    "Device attestation status",
+    "Status detail",
+    "OS",
+    "OS version",
+    "Ownership",
+    "Last check-in",
+    "Enrollment date",
+    "TPM version",
+    "TPM manufacturer",
+    "Model",
+)

@@ -7,8 +7,10 @@ from ..errors import RbacError
 from ._app import create_app
 from ._clock import Clock, ManualClock, SystemClock
 from ._config import DEFAULT_ADVISORIES, Principal, ServerConfig
+from ._enrollment import evidence_from_request
 from ._rbac import load_rbac, parse_rbac
 from ._serve import EmbeddedServer, bind_loopback, serve_foreground
+from ._standalone import StandaloneServer, default_data_dir, prepare_standalone
 
 __all__ = [
     "DEFAULT_ADVISORIES",
@@ -18,10 +20,14 @@ __all__ = [
     "Principal",
     "RbacError",
     "ServerConfig",
+    "StandaloneServer",
     "SystemClock",
     "bind_loopback",
     "create_app",
+    "default_data_dir",
+    "evidence_from_request",
     "load_rbac",
     "parse_rbac",
+    "prepare_standalone",
     "serve_foreground",
 ]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..protocol import REPORT_COLUMNS as REPORT_COLUMNS  # its home is the protocol; kept importable here
 from ..status import AttestationStatus, StatusDetail
 
 _SCHEMA = """
@@ -97,22 +98,6 @@ CREATE TABLE IF NOT EXISTS action_devices (
 );
 CREATE INDEX IF NOT EXISTS action_devices_device ON action_devices(emm_device_id, state);
 """
-
-REPORT_COLUMNS = (
-    "Device name",
-    "Device ID",
-    "UPN",
-    "Device attestation status",
-    "Status detail",
-    "OS",
-    "OS version",
-    "Ownership",
-    "Last check-in",
-    "Enrollment date",
-    "TPM version",
-    "TPM manufacturer",
-    "Model",
-)
 
 
 def iso(moment: dt.datetime) -> str:
