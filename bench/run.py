@@ -265,7 +265,7 @@ class ManufactureFigures:
 
 
 def bench_manufacture(count: int) -> ManufactureFigures:
-    from harness.fleet._pki import create_vendor_cas, vendor_ca
+    from harness.pki import create_vendor_cas, vendor_ca
     from harness.tcg import TPMIdentity
     from harness.tpm import SwtpmBackend, TimedESAPI, TPMRequest, manufacture
 
@@ -344,14 +344,11 @@ def record_enrollment() -> Recorded:
     """One real enrollment (swtpm, client, embedded server), kept as the server received it."""
     import jwt
 
-    from harness.fleet import FleetEnvironment, run_device
-    from harness.fleet._pki import create_vendor_cas
-    from harness.fleet._plan import plan_fleet
-    from harness.fleet._runner import AdminReader, check_device
+    from harness.fleet import AdminReader, FleetEnvironment, check_device, plan_fleet, run_device
+    from harness.pki import create_vendor_cas
     from harness.protocol import EnrollmentRequest
     from harness.scenario import load_scenario
-    from harness.server import EmbeddedServer, Principal, ServerConfig
-    from harness.server._enrollment import evidence_from_request
+    from harness.server import EmbeddedServer, Principal, ServerConfig, evidence_from_request
     from harness.tpm import SwtpmBackend
     from harness.verifier import DEVICE_ID_CLAIM, NonceState, claimed_nonce
 

@@ -15,12 +15,10 @@ import pytest
 from harness.client import ClientConfig, Endpoints, Inventory, WindowsClient
 from harness.pki import CertificateAuthority
 from harness.protocol import EnrollmentRequest
-from harness.server import EmbeddedServer, Principal, ServerConfig
-from harness.server._enrollment import evidence_from_request
+from harness.server import EmbeddedServer, Principal, ServerConfig, evidence_from_request
 from harness.tcg import TPMIdentity
 from harness.tpm import SwtpmBackend, TimedESAPI, TPMRequest, manufacture
-from harness.verifier import Evidence, NonceState, Policy, claimed_nonce
-from harness.verifier._tokens import DEVICE_ID_CLAIM
+from harness.verifier import DEVICE_ID_CLAIM, Evidence, NonceState, Policy, claimed_nonce
 
 needs_swtpm = pytest.mark.skipif(shutil.which("swtpm") is None, reason="swtpm is not installed")
 ADMIN_TOKEN = "test-admin-token"
