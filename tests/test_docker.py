@@ -286,3 +286,29 @@ def test_a_fleet_run_with_the_docker_backend_attests_and_leaves_no_container(
     device = result.devices[0]
     assert device.matched, (device.error, device.evidence.decision)
     assert engine.created == 1 and engine.containers == {}
+
+
+@needs_swtpm
+def test_a_container_tpm_left_unstarted_through_its_control_channel_is_not_ready(
+    engine: _Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The container publishes swtpm's control channel next to the TPM's port, as a local
+    # swtpm does on its '.ctrl' socket: the same platform control works through both.
+    monkeypatch.setattr(backend_module, "engine_unavailable", lambda: "")
+    scenario = parse_scenario(
+        """
+name: docker-not-started
+seed: 5
+groups:
+  - name: laptop
+    platform: physical
+    tpm: {state: not-started}
+    expect: {status: Not attested, detail: "TPM isn't ready"}
+""",
+        "docker-not-started.yaml",
+    )
+    result = run_fleet([scenario], RunOptions(backend="docker"))
+    device = result.devices[0]
+    assert device.matched, (device.error, device.evidence.decision)
+    assert any(s.step == "world.tpm.not-started" and s.ok for s in device.evidence.client_steps)
+    assert engine.containers == {}
