@@ -54,22 +54,28 @@ def _resolve(importer: str, is_package: bool, node: ast.ImportFrom) -> str:
     return ".".join([*base, node.module] if node.module else base)
 
 
+def imported_names(source: str, importer: str, *, is_package: bool = False) -> list[str]:
+    """Every module or name a module imports, in full ('harness.fleet._plan.plan_fleet'),
+    wherever the import statement is (functions and TYPE_CHECKING blocks included)."""
+    names = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = _resolve(importer, is_package, node)
+            names.extend(f"{module}.{alias.name}" for alias in node.names if alias.name != "*")
+    return names
+
+
 def private_imports(source: str, importer: str, *, is_package: bool = False) -> list[str]:
     """What `importer` imports from another package's private modules or names."""
     found = []
-    for node in ast.walk(ast.parse(source)):
-        targets: list[str] = []
-        if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            module = _resolve(importer, is_package, node)
-            targets = [f"{module}.{alias.name}" for alias in node.names if alias.name != "*"]
-        for target in targets:
-            if not target.startswith(SOURCE_ROOTS):
-                continue
-            owner = _owner(target)
-            if owner != target and not (importer == owner or importer.startswith(owner + ".")):
-                found.append(target)
+    for target in imported_names(source, importer, is_package=is_package):
+        if not target.startswith(SOURCE_ROOTS):
+            continue
+        owner = _owner(target)
+        if owner != target and not (importer == owner or importer.startswith(owner + ".")):
+            found.append(target)
     return found
 
 
@@ -100,6 +106,17 @@ def test_no_module_imports_another_packages_private_module() -> None:
     for path in _sources():
         importer = _module_name(path)
         found = private_imports(path.read_text(), importer, is_package=path.name == "__init__.py")
+        if found:
+            offenders[str(path.relative_to(ROOT))] = found
+    assert offenders == {}
+
+
+def test_the_server_imports_no_scenario_or_fleet_code() -> None:
+    # The server knows only what a real service would: nothing of the world a scenario sets up.
+    offenders = {}
+    for path in sorted((ROOT / "harness" / "server").rglob("*.py")):
+        names = imported_names(path.read_text(), _module_name(path), is_package=path.name == "__init__.py")
+        found = [n for n in names if n.startswith(("harness.scenario", "harness.fleet"))]
         if found:
             offenders[str(path.relative_to(ROOT))] = found
     assert offenders == {}
