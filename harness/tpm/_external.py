@@ -54,7 +54,7 @@ class ExternalTPM:
 class ExternalBackend:
     """Every device of the fleet uses the same external TPM, one after another."""
 
-    name = "device"
+    name = "device"  # its name in the backend registry
 
     def __init__(self, spec: str) -> None:
         self._spec = spec

@@ -169,7 +169,7 @@ class SwtpmProcess(SwtpmPlatform):
 class SwtpmBackend:
     """Starts one swtpm process per device; close() stops any still running."""
 
-    name = "swtpm"
+    name = "process"  # its name in the backend registry
 
     def __init__(self) -> None:
         swtpm_binary()
