@@ -265,7 +265,7 @@ class ManufactureFigures:
 
 
 def bench_manufacture(count: int) -> ManufactureFigures:
-    from harness.fleet._pki import create_vendor_cas, vendor_ca
+    from harness.pki import create_vendor_cas, vendor_ca
     from harness.tcg import TPMIdentity
     from harness.tpm import SwtpmBackend, TimedESAPI, TPMRequest, manufacture
 
@@ -342,18 +342,12 @@ class Recorded:
 
 def record_enrollment() -> Recorded:
     """One real enrollment (swtpm, client, embedded server), kept as the server received it."""
-    import jwt
-
-    from harness.fleet import FleetEnvironment, run_device
-    from harness.fleet._pki import create_vendor_cas
-    from harness.fleet._plan import plan_fleet
-    from harness.fleet._runner import AdminReader, check_device
-    from harness.protocol import EnrollmentRequest
+    from harness.fleet import AdminReader, FleetEnvironment, check_device, plan_fleet, run_device
+    from harness.pki import create_vendor_cas
+    from harness.recording import record_enrollment as record
     from harness.scenario import load_scenario
     from harness.server import EmbeddedServer, Principal, ServerConfig
-    from harness.server._enrollment import evidence_from_request
     from harness.tpm import SwtpmBackend
-    from harness.verifier import DEVICE_ID_CLAIM, NonceState, claimed_nonce
 
     plans, expectations = plan_fleet([load_scenario(HERE / "fleet-40.yaml")])
     plan = plans[0]
@@ -372,24 +366,15 @@ def record_enrollment() -> Recorded:
                 backend.close()
             with AdminReader(server.url, "bench") as admin:
                 device = check_device(plan, expectations[plan.key], run, admin)
-            report = run.report
-            if report is None or report.enrollment_request is None or report.token is None:
-                raise RuntimeError(f"the recorded device did not enroll: {run.error}")
-            evidence = evidence_from_request(
-                EnrollmentRequest.model_validate(report.enrollment_request), report.token
-            )
-            context = server.app.state.context
-            nonce = claimed_nonce(evidence)
-            device_id = str(jwt.decode(report.token, options={"verify_signature": False})[DEVICE_ID_CLAIM])
-            spki = context.store.entra_device_key(device_id)
-            if nonce is None or spki is None:
-                raise RuntimeError("the recorded enrollment has no nonce or no registered Entra key")
+            if run.report is None:
+                raise RuntimeError(f"the recorded device did not run: {run.error}")
+            recorded = record(server, run.report)
             return Recorded(
-                evidence=evidence,
-                policy=context.policy,
-                nonce=NonceState(value=nonce, issued=True),
-                registered={device_id: spki},
-                now=context.clock.now(),
+                evidence=recorded.evidence,
+                policy=recorded.policy,
+                nonce=recorded.nonce,
+                registered=recorded.registered,
+                now=recorded.now,
                 device=device,
             )
 

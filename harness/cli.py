@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
 import signal
 import sys
 from pathlib import Path
@@ -13,12 +13,12 @@ import typer
 from rich.console import Console
 
 from . import __version__
-from .errors import HarnessError, ScenarioError
-from .fleet import DeviceRun, RunOptions, run_fleet
-from .fleet._runner import choose_backend
+from .errors import HarnessError, RbacError, ScenarioError
+from .fleet import DeviceRun, RunOptions, choose_backend, run_fleet
 from .report import load_results, write_reports
 from .scenario import Scenario, load_scenario
 from .status import AttestationStatus
+from .tpm import BackendSpec, describe_backends
 from .trust import TrustStore, trust_from_options
 
 EXIT_MATCHED, EXIT_MISMATCH, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -125,8 +125,7 @@ def run(
     backend: Annotated[
         str | None,
         typer.Option(
-            help="where each device's TPM runs: 'process' (a local swtpm) or 'docker' (a swtpm "
-            "container on the engine DOCKER_HOST names); default: the scenario's, else process"
+            help=f"where each device's TPM runs: {describe_backends()}. Default: the scenario's, else process"
         ),
     ] = None,
     trust: TrustOption = None,
@@ -140,7 +139,7 @@ def run(
         console.print(f"[red]scenario error:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
     try:
-        chosen = choose_backend(backend, loaded)
+        chosen = choose_backend(BackendSpec.parse(backend) if backend else None, loaded)
         trust_store = trust_from_options(trust, advisories)
     except HarnessError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
@@ -233,11 +232,6 @@ def report(
         console.print(f"  {kind:5} {path}", highlight=False)
 
 
-def _default_server_dir() -> Path:
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "harness" / "server"
-
-
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
@@ -268,73 +262,32 @@ def serve(
     advisories: AdvisoriesOption = None,
 ) -> None:
     """Run the reference server in the foreground until Ctrl-C or SIGTERM (for a lab or a nightly job)."""
-    import contextlib
-    import sqlite3
-
-    from .fleet._pki import create_vendor_cas
-    from .server import (
-        ManualClock,
-        RbacError,
-        ServerConfig,
-        SystemClock,
-        bind_loopback,
-        create_app,
-        load_rbac,
-        serve_foreground,
-    )
+    from .server import prepare_standalone
 
     signal.signal(signal.SIGTERM, _terminate)
-    # Absolute, so the paths printed for 'harness run --pki-dir' work from any directory.
-    data_dir = (data_dir or _default_server_dir()).absolute()
-    pki_dir = (pki_dir or data_dir / "pki").absolute()
-    db = db.absolute() if db else None
-    clock = ManualClock() if manual_clock else SystemClock()
     try:
-        principals = load_rbac(rbac) if rbac else {}
-        data_dir.mkdir(parents=True, exist_ok=True)
-        roots = create_vendor_cas(pki_dir, now=clock.now())
-        trust_store = trust_from_options(trust, advisories) or TrustStore()
-        config = ServerConfig(
-            data_dir=data_dir, db_file=db, manufacturer_roots=roots, principals=principals, trust=trust_store
+        server = prepare_standalone(
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            db=db,
+            rbac=rbac,
+            pki_dir=pki_dir,
+            manual_clock=manual_clock,
+            trust=trust_from_options(trust, advisories) or TrustStore(),
         )
-        sock = bind_loopback(host, port)
     except RbacError as exc:
         console.print(f"[red]rbac error:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
-    except (OSError, ValueError, HarnessError) as exc:
+    except HarnessError as exc:
         console.print(f"[red]cannot start the server:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    try:
-        server_app = create_app(config, clock)
-    except (OSError, ValueError, sqlite3.Error) as exc:
-        sock.close()
-        console.print(f"[red]cannot start the server:[/red] {exc}", highlight=False)
-        raise typer.Exit(EXIT_USAGE) from exc
-    ctx = server_app.state.context
-    bound = sock.getsockname()[1]
-    url = f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"
-    if ctx.admin_token_file is not None:
-        admins = f"admin (remote tasks); its token is in {ctx.admin_token_file} (mode 0600)"
-        token_hint = f'"$(cat {ctx.admin_token_file})"'
-    else:
-        names = [f"{p.name}{' (remote tasks)' if p.remote_tasks else ''}" for p in ctx.principals.values()]
-        admins = f"{', '.join(names)} from {rbac}"
-        token_hint = "TOKEN"
-    lines = [
-        f"reference server on {url} (admin page {url}/admin/)",
-        f"  database    {config.db_path}",
-        f"  vendor CAs  {pki_dir}",
-        f"  admins      {admins}",
-        f"  clock       {'manual: POST /admin/clock/advance moves it' if manual_clock else 'system'}",
-        f"devices: harness run --server {url} --admin-token {token_hint} --pki-dir {pki_dir} SCENARIO...",
-        "Ctrl-C or SIGTERM stops the server.",
-    ]
-    print("\n".join(lines), flush=True)
+    print("\n".join(server.banner()), flush=True)
     # Stopping is how a server ends, so Ctrl-C and SIGTERM exit 0 once requests in flight are done.
     with contextlib.suppress(KeyboardInterrupt):
-        serve_foreground(server_app, sock)
+        server.serve()
     print("server stopped", flush=True)
 
 

@@ -3,12 +3,17 @@
 The harness's manufacturer CAs issue EK certificates; the reference server's
 AIK CA issues AIK certificates. Both follow the TCG credential profiles:
 empty subject, critical SAN with the TPM's identity, the profile's EKU, CA=false.
+
+The manufacturer CAs live in a directory (create_vendor_cas) that both the
+server, which trusts their roots, and the fleet's factories, which sign EK
+certificates with them, read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from cryptography import x509
@@ -16,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from .catalog import ODM_CA, VENDORS, unlisted_ca_key
 from .tcg import OID_AIK_CERTIFICATE, OID_EK_CERTIFICATE, TPMIdentity, tpm_san
 
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
@@ -219,3 +225,36 @@ class CertificateAuthority:
 
 def certificate_der(certificate: x509.Certificate) -> bytes:
     return certificate.public_bytes(serialization.Encoding.DER)
+
+
+# --- the harness's manufacturer CAs, one per vendor ----------------------------------
+
+
+def _vendor_ca(
+    directory: Path, key: str, name: str, organization: str, now: dt.datetime
+) -> CertificateAuthority:
+    if (directory / f"{key}.cert.pem").exists():
+        return CertificateAuthority.load(directory, key)
+    ca = CertificateAuthority.create(name, organization, now=now)
+    ca.save(directory, key)
+    return ca
+
+
+def create_vendor_cas(directory: Path, *, now: dt.datetime) -> list[x509.Certificate]:
+    """Create (or reuse) the manufacturer CAs in `directory`; returns the roots an AIK CA should trust.
+
+    Each vendor also gets a second CA that is not among the roots: a newer EK CA
+    of the same vendor that the AIK CA has not imported yet.
+    """
+    roots = []
+    makers = [(v.key, v.ca_name, v.organization) for v in VENDORS.values()] + [ODM_CA]
+    for key, name, organization in makers:
+        roots.append(_vendor_ca(directory, key, name, organization, now).certificate)
+        _vendor_ca(directory, unlisted_ca_key(key), f"{name} (2026)", organization, now)
+    return roots
+
+
+@lru_cache(maxsize=64)
+def vendor_ca(directory: Path, vendor: str) -> CertificateAuthority:
+    """One manufacturer CA of `directory` by its key (a vendor's, or its unlisted twin's)."""
+    return CertificateAuthority.load(directory, vendor)

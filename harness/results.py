@@ -17,8 +17,11 @@ class Outcome(BaseModel):
     detail: StatusDetail = StatusDetail.NONE
 
 
-class Check(BaseModel):
-    """One check the server ran on a device's evidence, and why it decided."""
+class CheckRecord(BaseModel):
+    """One check the server ran on a device's evidence, as its admin API reported it.
+
+    (The verifier's own result type is harness.verifier.Check; this is its record in a report.)
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -38,12 +41,14 @@ class ClientStep(BaseModel):
     seconds: float = 0.0
 
 
-class Evidence(BaseModel):
+class DeviceEvidence(BaseModel):
+    """What a device's result shows of its run: the client's steps, what it sent, the server's checks."""
+
     model_config = ConfigDict(extra="forbid")
 
     client_steps: list[ClientStep] = Field(default_factory=list)
     request_items: dict[str, str] = Field(default_factory=dict)  # context item -> summary
-    checks: list[Check] = Field(default_factory=list)
+    checks: list[CheckRecord] = Field(default_factory=list)
     decision: str = ""  # the cause the server found: failing check or client error
 
 
@@ -71,7 +76,7 @@ class DeviceResult(BaseModel):
     matched: bool
     error: str = ""  # a harness failure (not an attestation outcome)
     inventory: dict[str, str] = Field(default_factory=dict)
-    evidence: Evidence = Field(default_factory=Evidence)
+    evidence: DeviceEvidence = Field(default_factory=DeviceEvidence)
     tpm_seconds: float = 0.0  # time spent inside TPM commands
     seconds: float = 0.0  # wall time of this device's flow
     checkpoints: list[Checkpoint] = Field(default_factory=list)  # scenarios with steps only

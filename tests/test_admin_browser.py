@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from harness.protocol import REPORT_COLUMNS
 from harness.server import EmbeddedServer, ManualClock, Principal, ServerConfig
 from harness.status import AttestationStatus, StatusDetail
 
@@ -137,11 +138,7 @@ def test_admin_page_reports_filters_and_attests(server: EmbeddedServer, driver: 
     assert driver.find_element(By.ID, "count").text == "Showing 1–50 of 60 devices."
     headers = [th.text for th in driver.find_elements(By.CSS_SELECTOR, "#head th")]
     assert headers[0].startswith("Select")
-    assert headers[1:] == [
-        "Device name", "Device ID", "UPN", "Device attestation status", "Status detail", "OS",
-        "OS version", "Ownership", "Last check-in", "Enrollment date", "TPM version",
-        "TPM manufacturer", "Model",
-    ]  # fmt: skip
+    assert headers[1:] == list(REPORT_COLUMNS)
     # A device name is shown as text, never as markup.
     assert XSS in [cells(r)[1] for r in rows()]
     assert driver.find_elements(By.CSS_SELECTOR, "#rows img") == []

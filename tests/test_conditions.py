@@ -1,17 +1,31 @@
-"""TPM conditions and the client's TPM probe, against a real swtpm."""
+"""TPM conditions, platform control and the client's TPM probe, against a real swtpm."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tpm2_pytss import ESYS_TR, TPM2_ALG, TPM2B_SENSITIVE_CREATE, TPMT_SIG_SCHEME, TSS2_Exception
+from tpm2_pytss import (
+    ESYS_TR,
+    TPM2_ALG,
+    TPM2_CAP,
+    TPM2_HC,
+    TPM2B_SENSITIVE_CREATE,
+    TPMT_SIG_SCHEME,
+    TSS2_Exception,
+)
 
-from harness.client import key_templates
-from harness.client._windows import _tpm_family
+from harness.client import PytssTPM, key_templates, probe_family
+from harness.errors import TPMError
 from harness.hresult import HResult, from_tpm_rc
+from harness.pki import CertificateAuthority
+from harness.tcg import TPMIdentity
 from harness.tpm import (
+    ControlChannel,
+    ExternalTPM,
+    PlatformControl,
     SwtpmBackend,
     SwtpmProcess,
     TimedESAPI,
@@ -20,6 +34,7 @@ from harness.tpm import (
     disable_hierarchy,
     leave_unstarted,
     lock_out,
+    manufacture,
     reset_lockout,
 )
 
@@ -96,9 +111,84 @@ def test_reset_without_startup_leaves_the_tpm_uninitialised(tpm: SwtpmProcess) -
 
 
 def test_client_probe_tells_tpm_1_2_from_2_0(swtpm_workdir: Path, tpm: SwtpmProcess) -> None:
-    assert _tpm_family(tpm.tcti) == "2.0"
+    assert probe_family(tpm.tcti) == "2.0"
     old = SwtpmBackend().start(TPMRequest(family="1.2"), swtpm_workdir)
     try:
-        assert _tpm_family(old.tcti) == "1.2"
+        assert probe_family(old.tcti) == "1.2"
     finally:
         old.close()
+
+
+# --- platform control: what firmware and power do to a TPM ----------------------------------
+
+
+def transient_objects(tpm: SwtpmProcess) -> int:
+    with TimedESAPI(tpm.tcti) as esapi:
+        _, data = esapi.get_capability(TPM2_CAP.HANDLES, TPM2_HC.TRANSIENT_FIRST, 16)
+    return len(data.data.handles)
+
+
+def leave_a_transient_object(tpm: SwtpmProcess) -> None:
+    # Closing the TSS context does not flush: without a resource manager the object stays.
+    with TimedESAPI(tpm.tcti) as esapi:
+        srk(esapi)
+
+
+def test_a_reset_restarts_an_unstarted_tpm_and_drops_its_transient_objects(tpm: SwtpmProcess) -> None:
+    assert isinstance(tpm, PlatformControl)
+    leave_a_transient_object(tpm)
+    assert transient_objects(tpm) == 1
+    tpm.leave_unstarted()
+    tpm.reset()
+    assert transient_objects(tpm) == 0
+    with TimedESAPI(tpm.tcti) as esapi:
+        srk(esapi)  # started again: TPM2_Startup(CLEAR) was sent
+
+
+def test_a_power_cycle_keeps_persistent_keys_and_loses_the_rest(tpm: SwtpmProcess) -> None:
+    with TimedESAPI(tpm.tcti) as esapi:
+        parent = srk(esapi)
+        esapi.evict_control(ESYS_TR.OWNER, parent, 0x81000100)
+    assert transient_objects(tpm) == 1
+    tpm.power_cycle()
+    assert transient_objects(tpm) == 0
+    with TimedESAPI(tpm.tcti) as esapi:
+        esapi.tr_from_tpmpublic(0x81000100)  # raises if the persistent key were gone
+
+
+def test_clear_forgets_the_owner_and_its_keys_but_keeps_the_ek_certificate(swtpm_workdir: Path) -> None:
+    tpm = SwtpmBackend().start(TPMRequest(), swtpm_workdir)
+    try:
+        issuer = CertificateAuthority.create("Clear Test CA", "Test Vendor", now=dt.datetime.now(dt.UTC))
+        identity = TPMIdentity("id:49465800", "SLB9672", "id:001A000D")
+        with TimedESAPI(tpm.tcti) as esapi:
+            made = manufacture(esapi, identity=identity, issuer=issuer, now=dt.datetime.now(dt.UTC))
+            persisted = srk(esapi)
+            esapi.evict_control(ESYS_TR.OWNER, persisted, 0x81000100)
+            change_owner_auth(esapi, b"another operating system's secret")
+        tpm.clear()
+        with TimedESAPI(tpm.tcti) as esapi:
+            srk(esapi)  # the owner authorization is empty again
+            with pytest.raises(TSS2_Exception):
+                esapi.tr_from_tpmpublic(0x81000100)
+        provider = PytssTPM(tpm.tcti)
+        try:
+            assert provider.endorsement_key().certificate == made.ek_certificate
+        finally:
+            provider.close()
+    finally:
+        tpm.close()
+
+
+def test_a_tpm_without_platform_control_cannot_be_left_unstarted() -> None:
+    external = ExternalTPM("mssim:host=127.0.0.1,port=1")
+    assert not isinstance(external, PlatformControl)
+    with pytest.raises(TPMError, match="has no platform interface"):
+        leave_unstarted(external)
+
+
+def test_a_control_channel_nobody_listens_on_is_reported(swtpm_workdir: Path) -> None:
+    channel = ControlChannel(swtpm_workdir / "nobody.ctrl", timeout=1)
+    assert not channel.answers()
+    with pytest.raises(TPMError, match="does not answer"):
+        channel.init()

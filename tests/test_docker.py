@@ -320,3 +320,25 @@ def test_devices_are_spread_by_weight_and_every_engine_gets_its_share_early() ->
     assert schedule([1, 1]) == [0, 1]
     with pytest.raises(HarnessError):
         spread(3, [])
+
+
+@needs_engine
+def test_a_container_tpm_left_unstarted_through_its_control_channel_is_not_ready(client: Any) -> None:
+    # The container publishes swtpm's control channel next to the TPM's port, as a local
+    # swtpm does on its '.ctrl' socket: the same platform control works through both.
+    scenario = parse_scenario(
+        """
+name: docker-not-started
+seed: 5
+groups:
+  - name: laptop
+    platform: physical
+    tpm: {state: not-started}
+    expect: {status: Not attested, detail: "TPM isn't ready"}
+""",
+        "docker-not-started.yaml",
+    )
+    result = run_fleet([scenario], RunOptions(backend="docker"))
+    device = result.devices[0]
+    assert device.matched, (device.error, device.evidence.decision)
+    assert any(s.step == "world.tpm.not-started" and s.ok for s in device.evidence.client_steps)

@@ -17,13 +17,12 @@ from typing import Any
 
 import pytest
 
-from harness.report import load_results, write_html, write_json, write_junit, write_reports
-from harness.report._html import decode_payload
+from harness.report import decode_payload, load_results, write_html, write_json, write_junit, write_reports
 from harness.results import (
-    Check,
+    CheckRecord,
     ClientStep,
+    DeviceEvidence,
     DeviceResult,
-    Evidence,
     Outcome,
     RunResult,
     summarise,
@@ -45,13 +44,13 @@ def attested_device() -> DeviceResult:
         actual=ATTESTED,
         matched=True,
         inventory={"Manufacturer": "Contoso", "1": "a key that looks like an index"},
-        evidence=Evidence(
+        evidence=DeviceEvidence(
             client_steps=[
                 ClientStep(step="TPM2_CreatePrimary", ok=True, detail="EK", seconds=0.012),
                 ClientStep(step="POST /attest", ok=True, detail="200", seconds=0.25),
             ],
             request_items={"AikCert": "X.509, 1203 bytes", "Nonce": "abcd"},
-            checks=[Check(name="ek_chain", passed=True, detail="chains to a trusted root")],
+            checks=[CheckRecord(name="ek_chain", passed=True, detail="chains to a trusted root")],
         ),
         tpm_seconds=0.5,
         seconds=1.25,
@@ -67,11 +66,11 @@ def mismatched_device() -> DeviceResult:
         expected=ATTESTED,
         actual=NOT_TRUSTED,
         matched=False,
-        evidence=Evidence(
+        evidence=DeviceEvidence(
             client_steps=[ClientStep(step="POST /attest", ok=True, seconds=0.3)],
             checks=[
-                Check(name="ek_chain", passed=False, detail="issuer CN=Rogue CA is not trusted"),
-                Check(name="nonce", passed=True, detail="fresh"),
+                CheckRecord(name="ek_chain", passed=False, detail="issuer CN=Rogue CA is not trusted"),
+                CheckRecord(name="nonce", passed=True, detail="fresh"),
             ],
             decision="EK certificate does not chain to a trusted TPM manufacturer",
         ),
@@ -407,7 +406,7 @@ def test_html_for_10000_devices_stays_small(tmp_path: Path) -> None:
                     "OS": "Windows 11 Enterprise 23H2",
                     "EK hash": digest,
                 },
-                evidence=Evidence(
+                evidence=DeviceEvidence(
                     client_steps=[
                         ClientStep(step=f"step {k}", ok=True, detail=f"handle 0x8000000{k}", seconds=0.0123)
                         for k in range(10)
@@ -420,7 +419,8 @@ def test_html_for_10000_devices_stays_small(tmp_path: Path) -> None:
                         "Quote": "TPMS_ATTEST 145 bytes",
                     },
                     checks=[
-                        Check(name=f"check {k}", passed=matched or k != 2, detail="fine") for k in range(8)
+                        CheckRecord(name=f"check {k}", passed=matched or k != 2, detail="fine")
+                        for k in range(8)
                     ],
                     decision="" if matched else "EK certificate does not chain to a trusted root",
                 ),

@@ -19,10 +19,11 @@ from tpm2_pytss import TSS2_Exception
 from ..client import ClientConfig, ClientReport, Endpoints, WindowsClient
 from ..errors import HarnessError
 from ..network import Link
+from ..pki import vendor_ca
 from ..results import ClientStep
+from ..scenario import TPMChange
 from ..tcg import TPMIdentity
-from ..tpm import TimedESAPI, TPMBackend, TPMDevice, TPMRequest, manufacture
-from ._pki import vendor_ca
+from ..tpm import RunningTPM, TimedESAPI, TPMBackend, TPMRequest, manufacture
 from ._plan import DevicePlan, NetworkPlan
 from ._world import Services, befall, device_network, leave_mdm_key, tpm_change
 
@@ -70,7 +71,7 @@ class LiveDevice:
         self.plan = plan
         self.env = env
         self.network = plan.network
-        self.tpm: TPMDevice | None = None
+        self.tpm: RunningTPM | None = None
         self.client: WindowsClient | None = None
         self.run = DeviceRun(key=plan.key, emm_device_id=plan.emm_device_id)
         self._backend = backend
@@ -132,7 +133,7 @@ class LiveDevice:
         if self.client is not None:
             self.client.use_endpoints(endpoints)
 
-    def change_tpm(self, change: str) -> None:
+    def change_tpm(self, change: TPMChange) -> None:
         if self.tpm is None or not self.tpm.manufacturable():
             raise HarnessError(f"{self.plan.key}: no TPM the harness may change")
         seconds, step = tpm_change(change, self.tpm)
@@ -157,7 +158,7 @@ class LiveDevice:
         self._links.extend(links)
         return endpoints
 
-    def _factory(self) -> TPMDevice | None:
+    def _factory(self) -> RunningTPM | None:
         """The device's TPM as it left the factory (and an earlier enrollment, if any)."""
         plan = self.plan
         if plan.tpm.family == "none":
@@ -178,7 +179,7 @@ class LiveDevice:
         return tpm
 
 
-def _manufacture(plan: DevicePlan, env: FleetEnvironment, tpm: TPMDevice) -> tuple[float, ClientStep]:
+def _manufacture(plan: DevicePlan, env: FleetEnvironment, tpm: RunningTPM) -> tuple[float, ClientStep]:
     start = time.perf_counter()
     issuer = vendor_ca(env.pki_dir, plan.tpm.issuer) if plan.tpm.issuer else None
     identity = TPMIdentity(plan.tpm.manufacturer_id, plan.tpm.model, plan.tpm.firmware)
@@ -187,7 +188,7 @@ def _manufacture(plan: DevicePlan, env: FleetEnvironment, tpm: TPMDevice) -> tup
             esapi,
             identity=identity,
             issuer=issuer,
-            algorithm="ecc256" if plan.tpm.ek_algorithm == "ecc256" else "rsa2048",
+            algorithm=plan.tpm.ek_algorithm,
             now=dt.datetime.now(dt.UTC),
             one_rdn=plan.tpm.one_rdn,
         )

@@ -10,33 +10,48 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
+from typing import Literal
 
 from faker import Faker
 
 from ..catalog import ODM_CA, PHYSICAL_MODELS, PLATFORMS, VENDORS, firmware_version, unlisted_ca_key
 from ..client import ClientBehaviour, Inventory
-from ..scenario import Expectation, ResolvedGroup, Scenario
+from ..scenario import (
+    AikCaPath,
+    EKKind,
+    EnrollmentPath,
+    Expectation,
+    NonceSource,
+    ResolvedGroup,
+    Scenario,
+    TPMFamilySetting,
+    TPMState,
+)
+
+# Whose identity provider issues the device's token: its tenant's, another tenant's, or a
+# replica of its tenant's whose clock is behind (from the scenario's entra.token).
+IdentitySource = Literal["tenant", "foreign-tenant", "lagging-replica"]
 
 
 @dataclass(frozen=True)
 class TPMPlan:
-    family: str  # "2.0", "1.2" or "none"
+    family: TPMFamilySetting
     manufacturer_id: str
     model: str
     firmware: str  # id:XXXXXXXX
-    ek_algorithm: str
+    ek_algorithm: EKKind
     one_rdn: bool
     issuer: str | None  # the key of the harness CA that signs the EK certificate
-    state: str = "ready"  # what happened to the TPM after the Entra join (TPMSettings.state)
+    state: TPMState = "ready"  # what happened to the TPM after the Entra join
     mdm_key_present: bool = False  # an earlier enrollment left the MDM key in the TPM
 
 
 @dataclass(frozen=True)
 class NetworkPlan:
-    aik_ca: str = "reachable"  # reachable, refused, reset
-    enrollment: str = "delivered"  # delivered, reset, dropped, corrupted, replayed
-    nonce_from: str = "primary"  # primary, lagging-replica
-    identity: str = "tenant"  # tenant, foreign-tenant, lagging-replica
+    aik_ca: AikCaPath = "reachable"
+    enrollment: EnrollmentPath = "delivered"
+    nonce_from: NonceSource = "primary"
+    identity: IdentitySource = "tenant"
 
 
 @dataclass(frozen=True)
@@ -148,7 +163,10 @@ def _behaviour(group: ResolvedGroup) -> ClientBehaviour:
 
 
 def _network_plan(group: ResolvedGroup) -> NetworkPlan:
-    identity = {"foreign-tenant": "foreign-tenant", "lagging-replica": "lagging-replica"}
+    identity: dict[str, IdentitySource] = {
+        "foreign-tenant": "foreign-tenant",
+        "lagging-replica": "lagging-replica",
+    }
     return NetworkPlan(
         aik_ca=group.network.aik_ca,
         enrollment=group.network.enrollment,

@@ -16,9 +16,10 @@ from ..client import Endpoints, key_templates
 from ..errors import HarnessError
 from ..network import Link, RefusingEndpoint, ResettingEndpoint, Route, Rule
 from ..results import ClientStep
+from ..scenario import TPMChange
 from ..tpm import (
+    RunningTPM,
     TimedESAPI,
-    TPMDevice,
     change_owner_auth,
     disable_hierarchy,
     leave_unstarted,
@@ -76,7 +77,7 @@ def device_network(plan: NetworkPlan, services: Services) -> Iterator[tuple[Endp
         yield Endpoints(mdm=mdm, aik_ca=aik_ca, identity=identity), links
 
 
-def leave_mdm_key(tpm: TPMDevice) -> float:
+def leave_mdm_key(tpm: RunningTPM) -> float:
     """An earlier enrollment's MDM key, persisted where the client keeps it; returns TPM seconds."""
     with TimedESAPI(tpm.tcti) as esapi:
         srk, *_ = esapi.create_primary(TPM2B_SENSITIVE_CREATE(), key_templates.srk(), ESYS_TR.OWNER)
@@ -88,7 +89,7 @@ def leave_mdm_key(tpm: TPMDevice) -> float:
         return esapi.seconds
 
 
-def befall(plan: TPMPlan, tpm: TPMDevice) -> tuple[float, ClientStep | None]:
+def befall(plan: TPMPlan, tpm: RunningTPM) -> tuple[float, ClientStep | None]:
     """Put the TPM in the state the plan describes; returns TPM seconds and a step to show."""
     if plan.state == "ready":
         return 0.0, None
@@ -123,7 +124,7 @@ def befall(plan: TPMPlan, tpm: TPMDevice) -> tuple[float, ClientStep | None]:
     return seconds, step
 
 
-def tpm_change(change: str, tpm: TPMDevice) -> tuple[float, ClientStep]:
+def tpm_change(change: TPMChange, tpm: RunningTPM) -> tuple[float, ClientStep]:
     """A later change to the TPM (a scenario step); returns TPM seconds and a step to show."""
     start = time.perf_counter()
     with TimedESAPI(tpm.tcti) as esapi:

@@ -20,7 +20,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from ..results import Check, Checkpoint, ClientStep, DeviceResult, Evidence, Outcome, RunResult
+from ..results import Checkpoint, CheckRecord, ClientStep, DeviceEvidence, DeviceResult, Outcome, RunResult
 from ..status import RETRY_RECOMMENDED, AttestationStatus, StatusDetail
 from ._files import atomic_write, encode_text
 
@@ -153,14 +153,15 @@ def decode_payload(payload: dict[str, Any]) -> list[DeviceResult]:
                 matched=bool(row["matched"]),
                 error=strings[row["error"]],
                 inventory=pairs(row["inventory"]),
-                evidence=Evidence(
+                evidence=DeviceEvidence(
                     client_steps=[
                         ClientStep(step=strings[a], ok=bool(b), detail=strings[c], seconds=d)
                         for a, b, c, d in row["client_steps"]
                     ],
                     request_items=pairs(row["request_items"]),
                     checks=[
-                        Check(name=strings[a], passed=bool(b), detail=strings[c]) for a, b, c in row["checks"]
+                        CheckRecord(name=strings[a], passed=bool(b), detail=strings[c])
+                        for a, b, c in row["checks"]
                     ],
                     decision=strings[row["decision"]],
                 ),

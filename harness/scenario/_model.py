@@ -11,19 +11,57 @@ from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from ..catalog import VENDORS, firmware_version
 from ..status import AttestationStatus, StatusDetail
+from ..tpm import BackendSpec
 from ..windows import parse_build
 
+# The value types of the world's settings; device plans carry the same types.
 Platform = Literal["physical", "hyper-v", "azure-vm", "avd", "cloud-pc", "dev-box"]
 VIRTUAL_PLATFORMS: frozenset[str] = frozenset({"hyper-v", "azure-vm", "avd", "cloud-pc", "dev-box"})
+TPMFamilySetting = Literal["2.0", "1.2", "none"]
+EKKind = Literal["rsa2048", "ecc256"]
+SanLayout = Literal["one-rdn", "rdn-per-attribute"]
+EKCertificateSource = Literal["vendor-ca", "unlisted-ca", "none"]
+TPMState = Literal[
+    "ready",
+    "lockout",
+    "owner-auth-unknown",
+    "endorsement-disabled",
+    "storage-disabled",
+    "not-started",
+]
+MDMKeySetting = Literal["absent", "present"]
+TPMChange = Literal["reset-lockout", "lockout"]
+EntraJoin = Literal["tpm", "software", "offline-domain-join", "none"]
+TokenSource = Literal["own-device", "previous-device", "foreign-tenant", "lagging-replica"]
+AikCaPath = Literal["reachable", "refused", "reset"]
+EnrollmentPath = Literal["delivered", "reset", "dropped", "corrupted", "replayed"]
+NonceSource = Literal["primary", "lagging-replica"]
+Ownership = Literal["corporate", "personal"]
+
+
+def _backend(value: object) -> object:
+    return BackendSpec.parse(value) if isinstance(value, str) else value
+
+
+# The TPM backend registry's own type, written in YAML as the CLI's --backend takes it.
+Backend = Annotated[
+    BackendSpec,
+    BeforeValidator(_backend),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string", "examples": ["process", "docker", "device:/dev/tpmrm0"]}),
+]
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")]
 
 
@@ -39,7 +77,7 @@ class Hardware(_Strict):
 class TPMSettings(_Strict):
     """The TPM a device has, as its vendor's factory made it."""
 
-    family: Literal["2.0", "1.2", "none"] = "2.0"
+    family: TPMFamilySetting = "2.0"
     vendor: str | None = Field(
         default=None,
         description="a vendor name of the harness's catalogue (infineon, nuvoton, stmicro, intel, "
@@ -47,7 +85,7 @@ class TPMSettings(_Strict):
     )
     model: str | None = None
     firmware: str | None = Field(default=None, description="firmware version, e.g. '7.85' or 'id:00070055'")
-    ek: Literal["rsa2048", "ecc256"] = "rsa2048"
+    ek: EKKind = "rsa2048"
 
     @field_validator("vendor")
     @classmethod
@@ -64,26 +102,19 @@ class TPMSettings(_Strict):
         firmware_version(value)
         return value
 
-    san_layout: Literal["one-rdn", "rdn-per-attribute"] = "one-rdn"
-    ek_certificate: Literal["vendor-ca", "unlisted-ca", "none"] = Field(
+    san_layout: SanLayout = "one-rdn"
+    ek_certificate: EKCertificateSource = Field(
         default="vendor-ca",
         description="who signed the EK certificate in NV: the vendor's CA (trusted by the AIK CA), "
         "a CA of the same vendor that the AIK CA has not imported, or nobody (no certificate)",
     )
-    state: Literal[
-        "ready",
-        "lockout",
-        "owner-auth-unknown",
-        "endorsement-disabled",
-        "storage-disabled",
-        "not-started",
-    ] = Field(
+    state: TPMState = Field(
         default="ready",
         description="what happened to the TPM after the device joined Entra: a dictionary-attack "
         "lockout from failed PIN attempts, owner authorization changed by someone else, a hierarchy "
         "disabled by the platform, or a reset after which firmware never sent TPM2_Startup",
     )
-    mdm_key: Literal["absent", "present"] = Field(
+    mdm_key: MDMKeySetting = Field(
         default="absent",
         description="'present': an earlier enrollment left the MDM key persisted in the TPM",
     )
@@ -107,12 +138,12 @@ class ClientSettings(_Strict):
 class EntraSettings(_Strict):
     """How the device joined Entra and where its token comes from."""
 
-    join: Literal["tpm", "software", "offline-domain-join", "none"] = Field(
+    join: EntraJoin = Field(
         default="tpm",
         description="device key in the TPM, in software, in software after an offline domain join, "
         "or not joined at all (the token is a user token)",
     )
-    token: Literal["own-device", "previous-device", "foreign-tenant", "lagging-replica"] = Field(
+    token: TokenSource = Field(
         default="own-device",
         description="whose token the client presents: its own device's; one cached for the device "
         "object of an earlier join; one from another tenant's identity provider; or one from an "
@@ -129,15 +160,15 @@ class EntraSettings(_Strict):
 class NetworkSettings(_Strict):
     """The path between the device and the services."""
 
-    aik_ca: Literal["reachable", "refused", "reset"] = Field(
+    aik_ca: AikCaPath = Field(
         default="reachable", description="the AIK CA refuses connections or resets them"
     )
-    enrollment: Literal["delivered", "reset", "dropped", "corrupted", "replayed"] = Field(
+    enrollment: EnrollmentPath = Field(
         default="delivered",
         description="what the network does to the first enrollment request: resets the connection, "
         "closes it without an answer, damages the body, or delivers it and then a replayed copy",
     )
-    nonce_from: Literal["primary", "lagging-replica"] = Field(
+    nonce_from: NonceSource = Field(
         default="primary",
         description="'lagging-replica': a load balancer sends the nonce request to a replica whose "
         "clock is two hours behind",
@@ -164,7 +195,7 @@ class GroupSettings(_Strict):
 
     platform: Platform | None = None
     os_build: str | None = None
-    ownership: Literal["corporate", "personal"] | None = None
+    ownership: Ownership | None = None
     hardware: Hardware | None = None
     tpm: TPMSettings | None = None
     client: ClientSettings | None = None
@@ -198,8 +229,8 @@ class WorldChange(_Strict):
     """Heal or break part of a group's world after its first enrollment."""
 
     group: Name
-    aik_ca: Literal["reachable", "refused", "reset"] | None = None
-    tpm: Literal["reset-lockout", "lockout"] | None = None
+    aik_ca: AikCaPath | None = None
+    tpm: TPMChange | None = None
 
     @model_validator(mode="after")
     def _changes_something(self) -> WorldChange:
@@ -277,7 +308,7 @@ class ScenarioFile(_Strict):
         default_factory=list, description="admins besides 'admin', for attest steps"
     )
     steps: list[Step] = Field(default_factory=list, description="what happens after the first enrollment")
-    backend: Literal["process", "docker"] | None = Field(
+    backend: Backend | None = Field(
         default=None, description="where the devices' TPMs run; the --backend option wins"
     )
 
@@ -290,7 +321,7 @@ class ResolvedGroup(_Strict):
     description: str
     platform: Platform
     os_build: str
-    ownership: Literal["corporate", "personal"]
+    ownership: Ownership
     hardware: Hardware
     tpm: TPMSettings
     client: ClientSettings = ClientSettings()
@@ -332,7 +363,7 @@ class Scenario(_Strict):
     groups: list[ResolvedGroup]
     principals: list[PrincipalSpec] = []
     steps: list[Step] = []
-    backend: Literal["process", "docker"] | None = None
+    backend: Backend | None = None
 
     @property
     def device_count(self) -> int:

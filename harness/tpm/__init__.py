@@ -1,12 +1,7 @@
-"""TPM backends: the protocol, the swtpm-process, real-device and docker drivers."""
+"""TPM backends: the protocol, the registry, the swtpm-process, external and docker drivers,
+platform control, manufacturing and the conditions real TPMs meet."""
 
-import os
-
-# tpm2-tss logs every TPM error response to stderr; the client reports those errors
-# itself, so the library stays quiet unless the user set TSS2_LOG.
-os.environ.setdefault("TSS2_LOG", "all+NONE")
-
-from ._backend import TPMBackend, TPMDevice, TPMFamily, TPMRequest
+from ._backend import RunningTPM, TPMBackend, TPMFamily, TPMRequest
 from ._conditions import (
     Hierarchy,
     change_owner_auth,
@@ -15,7 +10,6 @@ from ._conditions import (
     lock_out,
     reset_lockout,
 )
-from ._device import DeviceBackend, ExternalTPM, parse_tcti
 from ._docker import (
     RUN_LABEL,
     DockerBackend,
@@ -26,32 +20,59 @@ from ._docker import (
 )
 from ._engine_pool import EnginePoolBackend, preflight_all, remove_run_everywhere
 from ._engines import Engine, EngineTLS, engine_from_env, parse_engine, schedule, spread
-from ._esapi import TimedESAPI
+from ._esapi import TimedESAPI, open_tcti
+from ._external import ExternalBackend, ExternalTPM, parse_tcti
 from ._manufacture import EKAlgorithm, Manufactured, create_ek, manufacture
+from ._platform import ControlChannel, PlatformControl, SwtpmPlatform
+from ._registry import (
+    BACKEND_NAMES,
+    BACKENDS,
+    DEFAULT_BACKEND,
+    BackendEntry,
+    BackendName,
+    BackendSpec,
+    UnknownBackend,
+    check_backend,
+    describe_backends,
+    open_backend,
+    remove_leftovers,
+)
 from ._swtpm import SwtpmBackend, SwtpmProcess, close_all, live_pids, swtpm_binary
 
 __all__ = [
+    "BACKENDS",
+    "BACKEND_NAMES",
+    "DEFAULT_BACKEND",
     "RUN_LABEL",
-    "DeviceBackend",
+    "BackendEntry",
+    "BackendName",
+    "BackendSpec",
+    "ControlChannel",
     "DockerBackend",
     "DockerTPM",
     "EKAlgorithm",
     "Engine",
     "EnginePoolBackend",
     "EngineTLS",
+    "ExternalBackend",
     "ExternalTPM",
     "Hierarchy",
     "Manufactured",
+    "PlatformControl",
+    "RunningTPM",
     "SwtpmBackend",
+    "SwtpmPlatform",
     "SwtpmProcess",
     "TPMBackend",
-    "TPMDevice",
     "TPMFamily",
     "TPMRequest",
     "TimedESAPI",
+    "UnknownBackend",
     "change_owner_auth",
+    "check_backend",
     "close_all",
     "create_ek",
+    "describe_backends",
     "disable_hierarchy",
     "engine_from_env",
     "engine_unavailable",
@@ -59,10 +80,13 @@ __all__ = [
     "live_pids",
     "lock_out",
     "manufacture",
+    "open_backend",
+    "open_tcti",
     "parse_engine",
     "parse_tcti",
     "preflight",
     "preflight_all",
+    "remove_leftovers",
     "remove_run_containers",
     "remove_run_everywhere",
     "reset_lockout",

@@ -20,8 +20,11 @@ class TPMRequest:
     startup: bool = True
 
 
-class TPMDevice(Protocol):
-    """A running TPM reachable through a TCTI."""
+class RunningTPM(Protocol):
+    """A running TPM reachable through a TCTI (the Windows device it belongs to is not its concern).
+
+    A TPM whose platform the harness controls also implements PlatformControl.
+    """
 
     @property
     def tcti(self) -> tuple[str, str]:
@@ -46,9 +49,11 @@ class TPMDevice(Protocol):
 
 
 class TPMBackend(Protocol):
+    """Starts TPMs of one kind (see the registry in harness.tpm for the kinds and their names)."""
+
     name: str
 
-    def start(self, request: TPMRequest, workdir: Path) -> TPMDevice: ...
+    def start(self, request: TPMRequest, workdir: Path) -> RunningTPM: ...
 
     def close(self) -> None:
         """Stop everything this backend started."""

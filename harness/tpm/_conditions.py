@@ -8,8 +8,6 @@ the TPM's own response codes. Nothing here tells anyone what the outcome is.
 
 from __future__ import annotations
 
-import socket
-import struct
 from typing import Literal
 
 from tpm2_pytss import (
@@ -28,14 +26,13 @@ from tpm2_pytss import (
 )
 
 from ..errors import TPMError
-from ._backend import TPMDevice
+from ._backend import RunningTPM
 from ._esapi import TimedESAPI
-from ._swtpm import SwtpmProcess
+from ._platform import PlatformControl
 
 Hierarchy = Literal["endorsement", "storage"]
 
 _TPM_RC_LOCKOUT = 0x921
-_PTM_INIT = 0x02  # swtpm control channel: re-initialise the TPM, as a platform reset does
 _PIN_KEY = TPM2B_PUBLIC.parse(
     "rsa1024:rsassa-sha256:null",
     objectAttributes=TPMA_OBJECT.FIXEDTPM
@@ -101,14 +98,8 @@ def disable_hierarchy(esapi: TimedESAPI, hierarchy: Hierarchy) -> None:
     esapi.hierarchy_control(ESYS_TR.PLATFORM, target, False)
 
 
-def leave_unstarted(device: TPMDevice) -> None:
+def leave_unstarted(tpm: RunningTPM) -> None:
     """Reset the TPM through its platform interface and send no TPM2_Startup afterwards."""
-    if not isinstance(device, SwtpmProcess):
-        raise TPMError(f"{device.description} has no platform interface the harness can reset")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as control:
-        control.settimeout(10)
-        control.connect(str(device.control_path))
-        control.sendall(struct.pack(">II", _PTM_INIT, 0))
-        answer = control.recv(4)
-    if len(answer) != 4 or struct.unpack(">I", answer)[0] != 0:
-        raise TPMError(f"swtpm refused the reset: {answer.hex() or 'no answer'}")
+    if not isinstance(tpm, PlatformControl):
+        raise TPMError(f"{tpm.description} has no platform interface the harness can reset")
+    tpm.leave_unstarted()

@@ -18,10 +18,7 @@ import contextlib
 import io
 import os
 import random
-import socket
-import struct
 import tarfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +26,8 @@ from typing import Any
 from ..errors import BackendUnavailable, TPMError
 from ._backend import TPMFamily, TPMRequest
 from ._engines import Engine, engine_from_env
+from ._platform import ControlChannel, SwtpmPlatform
+from ._tracking import LiveSet
 
 RUN_LABEL = "org.enrollment-harness.run"
 DEFAULT_IMAGE = "enrollment-harness/swtpm:latest"
@@ -38,7 +37,6 @@ _SERVER_PORT, _CTRL_PORT = 2321, 2322
 _START_TIMEOUT = 30.0
 _PORT_ATTEMPTS = 20
 _PORT_RANGE = (20000, 60000)
-_CMD_GET_CAPABILITY = 1
 
 
 def _docker() -> Any:
@@ -154,8 +152,12 @@ def _port_in_use(error: Exception) -> bool:
     return "port is already allocated" in text or "address already in use" in text
 
 
-class DockerTPM:
-    """One swtpm container; removed (with its state) on close."""
+class DockerTPM(SwtpmPlatform):
+    """One swtpm container; removed (with its state) on close.
+
+    Its control channel, published next to the TPM's port, is the platform's view of
+    the TPM (reset, power, startup), as for a local swtpm.
+    """
 
     def __init__(self, client: Any, request: TPMRequest, run_id: str, engine: Engine, image: str) -> None:
         self._family: TPMFamily = request.family
@@ -199,7 +201,7 @@ class DockerTPM:
             break
         else:
             raise TPMError(f"no free pair of ports on the engine after {_PORT_ATTEMPTS} tries: {last}")
-        _track(self)
+        _LIVE.add(self)
         try:
             self._container.reload()
             for container_port, host_port in ((_SERVER_PORT, port), (_CTRL_PORT, port + 1)):
@@ -226,13 +228,11 @@ class DockerTPM:
         )
 
     def _control_answers(self) -> bool:
-        try:
-            with socket.create_connection((self._host, self._port + 1), timeout=2) as conn:
-                conn.sendall(struct.pack(">I", _CMD_GET_CAPABILITY))
-                answer = conn.recv(8)
-        except OSError:
-            return False
-        return len(answer) >= 4 and struct.unpack(">I", answer[:4])[0] == 0
+        return self.control.answers()
+
+    @property
+    def control(self) -> ControlChannel:
+        return ControlChannel((self._host, self._port + 1))
 
     @property
     def container_id(self) -> str:
@@ -287,7 +287,7 @@ class DockerTPM:
         try:
             self._remove()
         finally:
-            _untrack(self)
+            _LIVE.discard(self)
 
 
 class DockerBackend:
@@ -307,7 +307,7 @@ class DockerBackend:
         return DockerTPM(self._client, request, self.run_id, self.engine, self.image)
 
     def close(self) -> None:
-        for tpm in _live_snapshot():
+        for tpm in _LIVE.snapshot():
             if tpm.engine_url == self.engine.url:
                 tpm.close()
         remove_run_containers(self.run_id, client=self._client)
@@ -336,20 +336,4 @@ def remove_run_containers(run_id: str | None = None, *, client: Any = None) -> i
     return removed
 
 
-_live: set[DockerTPM] = set()
-_live_lock = threading.Lock()
-
-
-def _track(tpm: DockerTPM) -> None:
-    with _live_lock:
-        _live.add(tpm)
-
-
-def _untrack(tpm: DockerTPM) -> None:
-    with _live_lock:
-        _live.discard(tpm)
-
-
-def _live_snapshot() -> list[DockerTPM]:
-    with _live_lock:
-        return list(_live)
+_LIVE: LiveSet[DockerTPM] = LiveSet()

@@ -6,12 +6,25 @@ command the client sends goes through here.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 from tpm2_pytss import ESAPI
 from tpm2_pytss.TCTILdr import TCTILdr
+
+
+def open_tcti(tcti: tuple[str, str]) -> TCTILdr:
+    """A TCTI to the TPM; every TSS context of the harness is opened here.
+
+    tpm2-tss logs every TPM error response to stderr; the client reports those errors
+    itself, so the library stays quiet unless the user set TSS2_LOG. The library reads
+    the variable when it first logs, so it is set here, before the first TSS call of the
+    process, not when the package is imported.
+    """
+    os.environ.setdefault("TSS2_LOG", "all+NONE")
+    return TCTILdr(tcti[0], tcti[1])
 
 
 class TimedESAPI:
@@ -21,7 +34,7 @@ class TimedESAPI:
         self.seconds = 0.0
         self.commands = 0
         start = time.perf_counter()
-        self._tcti = TCTILdr(tcti[0], tcti[1])
+        self._tcti = open_tcti(tcti)
         self._esapi: Any = ESAPI(self._tcti)
         self.seconds += time.perf_counter() - start
 

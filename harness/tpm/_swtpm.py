@@ -14,12 +14,13 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from ..errors import BackendUnavailable, TPMError
 from ._backend import TPMFamily, TPMRequest
+from ._platform import ControlChannel, SwtpmPlatform
+from ._tracking import LiveSet
 
 _PR_SET_PDEATHSIG = 1
 _START_TIMEOUT = 10.0
@@ -51,8 +52,11 @@ def swtpm_binary() -> str:
     return found
 
 
-class SwtpmProcess:
-    """One running swtpm and its state directory, removed on close."""
+class SwtpmProcess(SwtpmPlatform):
+    """One running swtpm and its state directory, removed on close.
+
+    Its control channel is the platform's view of the TPM (reset, power, startup).
+    """
 
     def __init__(self, request: TPMRequest, workdir: Path) -> None:
         self._family: TPMFamily = request.family
@@ -92,7 +96,7 @@ class SwtpmProcess:
             self._log.close()
             shutil.rmtree(self._dir, ignore_errors=True)
             raise TPMError(f"cannot start swtpm: {exc}") from exc
-        _track(self)
+        _LIVE.add(self)
         try:
             self._wait_ready()
         except BaseException:
@@ -127,9 +131,8 @@ class SwtpmProcess:
         return ("swtpm", f"path={self._socket}")
 
     @property
-    def control_path(self) -> Path:
-        """swtpm's control channel: the platform's view of the TPM (power, reset, locality)."""
-        return Path(f"{self._socket}.ctrl")
+    def control(self) -> ControlChannel:
+        return ControlChannel(Path(f"{self._socket}.ctrl"))
 
     @property
     def family(self) -> TPMFamily:
@@ -160,13 +163,13 @@ class SwtpmProcess:
         finally:
             self._log.close()
             shutil.rmtree(self._dir, ignore_errors=True)
-            _untrack(self)
+            _LIVE.discard(self)
 
 
 class SwtpmBackend:
     """Starts one swtpm process per device; close() stops any still running."""
 
-    name = "swtpm"
+    name = "process"  # its name in the backend registry
 
     def __init__(self) -> None:
         swtpm_binary()
@@ -179,27 +182,12 @@ class SwtpmBackend:
 
 
 # Every live swtpm of this process, so that a signal handler or atexit can stop them all.
-_live: set[SwtpmProcess] = set()
-_live_lock = threading.Lock()
-
-
-def _track(process: SwtpmProcess) -> None:
-    with _live_lock:
-        _live.add(process)
-
-
-def _untrack(process: SwtpmProcess) -> None:
-    with _live_lock:
-        _live.discard(process)
+_LIVE: LiveSet[SwtpmProcess] = LiveSet()
 
 
 def close_all() -> None:
-    with _live_lock:
-        processes = list(_live)
-    for process in processes:
-        process.close()
+    _LIVE.close_all()
 
 
 def live_pids() -> list[int]:
-    with _live_lock:
-        return [p.pid for p in _live]
+    return [p.pid for p in _LIVE.snapshot()]

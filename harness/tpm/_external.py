@@ -1,4 +1,4 @@
-"""The real-device driver: a TPM the harness does not own, reached through any TCTI.
+"""External TPMs: a TPM the harness does not own, reached through any TCTI.
 
 TPM vendors point the flow at hardware ('device:/dev/tpmrm0') or at their own
 simulator ('mssim:host=127.0.0.1,port=2321'). The harness never writes to such
@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import TPMError
+from tpm2_pytss import TSS2_Exception
+
+from ..errors import BackendUnavailable, TPMError
 from ._backend import TPMFamily, TPMRequest
+from ._esapi import open_tcti
 
 
 def parse_tcti(spec: str) -> tuple[str, str]:
@@ -48,10 +51,10 @@ class ExternalTPM:
         """The harness did not start this TPM, so it leaves it running."""
 
 
-class DeviceBackend:
+class ExternalBackend:
     """Every device of the fleet uses the same external TPM, one after another."""
 
-    name = "device"
+    name = "device"  # its name in the backend registry
 
     def __init__(self, spec: str) -> None:
         self._spec = spec
@@ -64,3 +67,11 @@ class DeviceBackend:
 
     def close(self) -> None:
         """Nothing to stop."""
+
+
+def check_reachable(spec: str) -> None:
+    """Raise BackendUnavailable, with the TSS's reason, when the TCTI cannot be opened."""
+    try:
+        open_tcti(parse_tcti(spec)).close()
+    except TSS2_Exception as exc:
+        raise BackendUnavailable(f"the TPM at TCTI {spec} cannot be reached: {exc}") from exc

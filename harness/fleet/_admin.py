@@ -1,0 +1,41 @@
+"""The controller's admin client: a device's record, read from the admin API as an admin would."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from ..errors import ServerError
+
+
+class AdminReader:
+    """The admin API's device view, on one kept-alive connection for a whole run."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self._http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    def device(self, device_id: str) -> dict[str, Any] | None:
+        """The server's record of a device, or None when it never heard of it."""
+        try:
+            response = self._http.get(f"/admin/devices/{device_id}")
+        except httpx.HTTPError as exc:
+            raise ServerError(f"cannot read the report from {self._http.base_url}: {exc}") from exc
+        if response.status_code == 404:
+            return None
+        if not response.is_success:
+            raise ServerError(f"report for {device_id}: HTTP {response.status_code} {response.text[:200]}")
+        body: dict[str, Any] = response.json()
+        return body
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> AdminReader:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

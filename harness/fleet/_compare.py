@@ -1,0 +1,84 @@
+"""Expected versus actual: a device's result, from what it did and what the server reports.
+
+Only the controller knows what each device is expected to end up as; it reads
+the actual status from the server's admin API and compares.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..results import CheckRecord, DeviceEvidence, DeviceResult, Outcome
+from ..scenario import Expectation
+from ..status import AttestationStatus, StatusDetail
+from ..tpm import TPMBackend
+from ._admin import AdminReader
+from ._device import DeviceRun, FleetEnvironment, run_device
+from ._plan import DevicePlan
+
+
+def run_and_check(
+    plan: DevicePlan,
+    expectation: Expectation,
+    env: FleetEnvironment,
+    backend: TPMBackend,
+    admin: AdminReader,
+) -> DeviceResult:
+    """One device, start to finish: run it, then read its status as an admin and compare.
+
+    Every driver (harness run, the pytest plugin) goes through here or through its two
+    halves, run_device and check_device, so that they give the same results.
+    """
+    return check_device(plan, expectation, run_device(plan, env, backend), admin)
+
+
+def check_device(
+    plan: DevicePlan, expectation: Expectation, run: DeviceRun, admin: AdminReader
+) -> DeviceResult:
+    """Compare what the server reports for a device that has run with what was expected."""
+    detail = admin.device(plan.emm_device_id)
+    expected = Outcome(status=expectation.status, detail=expectation.detail)
+    actual = None
+    evidence = DeviceEvidence(client_steps=run.steps)
+    if detail is not None:
+        actual = Outcome(
+            status=AttestationStatus(detail["Device attestation status"]),
+            detail=StatusDetail(detail["Status detail"]),
+        )
+        attempts = detail.get("attempts") or []
+        last = attempts[-1] if attempts else {}
+        evidence.request_items = {k: str(v) for k, v in (last.get("items") or {}).items()}
+        evidence.checks = [CheckRecord(**c) for c in last.get("checks") or []]
+        evidence.decision = str(detail.get("decision", ""))
+    error = run.error or ("" if detail is not None else "the server has no record of this device")
+    return DeviceResult(
+        name=plan.inventory.device_name,
+        group=plan.group,
+        scenario=plan.scenario,
+        device_id=plan.emm_device_id,
+        expected=expected,
+        actual=actual,
+        matched=actual is not None and actual == expected,
+        error=error,
+        inventory=_inventory(plan, detail),
+        evidence=evidence,
+        tpm_seconds=round(run.tpm_seconds, 4),
+        seconds=round(run.seconds, 4),
+    )
+
+
+def _inventory(plan: DevicePlan, detail: dict[str, Any] | None) -> dict[str, str]:
+    inventory = {
+        "Device name": plan.inventory.device_name,
+        "UPN": plan.inventory.upn,
+        "OS version": plan.inventory.os_version,
+        "Ownership": plan.inventory.ownership,
+        "Manufacturer": plan.inventory.manufacturer,
+        "Model": plan.inventory.model,
+        "Serial": plan.inventory.serial,
+        "TPM": f"{plan.tpm.family} {plan.tpm.manufacturer_id} {plan.tpm.model} {plan.tpm.firmware}",
+    }
+    if detail is not None:
+        for column in ("TPM version", "TPM manufacturer", "Last check-in", "Enrollment date"):
+            inventory[column] = str(detail.get(column, ""))
+    return inventory

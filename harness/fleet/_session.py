@@ -1,0 +1,201 @@
+"""What a run shares: its options, its work directory, the vendor CAs, the reference server.
+
+`fleet_session` starts all of it and stops it when the block ends, however it
+ends. A FleetSession travels to other processes as plain strings (to_dict /
+from_dict), which is how pytest-xdist workers join the controller's run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+
+from ..errors import HarnessError
+from ..pki import create_vendor_cas
+from ..scenario import Scenario
+from ..tpm import DEFAULT_BACKEND, BackendSpec, check_backend, remove_leftovers
+from ..trust import TrustStore
+from ._device import FleetEnvironment
+from ._plan import DevicePlan
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    workers: int = 1
+    server_url: str | None = None  # an already running server instead of the embedded one
+    admin_token: str | None = None  # needed with server_url
+    pki_dir: Path | None = None  # vendor CAs shared with that server
+    keep_workdir: bool = False
+    backend: BackendSpec = DEFAULT_BACKEND  # where each device's TPM runs; a name is parsed
+    trust: TrustStore | None = None  # the embedded server's trust store (--trust); None: defaults
+
+    def __post_init__(self) -> None:
+        if isinstance(self.backend, str):
+            object.__setattr__(self, "backend", BackendSpec.parse(self.backend))
+
+
+@dataclass(frozen=True)
+class FleetSession:
+    """What every device of a run shares: the services, the vendor CAs, admin access to the report."""
+
+    env: FleetEnvironment
+    admin_url: str
+    admin_token: str
+    run_id: str  # labels what the run starts outside this process (containers)
+    backend: BackendSpec = DEFAULT_BACKEND
+    # Bearer tokens of the scenarios' principals by name ('admin' included), for steps.
+    principal_tokens: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, str]:
+        """Plain strings, for handing the session to another process (pytest-xdist workers)."""
+        env = self.env
+        return {
+            "server_url": env.server_url,
+            "pki_dir": str(env.pki_dir),
+            "workdir": str(env.workdir),
+            "lagging_replica_url": env.lagging_replica_url,
+            "foreign_identity_url": env.foreign_identity_url,
+            "admin_url": self.admin_url,
+            "admin_token": self.admin_token,
+            "run_id": self.run_id,
+            "backend": str(self.backend),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> FleetSession:
+        return cls(
+            env=FleetEnvironment(
+                server_url=data["server_url"],
+                pki_dir=Path(data["pki_dir"]),
+                workdir=Path(data["workdir"]),
+                lagging_replica_url=data.get("lagging_replica_url", ""),
+                foreign_identity_url=data.get("foreign_identity_url", ""),
+            ),
+            admin_url=data["admin_url"],
+            admin_token=data["admin_token"],
+            run_id=data["run_id"],
+            backend=BackendSpec.parse(data.get("backend", str(DEFAULT_BACKEND))),
+        )
+
+
+def choose_backend(option: BackendSpec | None, scenarios: Sequence[Scenario]) -> BackendSpec:
+    """The option wins; else the scenarios' own `backend` field, which must agree."""
+    if option is not None:
+        return option
+    wanted = {s.backend or DEFAULT_BACKEND for s in scenarios} or {DEFAULT_BACKEND}
+    if len(wanted) != 1:
+        names = ", ".join(sorted(str(spec) for spec in wanted))
+        raise HarnessError(f"the scenarios ask for different TPM backends ({names})")
+    return wanted.pop()
+
+
+def new_run_id() -> str:
+    return secrets.token_hex(6)
+
+
+@contextmanager
+def _workdir(keep: bool) -> Iterator[Path]:
+    # Short, under /tmp by default: swtpm's unix socket paths must fit in 108 bytes.
+    base = os.environ.get("HARNESS_TMPDIR") or ("/tmp" if os.path.isdir("/tmp") else None)
+    path = Path(tempfile.mkdtemp(prefix="eah-", dir=base))
+    try:
+        yield path
+    finally:
+        if not keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def fleet_session(
+    plans: list[DevicePlan],
+    options: RunOptions,
+    *,
+    now: dt.datetime | None = None,
+    run_id: str | None = None,
+    stepped: Sequence[Scenario] = (),
+) -> Iterator[FleetSession]:
+    """The work directory, the vendor CAs, the reference server and the services the plans need.
+
+    Everything is stopped and removed when the block ends, however it ends.
+    """
+    # The server and its helpers are imported here, not at module level: pool workers import
+    # this package to run devices and have no use for the web framework's import time.
+    from ._services import auxiliary_services
+
+    now = now or dt.datetime.now(dt.UTC)
+    run_id = run_id or new_run_id()
+    check_backend(options.backend, workers=options.workers)
+    with ExitStack() as stack:
+        workdir = stack.enter_context(_workdir(options.keep_workdir))
+        stack.callback(remove_leftovers, options.backend, run_id)
+        pki_dir = options.pki_dir or workdir / "pki"
+        roots = create_vendor_cas(pki_dir, now=now)
+        url, tokens = stack.enter_context(_server(options, workdir, roots, stepped))
+        auxiliary = stack.enter_context(
+            auxiliary_services(
+                plans,
+                workdir,
+                primary_data_dir=None if options.server_url else workdir / "server",
+                roots=roots,
+            )
+        )
+        env = FleetEnvironment(
+            server_url=url,
+            pki_dir=pki_dir,
+            workdir=workdir,
+            lagging_replica_url=auxiliary.lagging_replica_url,
+            foreign_identity_url=auxiliary.foreign_identity_url,
+        )
+        yield FleetSession(
+            env=env,
+            admin_url=url,
+            admin_token=tokens["admin"],
+            run_id=run_id,
+            backend=options.backend,
+            principal_tokens=tokens,
+        )
+
+
+@contextmanager
+def _server(
+    options: RunOptions, workdir: Path, roots: list[x509.Certificate], stepped: Sequence[Scenario] = ()
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """The server's URL and bearer tokens by principal name ('admin' has Remote tasks)."""
+    if options.server_url:
+        if not options.admin_token:
+            raise HarnessError("a run against --server needs the server's admin token (--admin-token)")
+        if stepped:
+            names = ", ".join(s.name for s in stepped)
+            raise HarnessError(
+                f"scenarios with steps ({names}) move the server's clock and add admins: "
+                "run them with the embedded server"
+            )
+        yield options.server_url.rstrip("/"), {"admin": options.admin_token}
+        return
+    from ..server import EmbeddedServer, ManualClock, Principal, ServerConfig
+
+    tokens = {"admin": secrets.token_urlsafe(24)}
+    principals = {tokens["admin"]: Principal("admin", remote_tasks=True)}
+    for scenario in stepped:
+        for spec in scenario.principals:
+            tokens.setdefault(spec.name, secrets.token_urlsafe(24))
+            principals[tokens[spec.name]] = Principal(spec.name, remote_tasks=spec.remote_tasks)
+    config = ServerConfig(
+        data_dir=workdir / "server",
+        manufacturer_roots=roots,
+        principals=principals,
+        trust=options.trust or TrustStore(),
+    )
+    # Steps test the one-minute and fifteen-minute rules: time moves only when a step moves it.
+    clock = ManualClock() if stepped else None
+    with EmbeddedServer(config, clock=clock) as server:
+        yield server.url, tokens

@@ -1,0 +1,213 @@
+"""The public API of each package, and the rule that keeps it the only way in.
+
+A module may import a private (underscore) module or name only from inside the
+package that owns it: `harness.fleet._plan` is for `harness.fleet.*`, not for the
+CLI, the plugin or the benchmarks. Each package's `__all__` is pinned here, as
+httpx pins its exported members, so that a change to a public API is a decision
+made in review, not a side effect.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE_ROOTS = ("harness", "bench")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _is_private(part: str) -> bool:
+    return part.startswith("_") and not part.startswith("__")
+
+
+def _owner(module: str) -> str:
+    """The package whose private module or name this is: everything before its first private part."""
+    parts = module.split(".")
+    for index, part in enumerate(parts):
+        if _is_private(part):
+            return ".".join(parts[:index])
+    return module
+
+
+def _resolve(importer: str, is_package: bool, node: ast.ImportFrom) -> str:
+    if node.level == 0:
+        return node.module or ""
+    base = importer.split(".")
+    if not is_package:
+        base = base[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def imported_names(source: str, importer: str, *, is_package: bool = False) -> list[str]:
+    """Every module or name a module imports, in full ('harness.fleet._plan.plan_fleet'),
+    wherever the import statement is (functions and TYPE_CHECKING blocks included)."""
+    names = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = _resolve(importer, is_package, node)
+            names.extend(f"{module}.{alias.name}" for alias in node.names if alias.name != "*")
+    return names
+
+
+def private_imports(source: str, importer: str, *, is_package: bool = False) -> list[str]:
+    """What `importer` imports from another package's private modules or names."""
+    found = []
+    for target in imported_names(source, importer, is_package=is_package):
+        if not target.startswith(SOURCE_ROOTS):
+            continue
+        owner = _owner(target)
+        if owner != target and not (importer == owner or importer.startswith(owner + ".")):
+            found.append(target)
+    return found
+
+
+def _sources() -> list[Path]:
+    return sorted(p for root in SOURCE_ROOTS for p in (ROOT / root).rglob("*.py"))
+
+
+def test_the_checker_finds_private_imports_across_packages() -> None:
+    assert private_imports("from harness.fleet._plan import plan_fleet", "harness.cli") == [
+        "harness.fleet._plan.plan_fleet"
+    ]
+    assert private_imports("from .fleet._runner import choose_backend", "harness.cli") == [
+        "harness.fleet._runner.choose_backend"
+    ]
+    assert private_imports("from ..server._enrollment import x", "harness.fleet._session") == [
+        "harness.server._enrollment.x"
+    ]
+    assert private_imports("from harness.tpm import _docker", "bench.run") == ["harness.tpm._docker"]
+    assert private_imports("import harness.client._windows", "bench.run") == ["harness.client._windows"]
+    # Inside the owning package, and a package's own private modules, are fine.
+    assert private_imports("from ._plan import plan_fleet", "harness.fleet", is_package=True) == []
+    assert private_imports("from .._yamlfile import read_text", "harness.scenario._loader") == []
+    assert private_imports("from ..fleet import plan_fleet", "harness.pytest_plugin._state") == []
+
+
+def test_no_module_imports_another_packages_private_module() -> None:
+    offenders = {}
+    for path in _sources():
+        importer = _module_name(path)
+        found = private_imports(path.read_text(), importer, is_package=path.name == "__init__.py")
+        if found:
+            offenders[str(path.relative_to(ROOT))] = found
+    assert offenders == {}
+
+
+def test_the_server_imports_no_scenario_or_fleet_code() -> None:
+    # The server knows only what a real service would: nothing of the world a scenario sets up.
+    offenders = {}
+    for path in sorted((ROOT / "harness" / "server").rglob("*.py")):
+        names = imported_names(path.read_text(), _module_name(path), is_package=path.name == "__init__.py")
+        found = [n for n in names if n.startswith(("harness.scenario", "harness.fleet"))]
+        if found:
+            offenders[str(path.relative_to(ROOT))] = found
+    assert offenders == {}
+
+
+PUBLIC_API: dict[str, list[str]] = {
+    "harness.client": [
+        "AikChallenge", "ClientBehaviour", "ClientConfig", "ClientFailure", "ClientReport", "DeviceKey",
+        "EndorsementKey", "Endpoints", "Inventory", "KeyBlob", "LoadedKey", "PytssTPM", "ServiceClient",
+        "SoftwareDeviceKey", "TPMDeviceKey", "TPMProvider", "WindowsClient", "key_templates",
+        "probe_family", "tpm_hresult",
+    ],
+    "harness.fleet": [
+        "PLATFORMS", "VENDORS", "AdminReader", "DevicePlan", "DeviceRun", "FleetEnvironment",
+        "FleetSession", "IdentitySource", "NetworkPlan", "PlatformProfile", "Progress", "RunOptions",
+        "TPMPlan", "Vendor", "check_device", "choose_backend", "fleet_session", "plan_fleet",
+        "plan_group", "run_and_check", "run_device", "run_fleet",
+    ],
+    "harness.network": ["Fault", "Link", "RefusingEndpoint", "ResettingEndpoint", "Route", "Rule"],
+    "harness.pytest_plugin": [
+        "DeviceItem", "DeviceMismatch", "ScenarioFile", "explain", "is_scenario_file",
+        "pytest_addoption", "pytest_collect_file", "pytest_collection_modifyitems", "pytest_configure",
+        "pytest_configure_node", "pytest_runtest_makereport", "pytest_sessionfinish",
+        "pytest_unconfigure",
+    ],
+    "harness.report": [
+        "decode_payload", "load_results", "write_html", "write_json", "write_junit", "write_reports",
+    ],
+    "harness.scenario": [
+        "STEP_KINDS", "VIRTUAL_PLATFORMS", "AikCaPath", "AttestAction", "Backend", "ClientSettings",
+        "EKCertificateSource", "EKKind", "EnrollmentPath", "EntraJoin", "EntraSettings", "Expectation",
+        "Group", "GroupExpectation", "GroupSettings", "Hardware", "MDMKeySetting", "NetworkSettings",
+        "NonceSource", "Ownership", "Platform", "PrincipalSpec", "ResolvedGroup", "SanLayout",
+        "Scenario", "ScenarioFile", "Step", "TPMChange", "TPMFamilySetting", "TPMSettings", "TPMState",
+        "TokenSource", "WorldChange", "load_scenario", "parse_scenario",
+    ],
+    "harness.server": [
+        "DEFAULT_ADVISORIES", "Clock", "EmbeddedServer", "ManualClock", "Principal", "RbacError",
+        "ServerConfig", "StandaloneServer", "SystemClock", "bind_loopback", "create_app",
+        "default_data_dir", "evidence_from_request", "load_rbac", "parse_rbac", "prepare_standalone",
+        "serve_foreground",
+    ],
+    "harness.tpm": [
+        "BACKENDS", "BACKEND_NAMES", "DEFAULT_BACKEND", "RUN_LABEL", "BackendEntry", "BackendName",
+        "BackendSpec", "ControlChannel", "DockerBackend", "DockerTPM", "EKAlgorithm", "ExternalBackend",
+        "ExternalTPM", "Hierarchy", "Manufactured", "PlatformControl", "RunningTPM", "SwtpmBackend",
+        "SwtpmPlatform", "SwtpmProcess", "TPMBackend", "TPMFamily", "TPMRequest", "TimedESAPI",
+        "UnknownBackend", "change_owner_auth", "check_backend", "close_all", "create_ek",
+        "describe_backends", "disable_hierarchy", "engine_unavailable", "leave_unstarted", "live_pids",
+        "lock_out", "manufacture", "open_backend", "open_tcti", "parse_tcti", "remove_leftovers",
+        "remove_run_containers", "reset_lockout", "swtpm_binary",
+    ],
+    "harness.verifier": [
+        "DEVICE_ID_CLAIM", "AttestationClaim", "Check", "Evidence", "EvidenceFormatError",
+        "FirmwareAdvisory", "NonceState", "Policy", "TPMKey", "TokenVerdict", "Verdict",
+        "check_aik_attributes", "check_aik_certificate", "check_certify", "check_ek_certificate",
+        "claimed_nonce", "evaluate", "load_certificate", "parse_public", "same_public_key",
+        "split_claim", "verify_chain", "verify_signature", "verify_token",
+    ],
+}  # fmt: skip
+
+
+def test_every_package_has_a_pinned_public_api() -> None:
+    inits = (ROOT / "harness").rglob("__init__.py")
+    packages = sorted(_module_name(init) for init in inits if init.parent != ROOT / "harness")
+    assert packages == sorted(PUBLIC_API)
+
+
+@pytest.mark.parametrize("package", sorted(PUBLIC_API))
+def test_a_package_exports_exactly_its_pinned_names(package: str) -> None:
+    module = importlib.import_module(package)
+    assert sorted(module.__all__) == sorted(PUBLIC_API[package])
+    # Every exported name exists, and every public name the package holds is exported.
+    missing = [name for name in module.__all__ if not hasattr(module, name)]
+    assert missing == []
+    held = [
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_") and name != "annotations" and not isinstance(value, ModuleType)
+    ]
+    assert sorted(set(held) - set(module.__all__)) == []
+
+
+def test_importing_the_tpm_package_leaves_the_environment_alone() -> None:
+    # A fresh interpreter: in this one the TSS has long been used.
+    env = {k: v for k, v in os.environ.items() if k != "TSS2_LOG"}
+    probe = (
+        "import json, os; before = dict(os.environ); import harness.tpm, harness.client, harness.fleet; "
+        "print(json.dumps({k: v for k, v in os.environ.items() if before.get(k) != v}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout) == {}
