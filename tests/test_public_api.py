@@ -127,54 +127,68 @@ PUBLIC_API: dict[str, list[str]] = {
         "AikChallenge", "ClientBehaviour", "ClientConfig", "ClientFailure", "ClientReport", "DeviceKey",
         "EndorsementKey", "Endpoints", "Inventory", "KeyBlob", "LoadedKey", "PytssTPM", "ServiceClient",
         "SoftwareDeviceKey", "TPMDeviceKey", "TPMProvider", "WindowsClient", "key_templates",
-        "probe_family", "tpm_hresult",
+        "probe_family", "tpm_hresult"
     ],
     "harness.fleet": [
         "PLATFORMS", "VENDORS", "AdminReader", "DevicePlan", "DeviceRun", "FleetEnvironment",
         "FleetSession", "IdentitySource", "NetworkPlan", "PlatformProfile", "Progress", "RunOptions",
-        "TPMPlan", "Vendor", "check_device", "choose_backend", "fleet_session", "plan_fleet",
-        "plan_group", "run_and_check", "run_device", "run_fleet",
+        "TPMPlan", "Vendor", "check_device", "choose_backend", "fleet_session", "plan_fleet", "plan_group",
+        "run_and_check", "run_device", "run_fleet"
     ],
-    "harness.network": ["Fault", "Link", "RefusingEndpoint", "ResettingEndpoint", "Route", "Rule"],
+    "harness.network": [
+        "Fault", "Link", "RefusingEndpoint", "ResettingEndpoint", "Route", "Rule"
+    ],
     "harness.pytest_plugin": [
-        "DeviceItem", "DeviceMismatch", "ScenarioFile", "explain", "is_scenario_file",
-        "pytest_addoption", "pytest_collect_file", "pytest_collection_modifyitems", "pytest_configure",
-        "pytest_configure_node", "pytest_runtest_makereport", "pytest_sessionfinish",
-        "pytest_unconfigure",
+        "DeviceItem", "DeviceMismatch", "ScenarioFile", "explain", "is_scenario_file", "pytest_addoption",
+        "pytest_collect_file", "pytest_collection_modifyitems", "pytest_configure", "pytest_configure_node",
+        "pytest_runtest_makereport", "pytest_sessionfinish", "pytest_unconfigure"
     ],
     "harness.report": [
-        "decode_payload", "load_results", "write_html", "write_json", "write_junit", "write_reports",
+        "decode_payload", "load_results", "write_html", "write_json", "write_junit", "write_reports"
     ],
     "harness.scenario": [
         "STEP_KINDS", "VIRTUAL_PLATFORMS", "AikCaPath", "AttestAction", "Backend", "ClientSettings",
         "EKCertificateSource", "EKKind", "EnrollmentPath", "EntraJoin", "EntraSettings", "Expectation",
         "Group", "GroupExpectation", "GroupSettings", "Hardware", "MDMKeySetting", "NetworkSettings",
-        "NonceSource", "Ownership", "Platform", "PrincipalSpec", "ResolvedGroup", "SanLayout",
-        "Scenario", "ScenarioFile", "Step", "TPMChange", "TPMFamilySetting", "TPMSettings", "TPMState",
-        "TokenSource", "WorldChange", "load_scenario", "parse_scenario",
+        "NonceSource", "Ownership", "Platform", "PrincipalSpec", "ResolvedGroup", "SanLayout", "Scenario",
+        "ScenarioFile", "Step", "TPMChange", "TPMFamilySetting", "TPMSettings", "TPMState", "TokenSource",
+        "WorldChange", "load_scenario", "parse_scenario"
     ],
     "harness.server": [
-        "DEFAULT_ADVISORIES", "Clock", "EmbeddedServer", "ManualClock", "Principal", "RbacError",
-        "ServerConfig", "StandaloneServer", "SystemClock", "bind_loopback", "create_app",
-        "default_data_dir", "evidence_from_request", "load_rbac", "parse_rbac", "prepare_standalone",
-        "serve_foreground",
+        "Clock", "EmbeddedServer", "ManualClock", "Principal", "RbacError", "ServerConfig",
+        "StandaloneServer", "SystemClock", "bind_loopback", "create_app", "default_data_dir", "load_rbac",
+        "parse_rbac", "prepare_standalone", "serve_foreground"
     ],
     "harness.tpm": [
         "BACKENDS", "BACKEND_NAMES", "DEFAULT_BACKEND", "RUN_LABEL", "BackendEntry", "BackendName",
-        "BackendSpec", "ControlChannel", "DockerBackend", "DockerTPM", "EKAlgorithm", "ExternalBackend",
-        "ExternalTPM", "Hierarchy", "Manufactured", "PlatformControl", "RunningTPM", "SwtpmBackend",
-        "SwtpmPlatform", "SwtpmProcess", "TPMBackend", "TPMFamily", "TPMRequest", "TimedESAPI",
-        "UnknownBackend", "change_owner_auth", "check_backend", "close_all", "create_ek",
-        "describe_backends", "disable_hierarchy", "engine_unavailable", "leave_unstarted", "live_pids",
-        "lock_out", "manufacture", "open_backend", "open_tcti", "parse_tcti", "remove_leftovers",
-        "remove_run_containers", "reset_lockout", "swtpm_binary",
+        "BackendSpec", "ControlChannel", "DockerBackend", "DockerTPM", "EKAlgorithm", "Engine",
+        "EnginePoolBackend", "EngineTLS", "ExternalBackend", "ExternalTPM", "Hierarchy", "Manufactured",
+        "PlatformControl", "RunningTPM", "SwtpmBackend", "SwtpmPlatform", "SwtpmProcess", "TPMBackend",
+        "TPMFamily", "TPMRequest", "TimedESAPI", "UnknownBackend", "change_owner_auth", "check_backend",
+        "close_all", "create_ek", "describe_backends", "disable_hierarchy", "engine_from_env",
+        "engine_unavailable", "leave_unstarted", "live_pids", "lock_out", "manufacture", "open_backend",
+        "open_tcti", "parse_engine", "parse_tcti", "preflight", "preflight_all", "remove_leftovers",
+        "remove_run_containers", "remove_run_everywhere", "reset_lockout", "schedule", "spread",
+        "swtpm_binary"
+    ],
+    "harness.trust": [
+        "DEFAULT_TOKEN_AUDIENCE", "DEFAULT_TOKEN_ISSUER", "MANIFEST", "BundleError", "BundleVerdict",
+        "TrustStore", "default_advisories", "load_advisories", "load_trust", "parse_advisories",
+        "trust_for", "trust_from_options", "verify_bundle"
+    ],
+    "harness.vendor": [
+        "FINGERPRINT_PRIMES", "Latency", "Row", "RowStatus", "VendorCheckError", "VendorReport",
+        "load_ek_cas", "roca_fingerprint", "run_vendor_check", "write_vendor_reports"
     ],
     "harness.verifier": [
-        "DEVICE_ID_CLAIM", "AttestationClaim", "Check", "Evidence", "EvidenceFormatError",
-        "FirmwareAdvisory", "NonceState", "Policy", "TPMKey", "TokenVerdict", "Verdict",
-        "check_aik_attributes", "check_aik_certificate", "check_certify", "check_ek_certificate",
-        "claimed_nonce", "evaluate", "load_certificate", "parse_public", "same_public_key",
-        "split_claim", "verify_chain", "verify_signature", "verify_token",
+        "BUNDLE_FORMAT", "DEVICE_ID_CLAIM", "AttestationClaim", "Bundle", "BundleFormatError", "Check",
+        "Evidence", "EvidenceFormatError", "FirmwareAdvisory", "IssuedNonce", "NonceState", "Policy",
+        "TPMKey", "TokenVerdict", "Verdict", "Version", "VersionRange", "bundle_document",
+        "certificate_chain_item", "check_aik_attributes", "check_aik_certificate", "check_certify",
+        "check_ek_certificate", "claimed_nonce", "describe_certificate", "evaluate",
+        "evidence_from_request", "format_version", "judge_bundle", "load_certificate", "matching_advisory",
+        "parse_bundle", "parse_public", "parse_time", "parse_version", "same_public_key",
+        "split_certificate_chain", "split_claim", "verify_chain", "verify_signature", "verify_token"
     ],
 }  # fmt: skip
 
