@@ -12,6 +12,7 @@ certificates with them, read.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +28,15 @@ from .tcg import OID_AIK_CERTIFICATE, OID_EK_CERTIFICATE, TPMIdentity, tpm_san
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 CA_LIFETIME = dt.timedelta(days=3650)
 LEAF_LIFETIME = dt.timedelta(days=3650)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a secret (a private key) readable by this user only, never briefly wider."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+    # An existing file keeps its mode through O_CREAT: narrow it too.
+    path.chmod(0o600)
 
 
 @dataclass(frozen=True)
@@ -81,15 +91,13 @@ class CertificateAuthority:
         return cls(key=key, certificate=certificate)
 
     def save(self, directory: Path, stem: str) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         key_pem = self.key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        key_path = directory / f"{stem}.key.pem"
-        key_path.write_bytes(key_pem)
-        key_path.chmod(0o600)
+        write_private(directory / f"{stem}.key.pem", key_pem)
         (directory / f"{stem}.cert.pem").write_bytes(
             self.certificate.public_bytes(serialization.Encoding.PEM)
         )

@@ -378,3 +378,25 @@ def test_a_vtpm_claiming_to_be_an_infineon_in_a_thinkpad_is_not_supported(
     assert "id:4D534654" in row["TPM manufacturer"], "the column shows what was verified, not the claim"
     assert row["tpmEvidence"] == "verified"
     assert "platform.verified_tpm" in row["decision"]
+
+
+def test_a_standalone_server_creates_its_secrets_private_from_the_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Directories 0700 and private keys 0600 when created, not tightened afterwards."""
+    from harness.server import prepare_standalone
+
+    data = tmp_path / "state" / "server"
+    server = prepare_standalone(data_dir=data, port=0)
+    try:
+        directories = [data, *(p for p in data.rglob("*") if p.is_dir())]
+        keys = list(data.rglob("*.key.pem"))
+        assert keys, "the server made no CA or signing keys"
+        for path in directories:
+            assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
+        for path in [*keys, data / "admin-token"]:
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    finally:
+        server.close()
+    said = capsys.readouterr().err + caplog.text
+    assert "making it" not in said, said

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..hresult import HResult
-from ..pki import CertificateAuthority
+from ..pki import CertificateAuthority, write_private
 from ..verifier import Policy
 from ._clock import Clock
 from ._config import Principal, ServerConfig
@@ -56,14 +56,14 @@ class SigningKey:
             key = loaded
         else:
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            path.write_bytes(
+            write_private(
+                path,
                 key.private_bytes(
                     serialization.Encoding.PEM,
                     serialization.PrivateFormat.PKCS8,
                     serialization.NoEncryption(),
-                )
+                ),
             )
-            path.chmod(0o600)
         spki = key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )

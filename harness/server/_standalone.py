@@ -22,6 +22,7 @@ from ._app import create_app
 from ._clock import Clock, ManualClock, SystemClock
 from ._config import ServerConfig
 from ._rbac import load_rbac
+from ._secure import private_dir
 from ._serve import bind_loopback, serve_foreground
 
 
@@ -109,7 +110,7 @@ def prepare_standalone(
     clock: Clock = ManualClock() if manual_clock else SystemClock()
     try:
         principals = load_rbac(rbac) if rbac else {}
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
         roots = create_vendor_cas(pki_dir, now=clock.now())
         config = ServerConfig(
             data_dir=data_dir,
