@@ -35,38 +35,26 @@ class ScenarioFile(pytest.File):
             raise ScenarioError(
                 str(self._source()), None, "name", f"scenario '{scenario.name}' is also the name of {other}"
             )
-        items: list[pytest.Item] = []
+        # Steps move the server's clock and need the scenario's admins; the devices of such
+        # a scenario live together in one process. 'harness run' does that; here they skip.
+        skip = None
         if scenario.steps:
-            # Steps move the server's clock and need the scenario's admins; the devices of such
-            # a scenario live together in one process. 'harness run' does that; here they skip.
             skip = pytest.mark.skip(reason="a scenario with steps runs with 'harness run'")
-            for group in scenario.groups:
-                for plan in plan_group(scenario, group):
-                    item = DeviceItem.from_parent(
-                        self,
-                        name=f"{group.name}[{plan.index}]",
-                        scenario=scenario,
-                        plan=plan,
-                        expectation=group.expect,
-                        line=group.line,
-                        order=(str(self.path), 0, plan.index),
-                    )
-                    item.add_marker(skip)
-                    items.append(item)
-            return items
+        items: list[pytest.Item] = []
         for position, group in enumerate(scenario.groups):
             for plan in plan_group(scenario, group):
-                items.append(
-                    DeviceItem.from_parent(
-                        self,
-                        name=f"{group.name}[{plan.index}]",
-                        scenario=scenario,
-                        plan=plan,
-                        expectation=group.expect,
-                        line=group.line,
-                        order=(str(self.path), position, plan.index),
-                    )
+                item = DeviceItem.from_parent(
+                    self,
+                    name=f"{group.name}[{plan.index}]",
+                    scenario=scenario,
+                    plan=plan,
+                    expectation=group.expect,
+                    line=group.line,
+                    order=(str(self.path), 0 if skip else position, plan.index),
                 )
+                if skip is not None:
+                    item.add_marker(skip)
+                items.append(item)
         return items
 
     def _source(self) -> Path:
