@@ -14,8 +14,9 @@ from rich.console import Console
 
 from . import __version__
 from .errors import HarnessError, RbacError, ScenarioError
-from .fleet import DeviceRun, RunOptions, choose_backend, run_fleet
+from .fleet import DeviceRun, RunInterrupted, RunOptions, RunStopped, choose_backend, run_fleet
 from .report import load_results, write_reports
+from .results import RunResult
 from .scenario import Scenario, load_scenario
 from .status import AttestationStatus
 from .tpm import BackendSpec, describe_backends
@@ -162,15 +163,31 @@ def run(
             ),
             progress=reporter,
         )
+    except RunInterrupted as stop:
+        reporter.close()
+        _report_run(stop.result, out)
+        console.print("[yellow]interrupted: every TPM and temporary directory was removed[/yellow]")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except KeyboardInterrupt:
         reporter.close()
         console.print("[yellow]interrupted: every TPM and temporary directory was removed[/yellow]")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except RunStopped as stop:
+        reporter.close()
+        _report_run(stop.result, out)
+        console.print(f"[red]error: the run stopped:[/red] {stop}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from stop
     except HarnessError as exc:
         reporter.close()
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
     reporter.close()
+    _report_run(result, out)
+    raise typer.Exit(EXIT_MATCHED if result.all_matched else EXIT_MISMATCH)
+
+
+def _report_run(result: RunResult, out: Path) -> None:
+    """Write the three reports and list what did not match (a partial run's too)."""
     paths = write_reports(result, out)
     _print_summary(result.summary.total, result.summary.matched, result.summary.wall_seconds, paths)
     for device in result.devices:
@@ -185,7 +202,6 @@ def run(
                 f"{' — ' + device.error if device.error else ''}",
                 highlight=False,
             )
-    raise typer.Exit(EXIT_MATCHED if result.all_matched else EXIT_MISMATCH)
 
 
 def _print_summary(total: int, matched: int, wall: float, paths: dict[str, Path]) -> None:
