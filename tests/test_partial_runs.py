@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import tempfile
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ from harness.fleet import DeviceRun, RunOptions, RunStopped, run_fleet
 from harness.report import write_reports
 from harness.scenario import parse_scenario
 from harness.server import EmbeddedServer
+from harness.tpm import SwtpmBackend, SwtpmProcess, TPMRequest
 
 from .conftest import needs_swtpm
 
@@ -151,3 +155,57 @@ def test_harness_run_against_a_server_that_is_stopped_writes_all_reports_and_exi
     assert summary["matched"] >= 1
     assert summary["errors"] == summary["total"] - summary["matched"] > 0
     assert (out / "junit.xml").exists() and (out / "index.html").exists()
+
+
+class _DyingBackend(SwtpmBackend):
+    """Real swtpm processes that die (SIGKILL) as soon as they are up, as a crashed one would."""
+
+    def start(self, request: TPMRequest, workdir: Path) -> SwtpmProcess:
+        tpm = super().start(request, workdir)
+        os.kill(tpm.pid, signal.SIGKILL)
+        while tpm.death() is None:  # dead before anyone uses it, not merely dying
+            time.sleep(0.001)
+        return tpm
+
+
+@needs_swtpm
+def test_a_swtpm_that_died_reports_its_exit_status() -> None:
+    tpm = SwtpmBackend().start(TPMRequest(), Path(tempfile.mkdtemp(prefix="eah-", dir="/tmp")))
+    try:
+        assert tpm.death() is None
+        os.kill(tpm.pid, signal.SIGKILL)
+        died = None
+        while died is None:  # the kernel reaps it at once; poll() sees it on the next look
+            died = tpm.death()
+        assert died == f"swtpm (pid {tpm.pid}) was killed by SIGKILL"
+    finally:
+        tpm.close()
+    assert tpm.death() is None  # closed by the harness: stopped, not died
+
+
+DEAD_AND_ABSENT = """
+name: dead-and-absent
+seed: 5
+groups:
+  - name: laptop
+    platform: physical
+    expect: {status: Attested}
+  - name: no-tpm
+    platform: physical
+    tpm: {family: none}
+    expect: {status: Not attested, detail: "TPM isn't available"}
+"""
+
+
+@needs_swtpm
+def test_a_dead_tpm_is_a_harness_error_and_an_absent_one_still_a_status() -> None:
+    scenario = parse_scenario(DEAD_AND_ABSENT, "dead.yaml")
+    result = run_fleet([scenario], RunOptions(workers=1), backend=_DyingBackend())
+    laptop, absent = result.devices
+    assert laptop.error.startswith("TPM process died: swtpm (pid "), laptop.error
+    assert "killed by SIGKILL" in laptop.error
+    assert not laptop.matched
+    # No TPM on purpose is what the scenario set up: a status, not an error.
+    assert absent.matched and not absent.error
+    assert absent.actual is not None and absent.actual.detail == "TPM isn't available"
+    assert (result.summary.errors, result.summary.matched) == (1, 1)
