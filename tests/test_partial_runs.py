@@ -209,3 +209,53 @@ def test_a_dead_tpm_is_a_harness_error_and_an_absent_one_still_a_status() -> Non
     assert absent.matched and not absent.error
     assert absent.actual is not None and absent.actual.detail == "TPM isn't available"
     assert (result.summary.errors, result.summary.matched) == (1, 1)
+
+
+REJUDGED = """
+name: rejudged
+seed: 3
+groups:
+  - name: laptop
+    platform: physical
+    expect: {status: Attested}
+  - name: previous-device-token
+    platform: physical
+    entra: {token: previous-device}
+    expect: {status: Not attested, detail: "Entra token doesn't match device identity"}
+  - name: hyper-v
+    platform: hyper-v
+    expect: {status: Not attested, detail: "Feature isn't supported"}
+"""
+
+
+@needs_swtpm
+def test_harness_verify_rejudges_a_runs_bundles_as_the_server_judged_them(tmp_path: Path) -> None:
+    scenario = tmp_path / "rejudged.yaml"
+    scenario.write_text(REJUDGED)
+    out = tmp_path / "out"
+    ran = subprocess.run(
+        [sys.executable, "-m", "harness", "run", str(scenario), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert (out / "bundles" / "trust" / "aik-roots").is_dir()
+    devices = _results(out)["devices"]
+    bundles = [out / "bundles" / f"{d['device_id']}.json" for d in devices]
+    verified = subprocess.run(
+        [sys.executable, "-m", "harness", "verify", "--json", *map(str, bundles)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert verified.returncode == 1, verified.stderr  # not every bundle attests
+    verdicts = json.loads(verified.stdout)
+    assert len(verdicts) == 3
+    for device, verdict in zip(devices, verdicts, strict=True):
+        assert (verdict["status"], verdict["detail"]) == (
+            device["actual"]["status"],
+            device["actual"]["detail"],
+        ), device["group"]

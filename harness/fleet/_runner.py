@@ -18,6 +18,7 @@ from ..results import RunResult, summarise
 from ..scenario import Expectation, Scenario
 from ..tpm import TPMBackend, check_backend, open_backend
 from ._admin import AdminReader
+from ._bundles import BundleWriter
 from ._compare import check_device
 from ._device import run_device
 from ._partial import INTERRUPTED, Collect, Collected, RunInterrupted, RunStopped
@@ -114,6 +115,8 @@ def _run(
             # Devices run in this process too: one backend for all of them, closed with the run.
             local = backend or open_backend(session.backend, session.run_id)
             stack.callback(local.close)
+        if options.bundle_dir is not None:
+            collected.hooks.append(BundleWriter(options.bundle_dir, session.judged_trust))
         collected.started = True
         if pool is None:
             assert local is not None
