@@ -38,6 +38,8 @@ class BundleWriter:
             old.unlink()
         shutil.rmtree(directory / TRUST_DIR, ignore_errors=True)
         directory.mkdir(parents=True, exist_ok=True)
+        # Bundles hold the devices' bearer tokens: readable by this user only, like the server's data.
+        directory.chmod(0o700)
         if trust is not None:
             trust.write(directory / TRUST_DIR)
 
