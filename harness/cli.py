@@ -13,8 +13,9 @@ import typer
 from rich.console import Console
 
 from . import __version__
+from ._runview import print_bundles, print_paths, report_run
 from .errors import HarnessError, RbacError, ScenarioError
-from .fleet import DeviceRun, RunOptions, choose_backend, run_fleet
+from .fleet import DeviceRun, RunInterrupted, RunOptions, RunStopped, choose_backend, run_fleet
 from .report import load_results, write_reports
 from .scenario import Scenario, load_scenario
 from .status import AttestationStatus
@@ -159,45 +160,34 @@ def run(
                 pki_dir=pki_dir,
                 backend=chosen,
                 trust=trust_store,
+                bundle_dir=out / "bundles",
             ),
             progress=reporter,
         )
+    except RunInterrupted as stop:
+        reporter.close()
+        report_run(console, stop.result, out)
+        print_bundles(console, out, server)
+        console.print("[yellow]interrupted: every TPM and temporary directory was removed[/yellow]")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except KeyboardInterrupt:
         reporter.close()
         console.print("[yellow]interrupted: every TPM and temporary directory was removed[/yellow]")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except RunStopped as stop:
+        reporter.close()
+        report_run(console, stop.result, out)
+        print_bundles(console, out, server)
+        console.print(f"[red]error: the run stopped:[/red] {stop}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from stop
     except HarnessError as exc:
         reporter.close()
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
     reporter.close()
-    paths = write_reports(result, out)
-    _print_summary(result.summary.total, result.summary.matched, result.summary.wall_seconds, paths)
-    for device in result.devices:
-        if not device.matched:
-            actual = (
-                f"{device.actual.status} / {device.actual.detail or '-'}" if device.actual else "no result"
-            )
-            console.print(
-                f"  [red]mismatch[/red] {device.group}/{device.name}: expected "
-                f"{device.expected.status} / {device.expected.detail or '-'}, got {actual}"
-                f"{' — ' + device.evidence.decision if device.evidence.decision else ''}"
-                f"{' — ' + device.error if device.error else ''}",
-                highlight=False,
-            )
+    report_run(console, result, out)
+    print_bundles(console, out, server)
     raise typer.Exit(EXIT_MATCHED if result.all_matched else EXIT_MISMATCH)
-
-
-def _print_summary(total: int, matched: int, wall: float, paths: dict[str, Path]) -> None:
-    colour = "green" if matched == total else "red"
-    per_device = wall / total if total else 0.0
-    console.print(
-        f"[{colour}]{matched}/{total} devices matched[/{colour}] "
-        f"in {wall:.1f}s ({per_device:.2f}s per device)",
-        highlight=False,
-    )
-    for kind, path in paths.items():
-        console.print(f"  {kind:5} {path}", highlight=False)
 
 
 @app.command()
@@ -228,8 +218,7 @@ def report(
     except (OSError, ValueError) as exc:
         console.print(f"[red]cannot read {results}:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
-    for kind, path in write_reports(loaded, out).items():
-        console.print(f"  {kind:5} {path}", highlight=False)
+    print_paths(console, write_reports(loaded, out))
 
 
 @app.command()

@@ -39,5 +39,9 @@ class ServerError(HarnessError):
     """The reference server could not start, or answered outside its contract."""
 
 
+class ServerLost(ServerError):
+    """The reference server stopped answering (connection refused or reset) during a run."""
+
+
 class TrustError(FileError):
     """A trust store or advisory file is unreadable or invalid."""

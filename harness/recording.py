@@ -42,6 +42,25 @@ class RecordedEnrollment:
     trust: TrustStore  # what the server trusted: its AIK CA, its token key, the vendor roots
 
 
+def server_trust(server: EmbeddedServer) -> TrustStore:
+    """What an embedded server judges against: its trust store plus its own AIK CA, token key
+    and the vendor roots it was given."""
+    ctx = server.app.state.context
+    given: TrustStore = ctx.config.trust
+    return TrustStore(
+        aik_roots=(ctx.aik_ca.certificate, *given.aik_roots),
+        aik_intermediates=given.aik_intermediates,
+        ek_roots=(*ctx.config.manufacturer_roots, *given.ek_roots),
+        ek_intermediates=given.ek_intermediates,
+        token_keys={**dict(given.token_keys), ctx.idp_key.kid: ctx.idp_key.key.public_key()},
+        token_issuer=ctx.config.token_issuer,
+        token_audience=ctx.config.token_audience,
+        vendors=given.vendors,
+        advisories=given.advisories,
+        source="recorded server",
+    )
+
+
 def record_enrollment(server: EmbeddedServer, report: ClientReport) -> RecordedEnrollment:
     """The enrollment a client made against an embedded server, as the verifier sees it."""
     if report.enrollment_request is None or report.token is None:
@@ -54,14 +73,7 @@ def record_enrollment(server: EmbeddedServer, report: ClientReport) -> RecordedE
     if nonce is None or spki is None:
         raise HarnessError("the enrollment has no nonce or no registered Entra device key")
     now = ctx.clock.now()
-    trust = TrustStore(
-        aik_roots=(ctx.aik_ca.certificate,),
-        ek_roots=tuple(ctx.config.manufacturer_roots),
-        token_keys={ctx.idp_key.kid: ctx.idp_key.key.public_key()},
-        token_issuer=ctx.config.token_issuer,
-        token_audience=ctx.config.token_audience,
-        source="recorded server",
-    )
+    trust = server_trust(server)
     bundle = bundle_document(
         request=report.enrollment_request,
         token=report.token,

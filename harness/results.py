@@ -98,6 +98,10 @@ class Summary(BaseModel):
     workers: int = 1
     server: str = ""
     harness_version: str = ""
+    # The run stopped before every device finished: Ctrl-C or SIGTERM ...
+    interrupted: bool = False
+    # ... or why it could not go on (the reference server stopped answering); empty otherwise.
+    stopped: str = ""
 
 
 class RunResult(BaseModel):

@@ -127,6 +127,23 @@ def test_ctrl_c_leaves_no_swtpm_and_no_temp_dir(run_base: Path, tmp_path: Path, 
     assert process.returncode == 130, stderr.decode()
     assert b"interrupted" in stderr
     _assert_nothing_left(run_base)
+    _assert_partial_reports(tmp_path / "out")
+
+
+def _assert_partial_reports(out: Path) -> None:
+    """An interrupted run still reports: what finished, and the rest as errors with the reason."""
+    data = json.loads((out / "results.json").read_text())
+    summary = data["summary"]
+    assert summary["interrupted"] is True
+    assert summary["total"] == 40
+    unfinished = [d for d in data["devices"] if d["actual"] is None]
+    assert unfinished, "the interrupt came before all 40 devices finished"
+    assert all("interrupted before this device finished" in d["error"] for d in unfinished)
+    assert summary["errors"] >= len(unfinished)
+    suite = ET.parse(out / "junit.xml").getroot().find("testsuite")
+    assert suite is not None
+    assert {p.get("name"): p.get("value") for p in suite.iter("property")}.get("interrupted") == "true"
+    assert "Interrupted:" in (out / "index.html").read_text()
 
 
 @needs_swtpm
@@ -137,6 +154,7 @@ def test_sigterm_cleans_up_like_ctrl_c(run_base: Path, tmp_path: Path) -> None:
     process.communicate(timeout=60)
     assert process.returncode == 130
     _assert_nothing_left(run_base)
+    _assert_partial_reports(tmp_path / "out")
 
 
 @needs_swtpm

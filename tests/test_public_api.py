@@ -131,9 +131,9 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "harness.fleet": [
         "PLATFORMS", "VENDORS", "AdminReader", "DevicePlan", "DeviceRun", "FleetEnvironment",
-        "FleetSession", "IdentitySource", "NetworkPlan", "PlatformProfile", "Progress", "RunOptions",
-        "TPMPlan", "Vendor", "check_device", "choose_backend", "fleet_session", "plan_fleet", "plan_group",
-        "run_and_check", "run_device", "run_fleet"
+        "FleetSession", "IdentitySource", "NetworkPlan", "PlatformProfile", "Progress", "RunInterrupted",
+        "RunOptions", "RunStopped", "TPMPlan", "Vendor", "check_device", "choose_backend", "fleet_session",
+        "plan_fleet", "plan_group", "run_and_check", "run_device", "run_fleet"
     ],
     "harness.network": [
         "Fault", "Link", "RefusingEndpoint", "ResettingEndpoint", "Route", "Rule"
@@ -163,13 +163,14 @@ PUBLIC_API: dict[str, list[str]] = {
         "BACKENDS", "BACKEND_NAMES", "DEFAULT_BACKEND", "RUN_LABEL", "BackendEntry", "BackendName",
         "BackendSpec", "ControlChannel", "DockerBackend", "DockerTPM", "EKAlgorithm", "Engine",
         "EnginePoolBackend", "EngineTLS", "ExternalBackend", "ExternalTPM", "Hierarchy", "Manufactured",
-        "PlatformControl", "RunningTPM", "SwtpmBackend", "SwtpmPlatform", "SwtpmProcess", "TPMBackend",
-        "TPMFamily", "TPMRequest", "TimedESAPI", "UnknownBackend", "change_owner_auth", "check_backend",
-        "close_all", "create_ek", "describe_backends", "disable_hierarchy", "engine_from_env",
+        "MortalTPM", "PlatformControl", "RunningTPM", "SwtpmBackend", "SwtpmPlatform", "SwtpmProcess",
+        "TPMBackend", "TPMFamily", "TPMRequest", "TimedESAPI", "UnknownBackend", "change_owner_auth",
+        "check_backend", "close_all", "create_ek", "describe_backends", "disable_hierarchy",
+        "engine_from_env",
         "engine_unavailable", "leave_unstarted", "live_pids", "lock_out", "manufacture", "open_backend",
         "open_tcti", "parse_engine", "parse_tcti", "preflight", "preflight_all", "remove_leftovers",
         "remove_run_containers", "remove_run_everywhere", "reset_lockout", "schedule", "spread",
-        "swtpm_binary"
+        "swtpm_binary", "tpm_death"
     ],
     "harness.trust": [
         "DEFAULT_TOKEN_AUDIENCE", "DEFAULT_TOKEN_ISSUER", "MANIFEST", "BundleError", "BundleVerdict",

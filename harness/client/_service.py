@@ -148,14 +148,16 @@ class ServiceClient:
         return headers
 
     @_reported
-    def enrollment_nonce(self, emm_device_id: str, device_name: str, token: str | None) -> bytes:
+    def enrollment_nonce(self, emm_device_id: str, device_name: str, token: str | None) -> tuple[bytes, str]:
+        """The nonce and when it expires (ISO 8601, as the service said)."""
         response = self._http.get(
             f"{self.endpoints.mdm}/enrollment/nonce",
             params={"emmDeviceId": emm_device_id, "deviceName": device_name},
             headers=self._device_headers(token),
         )
         _raise_for_service(response)
-        return base64.b64decode(response.json()["nonce"])
+        answer = response.json()
+        return base64.b64decode(answer["nonce"]), str(answer.get("expiresAt", ""))
 
     @_reported
     def enroll(self, body: dict[str, Any], token: str | None) -> str:

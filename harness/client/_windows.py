@@ -52,6 +52,11 @@ class ClientReport:
     # verifier can be fed again later, from this or any other TPM.
     enrollment_request: dict[str, Any] | None = None
     token: str | None = None
+    # The enrollment nonce as the service issued it (value, expiresAt), and the keys the
+    # client registered with the identity provider by device ID: the rest of a bundle.
+    nonce: bytes | None = None
+    nonce_expires_at: str | None = None
+    entra_keys: dict[str, bytes] = field(default_factory=dict)
 
 
 class PoweredOff(Exception):
@@ -229,6 +234,7 @@ class WindowsClient:
         with self._step(step) as note:
             device_id = self._service.register_device(self._config.inventory.device_name, key.spki())
             note["detail"] = f"device ID {device_id}"
+        self.report.entra_keys[device_id] = key.spki()
         return device_id
 
     # --- attestation -----------------------------------------------------------------
@@ -305,9 +311,10 @@ class WindowsClient:
         if aik is None:
             return
         with self._step("enrollment.nonce") as note:
-            nonce = self._service.enrollment_nonce(
+            nonce, expires_at = self._service.enrollment_nonce(
                 self.report.emm_device_id, self._config.inventory.device_name, self._token
             )
+            self.report.nonce, self.report.nonce_expires_at = nonce, expires_at
             note["detail"] = f"nonce {nonce.hex()[:16]}…"
         if self._config.behaviour.powers_off_after_nonce:
             raise PoweredOff("the device lost power after fetching the nonce")

@@ -9,6 +9,7 @@ from ..catalog import PLATFORMS, VENDORS, PlatformProfile, Vendor
 from ._admin import AdminReader
 from ._compare import check_device, run_and_check
 from ._device import DeviceRun, FleetEnvironment, run_device
+from ._partial import RunInterrupted, RunStopped
 from ._plan import DevicePlan, IdentitySource, NetworkPlan, TPMPlan, plan_fleet, plan_group
 from ._pool import Progress
 from ._runner import run_fleet
@@ -26,7 +27,9 @@ __all__ = [
     "NetworkPlan",
     "PlatformProfile",
     "Progress",
+    "RunInterrupted",
     "RunOptions",
+    "RunStopped",
     "TPMPlan",
     "Vendor",
     "check_device",

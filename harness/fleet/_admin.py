@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from ..errors import ServerError
+from ..errors import ServerError, ServerLost
 
 
 class AdminReader:
@@ -20,6 +20,9 @@ class AdminReader:
         """The server's record of a device, or None when it never heard of it."""
         try:
             response = self._http.get(f"/admin/devices/{device_id}")
+        except httpx.TransportError as exc:
+            # No answer at all: the server is gone, and every later device would wait for it too.
+            raise ServerLost(f"{self._http.base_url}: {type(exc).__name__}: {exc or 'no answer'}") from exc
         except httpx.HTTPError as exc:
             raise ServerError(f"cannot read the report from {self._http.base_url}: {exc}") from exc
         if response.status_code == 404:

@@ -58,16 +58,17 @@ def check_device(
         device_id=plan.emm_device_id,
         expected=expected,
         actual=actual,
-        matched=actual is not None and actual == expected,
+        # A harness failure (a dead TPM, say) is never a match, whatever the server recorded.
+        matched=actual is not None and actual == expected and not error,
         error=error,
-        inventory=_inventory(plan, detail),
+        inventory=plan_inventory(plan, detail),
         evidence=evidence,
         tpm_seconds=round(run.tpm_seconds, 4),
         seconds=round(run.seconds, 4),
     )
 
 
-def _inventory(plan: DevicePlan, detail: dict[str, Any] | None) -> dict[str, str]:
+def plan_inventory(plan: DevicePlan, detail: dict[str, Any] | None) -> dict[str, str]:
     inventory = {
         "Device name": plan.inventory.device_name,
         "UPN": plan.inventory.upn,

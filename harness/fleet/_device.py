@@ -23,9 +23,11 @@ from ..pki import vendor_ca
 from ..results import ClientStep
 from ..scenario import TPMChange
 from ..tcg import TPMIdentity
-from ..tpm import RunningTPM, TimedESAPI, TPMBackend, TPMRequest, manufacture
+from ..tpm import RunningTPM, TimedESAPI, TPMBackend, TPMRequest, manufacture, tpm_death
 from ._plan import DevicePlan, NetworkPlan
 from ._world import Services, befall, device_network, leave_mdm_key, tpm_change
+
+_DIED = "TPM process died: "
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,11 @@ class LiveDevice:
         for link in self._links:
             run.steps.extend(ClientStep(step="network.link", ok=False, detail=what) for what in link.log)
         run.tpm_seconds = self._world_seconds + (report.tpm_seconds if report else 0.0)
+        # Asked of the backend, not read from the client's HRESULT: a device without a TPM on
+        # purpose must still be "TPM isn't available", and one whose swtpm died is a harness error.
+        died = tpm_death(self.tpm) if self.tpm is not None else None
+        if died and not run.error.startswith(_DIED):
+            run.error = f"{_DIED}{died}" + (f" (then {run.error})" if run.error else "")
         run.seconds = time.perf_counter() - self._started
         return run
 
@@ -167,6 +174,7 @@ class LiveDevice:
             TPMRequest(family="1.2" if plan.tpm.family == "1.2" else "2.0"), self.env.workdir
         )
         self._stack.callback(tpm.close)
+        self.tpm = tpm  # known before manufacturing, so that a death during it is seen
         if tpm.manufacturable() and plan.tpm.family == "2.0":
             seconds, step = _manufacture(plan, self.env, tpm)
             self._world_seconds += seconds

@@ -20,6 +20,7 @@ from ..tpm import BackendSpec, TPMBackend, open_backend, remove_leftovers
 from ._admin import AdminReader
 from ._compare import check_device
 from ._device import DeviceRun, FleetEnvironment, run_device
+from ._partial import Collect
 from ._plan import DevicePlan
 
 Progress = Callable[[DeviceRun], None]
@@ -63,6 +64,7 @@ class Pool:
         env: FleetEnvironment,
         admin: AdminReader,
         progress: Progress | None,
+        collect: Collect | None = None,
     ) -> list[DeviceResult]:
         futures: dict[cf.Future[Any], DevicePlan] = {
             self._executor.submit(_worker_run, plan, env): plan for plan in plans
@@ -79,6 +81,8 @@ class Pool:
                 continue
             # Read the device's status now, while the workers go on: no collect phase at the end.
             results[plan_of.key] = check_device(plan_of, expectations[plan_of.key], run, admin)
+            if collect is not None:
+                collect(plan_of, run, results[plan_of.key])
             if progress:
                 progress(run)
         return [results[plan.key] for plan in plans]

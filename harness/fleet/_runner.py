@@ -13,12 +13,15 @@ import time
 from contextlib import ExitStack
 
 from .. import __version__
-from ..results import DeviceResult, RunResult, summarise
+from ..errors import HarnessError, ServerLost
+from ..results import RunResult, summarise
 from ..scenario import Expectation, Scenario
 from ..tpm import TPMBackend, check_backend, open_backend
 from ._admin import AdminReader
+from ._bundles import BundleWriter
 from ._compare import check_device
 from ._device import run_device
+from ._partial import INTERRUPTED, Collect, Collected, RunInterrupted, RunStopped
 from ._plan import DevicePlan, plan_fleet
 from ._pool import Pool, Progress
 from ._session import FleetSession, RunOptions, fleet_session, new_run_id
@@ -32,12 +35,61 @@ def run_fleet(
     backend: TPMBackend | None = None,
 ) -> RunResult:
     options = options or RunOptions()
-    stepped = [s for s in scenarios if s.steps]
     plans, expectations = plan_fleet([s for s in scenarios if not s.steps])
-    stepped_plans = {s.name: plan_fleet([s]) for s in stepped}
-    every_plan = plans + [p for group, _ in stepped_plans.values() for p in group]
+    stepped_plans = {s.name: plan_fleet([s]) for s in scenarios if s.steps}
     started_at = dt.datetime.now(dt.UTC)
     wall_start = time.perf_counter()
+    collected = Collected(
+        plans + [p for group, _ in stepped_plans.values() for p in group],
+        {**expectations, **{k: v for _, e in stepped_plans.values() for k, v in e.items()}},
+    )
+    stopped, interrupted = "", False
+    try:
+        _run(
+            scenarios, options, (plans, expectations), stepped_plans, collected, progress, backend, started_at
+        )
+    except KeyboardInterrupt:
+        interrupted = True
+    except HarnessError as exc:
+        if not collected.started:
+            raise  # nothing ran (options, backend, server start): there is nothing to report
+        stopped = (
+            f"the reference server stopped answering: {exc}" if isinstance(exc, ServerLost) else str(exc)
+        )
+    devices = collected.ordered(INTERRUPTED if interrupted else stopped)
+    summary = summarise(
+        devices,
+        scenarios=[s.path for s in scenarios],
+        started_at=started_at.isoformat(timespec="seconds"),
+        wall_seconds=time.perf_counter() - wall_start,
+        workers=options.workers,
+        server=options.server_url or "embedded",
+        harness_version=__version__,
+        interrupted=interrupted,
+        stopped=stopped,
+    )
+    result = RunResult(summary=summary, devices=devices)
+    if interrupted:
+        raise RunInterrupted(result)
+    if stopped:
+        raise RunStopped(stopped, result)
+    return result
+
+
+def _run(
+    scenarios: list[Scenario],
+    options: RunOptions,
+    fleet: tuple[list[DevicePlan], dict[str, Expectation]],
+    stepped_plans: dict[str, tuple[list[DevicePlan], dict[str, Expectation]]],
+    collected: Collected,
+    progress: Progress | None,
+    backend: TPMBackend | None,
+    started_at: dt.datetime,
+) -> None:
+    """Everything is stopped and removed when this returns or raises; results go to `collected`."""
+    plans, expectations = fleet
+    stepped = [s for s in scenarios if s.steps]
+    every_plan = collected.plans
     run_id = new_run_id()
     with ExitStack() as stack:
         pool = None
@@ -63,25 +115,17 @@ def run_fleet(
             # Devices run in this process too: one backend for all of them, closed with the run.
             local = backend or open_backend(session.backend, session.run_id)
             stack.callback(local.close)
+        if options.bundle_dir is not None:
+            collected.hooks.append(BundleWriter(options.bundle_dir, session.judged_trust))
+        collected.started = True
         if pool is None:
             assert local is not None
-            results = _run_here(plans, expectations, session, admin, progress, local)
+            _run_here(plans, expectations, session, admin, progress, local, collected)
         else:
-            results = pool.run(plans, expectations, session.env, admin, progress)
+            pool.run(plans, expectations, session.env, admin, progress, collected)
         for scenario in stepped:
             assert local is not None
-            results += _run_steps(scenario, *stepped_plans[scenario.name], session, admin, progress, local)
-    wall = time.perf_counter() - wall_start
-    summary = summarise(
-        results,
-        scenarios=[s.path for s in scenarios],
-        started_at=started_at.isoformat(timespec="seconds"),
-        wall_seconds=wall,
-        workers=options.workers,
-        server=options.server_url or "embedded",
-        harness_version=__version__,
-    )
-    return RunResult(summary=summary, devices=results)
+            _run_steps(scenario, *stepped_plans[scenario.name], session, admin, progress, local, collected)
 
 
 def _run_here(
@@ -91,14 +135,13 @@ def _run_here(
     admin: AdminReader,
     progress: Progress | None,
     backend: TPMBackend,
-) -> list[DeviceResult]:
-    results = []
+    collect: Collect,
+) -> None:
     for plan in plans:
         run = run_device(plan, session.env, backend)
-        results.append(check_device(plan, expectations[plan.key], run, admin))
+        collect(plan, run, check_device(plan, expectations[plan.key], run, admin))
         if progress:
             progress(run)
-    return results
 
 
 def _run_steps(
@@ -109,7 +152,8 @@ def _run_steps(
     admin: AdminReader,
     progress: Progress | None,
     backend: TPMBackend,
-) -> list[DeviceResult]:
+    collect: Collect,
+) -> None:
     """A scenario with steps runs in this process: its devices stay alive between steps."""
     from ._steps import StepRunner
 
@@ -123,7 +167,8 @@ def _run_steps(
         check=lambda plan, expectation, run: check_device(plan, expectation, run, admin),
     )
     results = runner.run(backend)
-    if progress:
-        for device in runner.devices.values():
+    for plan, result in zip(plans, results, strict=True):
+        device = runner.devices[plan.key]
+        collect(plan, device.run, result)
+        if progress:
             progress(device.run)
-    return results

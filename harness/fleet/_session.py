@@ -37,6 +37,7 @@ class RunOptions:
     keep_workdir: bool = False
     backend: BackendSpec = DEFAULT_BACKEND  # where each device's TPM runs; a name is parsed
     trust: TrustStore | None = None  # the embedded server's trust store (--trust); None: defaults
+    bundle_dir: Path | None = None  # where each device's evidence bundle is written; None: nowhere
 
     def __post_init__(self) -> None:
         if isinstance(self.backend, str):
@@ -54,6 +55,9 @@ class FleetSession:
     backend: BackendSpec = DEFAULT_BACKEND
     # Bearer tokens of the scenarios' principals by name ('admin' included), for steps.
     principal_tokens: dict[str, str] = field(default_factory=dict)
+    # What the embedded server judged against (its own AIK CA and token key included); None
+    # for a server given by URL, whose trust the harness does not know. Not sent to workers.
+    judged_trust: TrustStore | None = None
 
     def to_dict(self) -> dict[str, str]:
         """Plain strings, for handing the session to another process (pytest-xdist workers)."""
@@ -139,7 +143,7 @@ def fleet_session(
         stack.callback(remove_leftovers, options.backend, run_id)
         pki_dir = options.pki_dir or workdir / "pki"
         roots = create_vendor_cas(pki_dir, now=now)
-        url, tokens = stack.enter_context(_server(options, workdir, roots, stepped))
+        url, tokens, judged = stack.enter_context(_server(options, workdir, roots, stepped))
         auxiliary = stack.enter_context(
             auxiliary_services(
                 plans,
@@ -162,14 +166,16 @@ def fleet_session(
             run_id=run_id,
             backend=options.backend,
             principal_tokens=tokens,
+            judged_trust=judged,
         )
 
 
 @contextmanager
 def _server(
     options: RunOptions, workdir: Path, roots: list[x509.Certificate], stepped: Sequence[Scenario] = ()
-) -> Iterator[tuple[str, dict[str, str]]]:
-    """The server's URL and bearer tokens by principal name ('admin' has Remote tasks)."""
+) -> Iterator[tuple[str, dict[str, str], TrustStore | None]]:
+    """The server's URL, bearer tokens by principal name ('admin' has Remote tasks), and the
+    trust it judges against (None for a server given by URL)."""
     if options.server_url:
         if not options.admin_token:
             raise HarnessError("a run against --server needs the server's admin token (--admin-token)")
@@ -179,8 +185,9 @@ def _server(
                 f"scenarios with steps ({names}) move the server's clock and add admins: "
                 "run them with the embedded server"
             )
-        yield options.server_url.rstrip("/"), {"admin": options.admin_token}
+        yield options.server_url.rstrip("/"), {"admin": options.admin_token}, None
         return
+    from ..recording import server_trust
     from ..server import EmbeddedServer, ManualClock, Principal, ServerConfig
 
     tokens = {"admin": secrets.token_urlsafe(24)}
@@ -198,4 +205,4 @@ def _server(
     # Steps test the one-minute and fifteen-minute rules: time moves only when a step moves it.
     clock = ManualClock() if stepped else None
     with EmbeddedServer(config, clock=clock) as server:
-        yield server.url, tokens
+        yield server.url, tokens, server_trust(server)

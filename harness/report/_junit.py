@@ -133,15 +133,18 @@ def build_junit(result: RunResult) -> ET.Element:
         _counts(suite, devices, sum(d.seconds for d in devices))
         if summary.started_at:
             suite.set("timestamp", _clean(summary.started_at))
-        _properties(
-            suite,
-            {
-                "scenario": scenario,
-                "server": summary.server,
-                "harness_version": summary.harness_version,
-                "workers": str(summary.workers),
-            },
-        )
+        properties = {
+            "scenario": scenario,
+            "server": summary.server,
+            "harness_version": summary.harness_version,
+            "workers": str(summary.workers),
+        }
+        # A partial run says so, where CI looks: its unfinished devices are errors.
+        if summary.interrupted:
+            properties["interrupted"] = "true"
+        if summary.stopped:
+            properties["stopped"] = summary.stopped
+        _properties(suite, properties)
         for device in devices:
             _testcase(suite, stem, device)
     ET.indent(root)

@@ -1,7 +1,7 @@
 """TPM backends: the protocol, the registry, the swtpm-process, external and docker drivers,
 platform control, manufacturing and the conditions real TPMs meet."""
 
-from ._backend import RunningTPM, TPMBackend, TPMFamily, TPMRequest
+from ._backend import MortalTPM, RunningTPM, TPMBackend, TPMFamily, TPMRequest, tpm_death
 from ._conditions import (
     Hierarchy,
     change_owner_auth,
@@ -58,6 +58,7 @@ __all__ = [
     "ExternalTPM",
     "Hierarchy",
     "Manufactured",
+    "MortalTPM",
     "PlatformControl",
     "RunningTPM",
     "SwtpmBackend",
@@ -93,4 +94,5 @@ __all__ = [
     "schedule",
     "spread",
     "swtpm_binary",
+    "tpm_death",
 ]

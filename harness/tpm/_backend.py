@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 TPMFamily = Literal["2.0", "1.2"]
 
@@ -58,3 +58,18 @@ class TPMBackend(Protocol):
     def close(self) -> None:
         """Stop everything this backend started."""
         ...
+
+
+@runtime_checkable
+class MortalTPM(Protocol):
+    """A TPM that is a process or container the harness started, and so can die under its device."""
+
+    def death(self) -> str | None:
+        """Why the process or container is gone (its exit status), or None while it runs."""
+        ...
+
+
+def tpm_death(tpm: RunningTPM) -> str | None:
+    """Why the TPM's process died under its device; None while it runs, or when nobody can tell
+    (an external TPM). A TPM absent on purpose never gets here: it was never started."""
+    return tpm.death() if isinstance(tpm, MortalTPM) else None

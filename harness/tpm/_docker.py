@@ -260,6 +260,21 @@ class DockerTPM(SwtpmPlatform):
     def manufacturable(self) -> bool:
         return True
 
+    def death(self) -> str | None:
+        if self._closed or self._container is None:
+            return None  # stopped by the harness, not died
+        errors = _docker().errors
+        try:
+            self._container.reload()
+        except errors.NotFound:
+            return f"swtpm container {self._container.short_id} was removed"
+        except errors.DockerException:
+            return None  # the engine cannot say; the client's own errors stand
+        if self._container.status not in ("exited", "dead"):
+            return None
+        code = self._container.attrs.get("State", {}).get("ExitCode")
+        return f"swtpm container {self._container.short_id} {self._container.status} (exit code {code})"
+
     def save_state(self, into: Path) -> None:
         stream, _ = self._container.get_archive("/tpm/state")
         buffer = io.BytesIO(b"".join(stream))

@@ -148,6 +148,17 @@ class SwtpmProcess(SwtpmPlatform):
     def save_state(self, into: Path) -> None:
         shutil.copytree(self._dir / "state", into)
 
+    def death(self) -> str | None:
+        if self._closed:
+            return None  # stopped by the harness, not died
+        code = self._process.poll()
+        if code is None:
+            return None
+        if code < 0:
+            return f"swtpm (pid {self._process.pid}) was killed by {signal.Signals(-code).name}"
+        said = self._stderr()
+        return f"swtpm (pid {self._process.pid}) exited with status {code}" + (f": {said}" if said else "")
+
     def close(self) -> None:
         if self._closed:
             return

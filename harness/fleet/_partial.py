@@ -1,0 +1,72 @@
+"""What a run has when it stops early: the devices judged so far, the others as errors.
+
+A run that loses its server or is interrupted still owes its user the reports of the
+devices that finished; a device that did not finish is a harness error with the reason,
+never a status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..errors import HarnessError
+from ..results import DeviceResult, Outcome, RunResult
+from ..scenario import Expectation
+from ._compare import plan_inventory
+from ._device import DeviceRun
+from ._plan import DevicePlan
+
+# Called by whatever runs devices, for each device as soon as it is judged.
+Collect = Callable[[DevicePlan, DeviceRun | None, DeviceResult], None]
+
+INTERRUPTED = "the run was interrupted before this device finished"
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a run; `result` holds what finished (summary.interrupted)."""
+
+    def __init__(self, result: RunResult) -> None:
+        super().__init__("interrupted")
+        self.result = result
+
+
+class RunStopped(HarnessError):
+    """A run could not go on (its server stopped answering, a worker died); `result` holds
+    the devices that finished and the others as errors (summary.stopped says why)."""
+
+    def __init__(self, reason: str, result: RunResult) -> None:
+        super().__init__(reason)
+        self.result = result
+
+
+class Collected:
+    """Results by device, in the order of the plans, whatever order they finish in."""
+
+    def __init__(self, plans: list[DevicePlan], expectations: dict[str, Expectation]) -> None:
+        self.plans = plans
+        self.expectations = expectations
+        self.results: dict[str, DeviceResult] = {}
+        self.hooks: list[Collect] = []
+        self.started = False  # devices began to run: from here on a failure still has results
+
+    def __call__(self, plan: DevicePlan, run: DeviceRun | None, result: DeviceResult) -> None:
+        self.results[plan.key] = result
+        for hook in self.hooks:
+            hook(plan, run, result)
+
+    def ordered(self, unfinished: str) -> list[DeviceResult]:
+        """Every plan's result; a device without one is an error saying `unfinished`."""
+        return [self.results.get(plan.key) or self._unfinished(plan, unfinished) for plan in self.plans]
+
+    def _unfinished(self, plan: DevicePlan, reason: str) -> DeviceResult:
+        expectation = self.expectations[plan.key]
+        return DeviceResult(
+            name=plan.inventory.device_name,
+            group=plan.group,
+            scenario=plan.scenario,
+            device_id=plan.emm_device_id,
+            expected=Outcome(status=expectation.status, detail=expectation.detail),
+            matched=False,
+            error=reason,
+            inventory=plan_inventory(plan, None),
+        )
