@@ -87,3 +87,32 @@ def swtpm_pids_under(directory: Path) -> list[int]:
         if cmdline.split(" ")[0].endswith("swtpm") and str(directory) in cmdline:
             pids.append(int(entry.name))
     return pids
+
+
+def provision_with_swtpm_setup(workdir: Path) -> tuple[Path, Path, Path]:
+    """A TPM state made by `swtpm_setup --tpm2 --create-ek-cert` with a private swtpm-localca.
+
+    Returns the state directory, the local CA's root certificate and its issuing
+    (intermediate) certificate, which signed the EK certificate.
+    """
+    import subprocess
+
+    ca_dir, state = workdir / "localca", workdir / "provisioned"
+    ca_dir.mkdir()
+    state.mkdir()
+    localca = workdir / "localca.conf"
+    localca.write_text(
+        f"statedir = {ca_dir}\nsigningkey = {ca_dir}/signkey.pem\n"
+        f"issuercert = {ca_dir}/issuercert.pem\ncertserial = {ca_dir}/certserial\n"
+    )
+    setup = workdir / "swtpm_setup.conf"
+    setup.write_text(
+        f"create_certs_tool = {shutil.which('swtpm_localca')}\ncreate_certs_tool_config = {localca}\n"
+        "create_certs_tool_options = /dev/null\n"
+    )
+    subprocess.run(
+        ["swtpm_setup", "--tpm2", "--tpmstate", str(state), "--create-ek-cert", "--config", str(setup)],
+        check=True,
+        capture_output=True,
+    )
+    return state, ca_dir / "swtpm-localca-rootca-cert.pem", ca_dir / "issuercert.pem"

@@ -23,7 +23,8 @@ from ..pki import vendor_ca
 from ..results import ClientStep
 from ..scenario import TPMChange
 from ..tcg import TPMIdentity
-from ..tpm import RunningTPM, TimedESAPI, TPMBackend, TPMRequest, manufacture
+from ..tpm import ExternalTPM, RunningTPM, TimedESAPI, TPMBackend, TPMRequest, manufacture
+from ._external import left_as_found, turn_on
 from ._plan import DevicePlan, NetworkPlan
 from ._world import Services, befall, device_network, leave_mdm_key, tpm_change
 
@@ -163,10 +164,19 @@ class LiveDevice:
         plan = self.plan
         if plan.tpm.family == "none":
             return None
-        tpm = self._backend.start(
-            TPMRequest(family="1.2" if plan.tpm.family == "1.2" else "2.0"), self.env.workdir
-        )
+        if plan.tpm.tcti is not None:
+            tpm: RunningTPM = ExternalTPM(plan.tpm.tcti)
+        else:
+            tpm = self._backend.start(
+                TPMRequest(family="1.2" if plan.tpm.family == "1.2" else "2.0"), self.env.workdir
+            )
         self._stack.callback(tpm.close)
+        if isinstance(tpm, ExternalTPM):
+            # Entered before the client, so they close after it: the key is evicted once the
+            # client's session has ended, and the next device gets its turn after that.
+            self._stack.enter_context(turn_on(tpm.spec, self.env.workdir))
+            self._stack.enter_context(left_as_found(tpm.spec))
+            self._world_steps.append(ClientStep(step="world.tpm.external", ok=True, detail=tpm.description))
         if tpm.manufacturable() and plan.tpm.family == "2.0":
             seconds, step = _manufacture(plan, self.env, tpm)
             self._world_seconds += seconds

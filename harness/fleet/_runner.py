@@ -14,7 +14,7 @@ from contextlib import ExitStack
 
 from .. import __version__
 from ..results import DeviceResult, RunResult, summarise
-from ..scenario import Expectation, Scenario
+from ..scenario import Expectation, Scenario, refuse_settings_for_backend
 from ..tpm import TPMBackend, check_backend, open_backend
 from ._admin import AdminReader
 from ._compare import check_device
@@ -32,6 +32,7 @@ def run_fleet(
     backend: TPMBackend | None = None,
 ) -> RunResult:
     options = options or RunOptions()
+    refuse_settings_for_backend(scenarios, options.backend)
     stepped = [s for s in scenarios if s.steps]
     plans, expectations = plan_fleet([s for s in scenarios if not s.steps])
     stepped_plans = {s.name: plan_fleet([s]) for s in stepped}

@@ -21,7 +21,7 @@ from cryptography import x509
 
 from ..errors import HarnessError
 from ..pki import create_vendor_cas
-from ..scenario import Scenario
+from ..scenario import Scenario, refuse_settings_for_backend
 from ..tpm import DEFAULT_BACKEND, BackendSpec, check_backend, remove_leftovers
 from ..trust import TrustStore
 from ._device import FleetEnvironment
@@ -90,12 +90,15 @@ class FleetSession:
 def choose_backend(option: BackendSpec | None, scenarios: Sequence[Scenario]) -> BackendSpec:
     """The option wins; else the scenarios' own `backend` field, which must agree."""
     if option is not None:
+        refuse_settings_for_backend(scenarios, option)
         return option
     wanted = {s.backend or DEFAULT_BACKEND for s in scenarios} or {DEFAULT_BACKEND}
     if len(wanted) != 1:
         names = ", ".join(sorted(str(spec) for spec in wanted))
         raise HarnessError(f"the scenarios ask for different TPM backends ({names})")
-    return wanted.pop()
+    chosen = wanted.pop()
+    refuse_settings_for_backend(scenarios, chosen)
+    return chosen
 
 
 def new_run_id() -> str:
@@ -134,6 +137,8 @@ def fleet_session(
     now = now or dt.datetime.now(dt.UTC)
     run_id = run_id or new_run_id()
     check_backend(options.backend, workers=options.workers)
+    for tcti in sorted({p.tpm.tcti for p in plans if p.tpm.tcti}):
+        check_backend(BackendSpec("device", tcti))  # groups' own external TPMs answer
     with ExitStack() as stack:
         workdir = stack.enter_context(_workdir(options.keep_workdir))
         stack.callback(remove_leftovers, options.backend, run_id)
