@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from harness.scenario import parse_scenario
 from harness.tpm import BackendSpec, TimedESAPI
 from harness.windows import MDM_KEY_HANDLE
 
-from .conftest import needs_swtpm, provision_with_swtpm_setup, swtpm_pids_under
+from .conftest import VendorSwtpm, needs_swtpm, provision_with_swtpm_setup, swtpm_pids_under
 
 EXTERNAL_GROUP = """
 name: {name}
@@ -88,34 +86,6 @@ groups:
     ):
         choose_backend(BackendSpec.parse("device:/dev/tpmrm0"), [scenario])
     assert choose_backend(BackendSpec.parse("process"), [scenario]) == BackendSpec("process")
-
-
-class VendorSwtpm:
-    """A swtpm the vendor started itself: its own process, which the harness never stops."""
-
-    def __init__(self, state: Path) -> None:
-        self.socket = state / "tpm.sock"
-        self._process = subprocess.Popen(
-            [
-                "swtpm", "socket", "--tpm2", "--tpmstate", f"dir={state}",
-                "--server", f"type=unixio,path={self.socket}",
-                "--ctrl", f"type=unixio,path={self.socket}.ctrl",
-                "--flags", "not-need-init,startup-clear",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while not Path(f"{self.socket}.ctrl").exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
-
-    @property
-    def tcti(self) -> tuple[str, str]:
-        return ("swtpm", f"path={self.socket}")
-
-    def close(self) -> None:
-        self._process.terminate()
-        self._process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -148,7 +148,8 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "harness.scenario": [
         "ONLINE_EK_VENDORS", "STEP_KINDS", "VIRTUAL_PLATFORMS", "AikCaPath", "AttestAction", "Backend",
-        "ClientSettings", "EKCertificateSource", "EKKind", "EKServicePath", "EnrollmentPath", "EntraJoin", "EntraSettings", "Expectation",
+        "ClientSettings", "EKCertificateSource", "EKKind", "EKServicePath",
+        "EnrollmentPath", "EntraJoin", "EntraSettings", "Expectation",
         "Group", "GroupExpectation", "GroupSettings", "Hardware", "MDMKeySetting", "NetworkSettings",
         "NonceSource", "Ownership", "Platform", "PrincipalSpec", "ResolvedGroup", "SanLayout", "Scenario",
         "ScenarioFile", "Step", "TPMChange", "TPMFamilySetting", "TPMSettings", "TPMState", "TokenSource",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import functools
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
@@ -118,11 +118,17 @@ class ServiceClient:
 
     @_reported
     def aik_challenge(
-        self, ek_public: bytes, aik_public: bytes, ek_certificate: bytes | None
+        self,
+        ek_public: bytes,
+        aik_public: bytes,
+        ek_certificate: bytes | None,
+        ek_chain: Sequence[bytes] = (),
     ) -> AikChallenge:
         body: dict[str, Any] = {"ekPub": b64(ek_public), "aikPub": b64(aik_public)}
         if ek_certificate:
             body["ekCert"] = b64(ek_certificate)
+        if ek_chain:
+            body["ekChain"] = [b64(der) for der in ek_chain]
         challenge = self._post(f"{self.endpoints.aik_ca}/aik/challenge", body)
         return AikChallenge(
             challenge_id=str(challenge["challengeId"]),

@@ -241,6 +241,8 @@ class WindowsClient:
         with self._step("tpm.ek") as note:
             ek = tpm.endorsement_key()
             note["detail"] = "EK certificate read from NV" if ek.certificate else "no EK certificate in NV"
+            if ek.chain:
+                note["detail"] += f", {len(ek.chain)} chain certificate(s) from 0x01C00100-0x01C001FF"
             if ek.certificate:
                 from_cert = parse_tpm_san(x509.load_der_x509_certificate(ek.certificate))
                 if from_cert is not None:
@@ -278,7 +280,7 @@ class WindowsClient:
 
     def _aik_certificate(self, tpm: TPMProvider, ek: EndorsementKey, aik: LoadedKey) -> None:
         with self._step("aik.challenge") as note:
-            challenge = self._service.aik_challenge(ek.public, aik.public, ek.certificate)
+            challenge = self._service.aik_challenge(ek.public, aik.public, ek.certificate, ek.chain)
             note["detail"] = f"challenge {challenge.challenge_id}"
         with self._step("aik.activate_credential") as note:
             secret = tpm.activate_credential(aik, ek, challenge.credential_blob, challenge.encrypted_secret)

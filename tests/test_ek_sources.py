@@ -1,0 +1,105 @@
+"""Where the AIK CA gets what it needs to trust an EK: NV chain indices, the vendor's online service."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tpm2_pytss import ESYS_TR, TPM2_ALG, TPM2B_NV_PUBLIC, TPMA_NV, TPMS_NV_PUBLIC
+
+from harness.fleet import RunOptions, run_fleet
+from harness.pki import CertificateAuthority
+from harness.scenario import parse_scenario
+from harness.tcg import TPMIdentity
+from harness.tpm import TimedESAPI, manufacture
+from harness.trust import TrustStore
+
+from .conftest import VendorSwtpm, needs_swtpm
+
+pytestmark = needs_swtpm
+NOW = dt.datetime.now(dt.UTC)
+CHAIN_INDEX = 0x01C00100
+_PLATFORM_CERT_NV = (
+    TPMA_NV.PPWRITE
+    | TPMA_NV.WRITEDEFINE
+    | TPMA_NV.PPREAD
+    | TPMA_NV.OWNERREAD
+    | TPMA_NV.AUTHREAD
+    | TPMA_NV.NO_DA
+    | TPMA_NV.PLATFORMCREATE
+)
+GROUP = """
+name: {name}
+groups:
+  - name: vendor-tpm
+    tpm: {{tcti: "{tcti}"}}
+    expect: {expect}
+"""
+
+
+@pytest.fixture
+def chained_tpm() -> Iterator[tuple[VendorSwtpm, CertificateAuthority, CertificateAuthority]]:
+    """A TPM whose EK certificate is issued by a vendor intermediate stored only in its NV chain index."""
+    workdir = Path(tempfile.mkdtemp(prefix="ekc-", dir="/tmp"))
+    root = CertificateAuthority.create("Chain Vendor Root CA", "Chain Vendor", now=NOW)
+    intermediate = root.issue_intermediate("Chain Vendor EK Issuing CA 07", "Chain Vendor", now=NOW)
+    state = workdir / "state"
+    state.mkdir()
+    tpm = VendorSwtpm(state)
+    try:
+        with TimedESAPI(tpm.tcti) as esapi:
+            manufacture(
+                esapi,
+                identity=TPMIdentity("id:49465800", "SLB9672", "id:001A000D"),
+                issuer=intermediate,
+                now=NOW,
+            )
+            der = intermediate.certificate_der
+            public = TPM2B_NV_PUBLIC(
+                nvPublic=TPMS_NV_PUBLIC(
+                    nvIndex=CHAIN_INDEX,
+                    nameAlg=TPM2_ALG.SHA256,
+                    attributes=_PLATFORM_CERT_NV,
+                    dataSize=len(der),
+                )
+            )
+            handle = esapi.nv_define_space(b"", public, auth_handle=ESYS_TR.PLATFORM)
+            esapi.nv_write(handle, der, 0, auth_handle=ESYS_TR.PLATFORM)
+        yield tpm, root, intermediate
+    finally:
+        tpm.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(tpm: VendorSwtpm, expect: str, root: CertificateAuthority) -> tuple[str, str, str]:
+    name, conf = tpm.tcti
+    scenario = parse_scenario(GROUP.format(name="chain", tcti=f"{name}:{conf}", expect=expect), "chain.yaml")
+    result = run_fleet([scenario], RunOptions(trust=TrustStore(ek_roots=(root.certificate,))))
+    device = result.devices[0]
+    assert device.actual is not None, device.error
+    steps = " ".join(f"{s.step}: {s.detail}" for s in device.evidence.client_steps)
+    return device.actual.status, device.actual.detail, f"{device.evidence.decision} {steps}"
+
+
+def test_an_intermediate_from_the_nv_chain_index_lets_the_tpm_attest(
+    chained_tpm: tuple[VendorSwtpm, CertificateAuthority, CertificateAuthority],
+) -> None:
+    tpm, root, _ = chained_tpm
+    status, detail, seen = _run(tpm, "{status: Attested}", root)
+    assert (status, detail) == ("Attested", ""), seen
+    assert "1 chain certificate(s) from 0x01C00100" in seen
+
+
+def test_without_the_nv_chain_entry_the_tpm_is_not_trusted_and_the_intermediate_is_named(
+    chained_tpm: tuple[VendorSwtpm, CertificateAuthority, CertificateAuthority],
+) -> None:
+    tpm, root, _ = chained_tpm
+    with TimedESAPI(tpm.tcti) as esapi:
+        esapi.nv_undefine_space(esapi.tr_from_tpmpublic(CHAIN_INDEX), auth_handle=ESYS_TR.PLATFORM)
+    status, detail, seen = _run(tpm, '{status: Not attested, detail: "TPM isn\'t trusted"}', root)
+    assert (status, detail) == ("Not attested", "TPM isn't trusted"), seen
+    assert "CN=Chain Vendor EK Issuing CA 07" in seen and "no intermediate certificate of that name" in seen
