@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from tpm2_pytss import ESYS_TR, TPM2_ALG, TPM2B_NV_PUBLIC, TPMA_NV, TPMS_NV_PUBLIC
 
+from harness.errors import ScenarioError
 from harness.fleet import RunOptions, run_fleet
 from harness.pki import CertificateAuthority
 from harness.scenario import parse_scenario
@@ -103,3 +104,65 @@ def test_without_the_nv_chain_entry_the_tpm_is_not_trusted_and_the_intermediate_
     status, detail, seen = _run(tpm, '{status: Not attested, detail: "TPM isn\'t trusted"}', root)
     assert (status, detail) == ("Not attested", "TPM isn't trusted"), seen
     assert "CN=Chain Vendor EK Issuing CA 07" in seen and "no intermediate certificate of that name" in seen
+
+
+ONLINE = """
+name: online
+groups:
+  - name: intel-ptt
+    count: 2
+    tpm: {vendor: intel, ek_certificate: online}
+    expect: {status: Attested}
+  - name: amd-ftpm
+    tpm: {vendor: amd, ek_certificate: online}
+    expect: {status: Attested}
+  - name: intel-ptt-offline
+    tpm: {vendor: intel, ek_certificate: online}
+    network: {ek_service: refused}
+    expect: {status: Not attested, detail: "AIK certificate wasn't provided"}
+  - name: intel-ptt-no-certificate
+    tpm: {vendor: intel, ek_certificate: none}
+    expect: {status: Not attested, detail: "TPM isn't trusted"}
+"""
+
+
+def test_tpms_with_their_ek_certificate_online_attest_and_an_unreachable_service_is_a_network_fault() -> None:
+    result = run_fleet([parse_scenario(ONLINE, "online.yaml")], RunOptions())
+    by_group = {d.group: d for d in result.devices}
+    for device in result.devices:
+        assert device.matched, (device.name, device.actual, device.evidence.decision, device.error)
+    steps = {s.step: s for s in by_group["intel-ptt"].evidence.client_steps}
+    assert steps["tpm.ek"].detail.startswith("no EK certificate in NV")
+    assert "fetched from the vendor's service (/ekcertservice/" in steps["ek.online_certificate"].detail
+    offline = {s.step: s for s in by_group["intel-ptt-offline"].evidence.client_steps}
+    assert (
+        not offline["ek.online_certificate"].ok and "ConnectError" in offline["ek.online_certificate"].detail
+    )
+    assert "aik.challenge" not in offline
+
+
+def test_online_ek_certificates_are_only_what_intel_and_amd_do() -> None:
+    text = ONLINE.replace("vendor: amd, ek_certificate: online", "vendor: infineon, ek_certificate: online")
+    with pytest.raises(ScenarioError, match=r"online.yaml:\d+: groups\[1\]: tpm.ek_certificate 'online'"):
+        parse_scenario(text, "online.yaml")
+
+
+def test_the_service_answers_both_vendors_url_forms_and_404_for_unknown_keys(tmp_path: Path) -> None:
+    import httpx
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from harness.ek_service import EKCertificateService, amd_key, intel_key, publish
+    from harness.pki import certificate_der
+
+    ca = CertificateAuthority.create("Online Vendor CA", "Online Vendor", now=NOW)
+    ek = rsa.generate_private_key(65537, 2048).public_key()
+    der = certificate_der(
+        ca.issue_ek_certificate(ek, TPMIdentity("id:494E5443", "PTT", "id:000B0000"), now=NOW)
+    )
+    publish(tmp_path / "service", der)
+    other = rsa.generate_private_key(65537, 2048).public_key()
+    with EKCertificateService(tmp_path / "service") as service:
+        assert httpx.get(f"{service.url}/ekcertservice/{intel_key(ek)}").content == der
+        assert httpx.get(f"{service.url}/pki/aia/{amd_key(ek)}").content == der
+        assert httpx.get(f"{service.url}/ekcertservice/{intel_key(other)}").status_code == 404
+    assert len(amd_key(ek)) == 32 and intel_key(ek).endswith("%3D")  # 16 bytes as hex; padded base64url

@@ -195,10 +195,13 @@ class PytssTPM:
         template = None
         for ek_type in ("EK-RSA2048", "EK-ECC256"):
             try:
-                certificate, template = create_ek_template(ek_type, reader)
+                found, candidate = create_ek_template(ek_type, reader)
             except ValueError:
                 continue
-            if certificate:
+            # Without a certificate in NV, Windows uses the RSA EK (the first template).
+            template = template or candidate
+            if found:
+                certificate, template = found, candidate
                 break
         chain = self._ek_chain(reader)
         handle, public, *_ = tpm.create_primary(TPM2B_SENSITIVE_CREATE(), template, ESYS_TR.ENDORSEMENT)

@@ -114,6 +114,17 @@ class ServiceClient:
         response = self._post(f"{self.endpoints.identity}/entra/token", {"assertion": assertion, "upn": upn})
         return str(response["accessToken"])
 
+    # --- the TPM vendor's EK-certificate service ------------------------------------------
+
+    @_reported
+    def online_ek_certificate(self, url: str) -> bytes | None:
+        """The EK certificate the vendor's service holds for this EK, DER; None when it has none."""
+        response = self._http.get(url)
+        if response.status_code == 404:
+            return None
+        _raise_for_service(response)
+        return response.content
+
     # --- AIK certificate authority --------------------------------------------------------
 
     @_reported

@@ -22,7 +22,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+from tpm2_pytss import TPM2B_PUBLIC
 
+from ..ek_service import certificate_path
 from ..hresult import HResult
 from ..protocol import ATTESTATION_ENROLLMENT_VERSION, b64
 from ..results import ClientStep
@@ -278,9 +282,32 @@ class WindowsClient:
         if self._mdm_key_existed and not isinstance(self._device_key, TPMDeviceKey):
             raise ClientFailure(HResult.NTE_EXISTS, "the MDM key exists and the Entra key is not in the TPM")
 
+    def _online_ek_certificate(self, ek: EndorsementKey) -> bytes | None:
+        """Windows asks the TPM vendor's service for an EK certificate NV does not hold."""
+        service = self._config.endpoints.ek_service
+        if not service or self._reported_identity is None:
+            return None
+        with self._step("ek.online_certificate") as note:
+            key = load_der_public_key(bytes(TPM2B_PUBLIC.unmarshal(ek.public)[0].to_der()))
+            if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+                raise ClientFailure(HResult.CERTSRV_E_INVALID_EK, "the EK is neither RSA nor ECC")
+            path = certificate_path(self._reported_identity.manufacturer, key)
+            certificate = self._service.online_ek_certificate(service.rstrip("/") + path)
+            note["detail"] = (
+                f"EK certificate fetched from the vendor's service ({path})"
+                if certificate
+                else f"the vendor's service holds no certificate for this EK ({path})"
+            )
+        if certificate:
+            from_cert = parse_tpm_san(x509.load_der_x509_certificate(certificate))
+            if from_cert is not None:
+                self._reported_identity = from_cert
+        return certificate
+
     def _aik_certificate(self, tpm: TPMProvider, ek: EndorsementKey, aik: LoadedKey) -> None:
+        certificate = ek.certificate or self._online_ek_certificate(ek)
         with self._step("aik.challenge") as note:
-            challenge = self._service.aik_challenge(ek.public, aik.public, ek.certificate, ek.chain)
+            challenge = self._service.aik_challenge(ek.public, aik.public, certificate, ek.chain)
             note["detail"] = f"challenge {challenge.challenge_id}"
         with self._step("aik.activate_credential") as note:
             secret = tpm.activate_credential(aik, ek, challenge.credential_blob, challenge.encrypted_secret)

@@ -64,6 +64,8 @@ class FleetSession:
             "workdir": str(env.workdir),
             "lagging_replica_url": env.lagging_replica_url,
             "foreign_identity_url": env.foreign_identity_url,
+            "ek_service_url": env.ek_service_url,
+            "ek_service_dir": env.ek_service_dir,
             "admin_url": self.admin_url,
             "admin_token": self.admin_token,
             "run_id": self.run_id,
@@ -79,6 +81,8 @@ class FleetSession:
                 workdir=Path(data["workdir"]),
                 lagging_replica_url=data.get("lagging_replica_url", ""),
                 foreign_identity_url=data.get("foreign_identity_url", ""),
+                ek_service_url=data.get("ek_service_url", ""),
+                ek_service_dir=data.get("ek_service_dir", ""),
             ),
             admin_url=data["admin_url"],
             admin_token=data["admin_token"],
@@ -159,6 +163,8 @@ def fleet_session(
             workdir=workdir,
             lagging_replica_url=auxiliary.lagging_replica_url,
             foreign_identity_url=auxiliary.foreign_identity_url,
+            ek_service_url=auxiliary.ek_service_url,
+            ek_service_dir=auxiliary.ek_service_dir,
         )
         yield FleetSession(
             env=env,
