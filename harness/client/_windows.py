@@ -22,11 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import load_der_public_key
-from tpm2_pytss import TPM2B_PUBLIC
 
-from ..ek_service import certificate_path
 from ..hresult import HResult
 from ..protocol import ATTESTATION_ENROLLMENT_VERSION, b64
 from ..results import ClientStep
@@ -36,6 +32,7 @@ from ..windows import MDM_KEY_HANDLE, supports_enrollment_attestation
 from ._config import ClientConfig, Endpoints
 from ._entra import DeviceKey, SoftwareDeviceKey, TPMDeviceKey
 from ._failure import ClientFailure
+from ._online_ek import fetch_online_certificate
 from ._provider import EndorsementKey, LoadedKey, TPMProvider
 from ._pytss import PytssTPM
 from ._service import ServiceClient
@@ -288,20 +285,12 @@ class WindowsClient:
         if not service or self._reported_identity is None:
             return None
         with self._step("ek.online_certificate") as note:
-            key = load_der_public_key(bytes(TPM2B_PUBLIC.unmarshal(ek.public)[0].to_der()))
-            if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
-                raise ClientFailure(HResult.CERTSRV_E_INVALID_EK, "the EK is neither RSA nor ECC")
-            path = certificate_path(self._reported_identity.manufacturer, key)
-            certificate = self._service.online_ek_certificate(service.rstrip("/") + path)
-            note["detail"] = (
-                f"EK certificate fetched from the vendor's service ({path})"
-                if certificate
-                else f"the vendor's service holds no certificate for this EK ({path})"
+            certificate, note["detail"] = fetch_online_certificate(
+                self._service, service, self._reported_identity.manufacturer, ek.public
             )
-        if certificate:
-            from_cert = parse_tpm_san(x509.load_der_x509_certificate(certificate))
-            if from_cert is not None:
-                self._reported_identity = from_cert
+        from_cert = parse_tpm_san(x509.load_der_x509_certificate(certificate)) if certificate else None
+        if from_cert is not None:
+            self._reported_identity = from_cert
         return certificate
 
     def _aik_certificate(self, tpm: TPMProvider, ek: EndorsementKey, aik: LoadedKey) -> None:

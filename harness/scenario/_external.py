@@ -11,12 +11,22 @@ from collections.abc import Sequence
 
 from ..errors import ScenarioError
 from ..tpm import BackendSpec
-from ._model import ResolvedGroup, Scenario
+from ._model import ResolvedGroup, Scenario, TPMSettings
+
+
+def manufacturing_settings(tpm: TPMSettings) -> list[str]:
+    """The settings (other than tcti) that differ from a default TPM: each one is made by
+    writing the TPM's NV, objects or hierarchy authorisation, which an external TPM forbids."""
+    return [
+        name
+        for name, info in TPMSettings.model_fields.items()
+        if name != "tcti" and getattr(tpm, name) != info.default
+    ]
 
 
 def external_tpm_conflict(group: ResolvedGroup, source: str, why: str) -> ScenarioError | None:
     """The error for the first tpm setting of `group` that an external TPM cannot take."""
-    for name in group.tpm.manufacturing_settings():
+    for name in manufacturing_settings(group.tpm):
         field, line = group.tpm_settings_at.get(name, (f"tpm.{name}", group.line))
         return ScenarioError(
             source,

@@ -119,15 +119,6 @@ class TPMSettings(_Strict):
         firmware_version(value)
         return value
 
-    def manufacturing_settings(self) -> list[str]:
-        """The settings (other than tcti) that differ from a default TPM: each one is made by
-        writing the TPM's NV, objects or hierarchy authorisation, which an external TPM forbids."""
-        return [
-            name
-            for name, info in type(self).model_fields.items()
-            if name != "tcti" and getattr(self, name) != info.default
-        ]
-
     san_layout: SanLayout = "one-rdn"
     ek_certificate: EKCertificateSource = Field(
         default="vendor-ca",
@@ -362,8 +353,7 @@ class ResolvedGroup(_Strict):
     upn_domain: str
     expect: Expectation
     line: int | None = None
-    # Where each tpm setting was written ('groups[1].tpm.state', line), for errors that
-    # refuse a setting only once the TPM backend is known.
+    # Where each tpm setting was written ('groups[1].tpm.state', line), for later errors.
     tpm_settings_at: dict[str, tuple[str, int | None]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
