@@ -22,6 +22,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+MAX_EK_CHAIN = 8  # intermediates a client may send; real vendor chains have one or two
 MAX_BLOB = 16 * 1024  # bytes after decoding; far above any TPM structure or certificate
 _MAX_B64_CHARS = (MAX_BLOB * 4) // 3 + 4
 
@@ -77,6 +78,14 @@ class AikChallengeRequest(_Model):
         alias="ekCert",
         description="The EK certificate read from the TPM's NV, DER, base64. Without it the TPM "
         "cannot be traced to a manufacturer and the request is refused (403 untrusted_ek).",
+    )
+    ek_chain: Annotated[list[B64In], Field(max_length=MAX_EK_CHAIN)] = Field(
+        default_factory=list,
+        alias="ekChain",
+        description="Intermediate certificates between ekCert and the manufacturer's root, DER, "
+        "base64 each: what the TPM's NV holds in the EK certificate chain indices "
+        f"0x01C00100-0x01C001FF (TCG EK Credential Profile), in index order. At most {MAX_EK_CHAIN}. "
+        "Untrusted hints: the CA uses them only to build a path to a root it trusts.",
     )
     ek_pub: B64In = Field(
         alias="ekPub",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,3 +89,61 @@ def swtpm_pids_under(directory: Path) -> list[int]:
         if cmdline.split(" ")[0].endswith("swtpm") and str(directory) in cmdline:
             pids.append(int(entry.name))
     return pids
+
+
+def provision_with_swtpm_setup(workdir: Path) -> tuple[Path, Path, Path]:
+    """A TPM state made by `swtpm_setup --tpm2 --create-ek-cert` with a private swtpm-localca.
+
+    Returns the state directory, the local CA's root certificate and its issuing
+    (intermediate) certificate, which signed the EK certificate.
+    """
+    ca_dir, state = workdir / "localca", workdir / "provisioned"
+    ca_dir.mkdir()
+    state.mkdir()
+    localca = workdir / "localca.conf"
+    localca.write_text(
+        f"statedir = {ca_dir}\nsigningkey = {ca_dir}/signkey.pem\n"
+        f"issuercert = {ca_dir}/issuercert.pem\ncertserial = {ca_dir}/certserial\n"
+    )
+    setup = workdir / "swtpm_setup.conf"
+    setup.write_text(
+        f"create_certs_tool = {shutil.which('swtpm_localca')}\ncreate_certs_tool_config = {localca}\n"
+        "create_certs_tool_options = /dev/null\n"
+    )
+    subprocess.run(
+        ["swtpm_setup", "--tpm2", "--tpmstate", str(state), "--create-ek-cert", "--config", str(setup)],
+        check=True,
+        capture_output=True,
+    )
+    return state, ca_dir / "swtpm-localca-rootca-cert.pem", ca_dir / "issuercert.pem"
+
+
+class VendorSwtpm:
+    """A swtpm the vendor started itself: its own process, which the harness never stops."""
+
+    def __init__(self, state: Path) -> None:
+        self.socket = state / "tpm.sock"
+        self._process = subprocess.Popen(
+            [
+                "swtpm", "socket", "--tpm2", "--tpmstate", f"dir={state}",
+                "--server", f"type=unixio,path={self.socket}",
+                "--ctrl", f"type=unixio,path={self.socket}.ctrl",
+                "--flags", "not-need-init,startup-clear",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.socket.exists() and Path(f"{self.socket}.ctrl").exists():
+                time.sleep(0.05)  # bound before listen(): give swtpm a moment to accept
+                break
+            time.sleep(0.02)
+
+    @property
+    def tcti(self) -> tuple[str, str]:
+        return ("swtpm", f"path={self.socket}")
+
+    def close(self) -> None:
+        self._process.terminate()
+        self._process.wait(timeout=10)

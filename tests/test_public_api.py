@@ -147,12 +147,13 @@ PUBLIC_API: dict[str, list[str]] = {
         "decode_payload", "load_results", "write_html", "write_json", "write_junit", "write_reports"
     ],
     "harness.scenario": [
-        "STEP_KINDS", "VIRTUAL_PLATFORMS", "AikCaPath", "AttestAction", "Backend", "ClientSettings",
-        "EKCertificateSource", "EKKind", "EnrollmentPath", "EntraJoin", "EntraSettings", "Expectation",
+        "ONLINE_EK_VENDORS", "STEP_KINDS", "VIRTUAL_PLATFORMS", "AikCaPath", "AttestAction", "Backend",
+        "ClientSettings", "EKCertificateSource", "EKKind", "EKServicePath",
+        "EnrollmentPath", "EntraJoin", "EntraSettings", "Expectation",
         "Group", "GroupExpectation", "GroupSettings", "Hardware", "MDMKeySetting", "NetworkSettings",
         "NonceSource", "Ownership", "Platform", "PrincipalSpec", "ResolvedGroup", "SanLayout", "Scenario",
         "ScenarioFile", "Step", "TPMChange", "TPMFamilySetting", "TPMSettings", "TPMState", "TokenSource",
-        "WorldChange", "load_scenario", "parse_scenario"
+        "WorldChange", "load_scenario", "parse_scenario", "refuse_settings_for_backend"
     ],
     "harness.server": [
         "Clock", "EmbeddedServer", "ManualClock", "Principal", "RbacError", "ServerConfig",

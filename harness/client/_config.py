@@ -46,6 +46,9 @@ class Endpoints:
     mdm: str
     aik_ca: str
     identity: str
+    # The TPM vendor's online EK-certificate service, asked when NV holds no EK certificate
+    # (as Windows asks Intel's or AMD's); empty: none is known.
+    ek_service: str = ""
 
     @classmethod
     def single(cls, url: str) -> Endpoints:

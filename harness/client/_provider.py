@@ -34,6 +34,9 @@ class EndorsementKey:
     certificate: bytes | None  # DER; None when NV holds no EK certificate
     public: bytes  # marshalled TPM2B_PUBLIC
     handle: object
+    # DER intermediates from the profile's EK certificate chain indices 0x01C00100-0x01C001FF,
+    # in index order, for the AIK CA to build the path from the EK certificate to a vendor root.
+    chain: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,8 @@ class TPMProvider(Protocol):
         ...
 
     def endorsement_key(self) -> EndorsementKey:
-        """The EK certificate from NV (RSA first, then ECC) and the EK its template gives."""
+        """The EK certificate from NV (RSA first, then ECC), the EK its template gives, and the
+        certificate chain the platform stored in NV."""
         ...
 
     def storage_root_key(self) -> None:

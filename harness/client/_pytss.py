@@ -39,6 +39,9 @@ from . import _templates
 from ._failure import ClientFailure
 from ._provider import EndorsementKey, KeyBlob, LoadedKey
 
+# TCG EK Credential Profile 2.x §2.2.1.6: the EK certificate chain lives in these indices,
+# each holding one or more DER certificates back to back.
+EK_CHAIN_FIRST, EK_CHAIN_LAST = 0x01C00100, 0x01C001FF
 _TSS_LAYER_MASK = 0xFFFF0000
 _PT_FIRMWARE_VERSION_1 = 0x100 + 11  # TPM_PT_FIXED + 11; tpm2-pytss has no name for it
 _TPM_RC_VER1 = 0x100
@@ -76,6 +79,28 @@ def _reported(method: Callable[P, R]) -> Callable[P, R]:
             raise ClientFailure(hresult, f"TPM error {exc} -> {describe(hresult)}") from exc
 
     return call
+
+
+def split_der(data: bytes) -> list[bytes]:
+    """DER values stored back to back (as in an EK chain index), without trailing padding.
+
+    Only the outer lengths are read; each certificate is parsed by whoever uses it, so a
+    damaged one reaches the AIK CA and is named there.
+    """
+    found: list[bytes] = []
+    offset = 0
+    while offset + 2 <= len(data) and data[offset] == 0x30:  # a SEQUENCE
+        first = data[offset + 1]
+        if first < 0x80:
+            header, length = 2, first
+        else:
+            count = first & 0x7F
+            header = 2 + count
+            length = int.from_bytes(data[offset + 2 : offset + header], "big")
+        end = min(offset + header + length, len(data))
+        found.append(data[offset:end])
+        offset = end
+    return found
 
 
 def probe_family(tcti: tuple[str, str]) -> str:
@@ -170,14 +195,27 @@ class PytssTPM:
         template = None
         for ek_type in ("EK-RSA2048", "EK-ECC256"):
             try:
-                certificate, template = create_ek_template(ek_type, reader)
+                found, candidate = create_ek_template(ek_type, reader)
             except ValueError:
                 continue
-            if certificate:
+            # Without a certificate in NV, Windows uses the RSA EK (the first template).
+            template = template or candidate
+            if found:
+                certificate, template = found, candidate
                 break
+        chain = self._ek_chain(reader)
         handle, public, *_ = tpm.create_primary(TPM2B_SENSITIVE_CREATE(), template, ESYS_TR.ENDORSEMENT)
         self._transients.append(handle)
-        return EndorsementKey(certificate=certificate or None, public=bytes(public.marshal()), handle=handle)
+        return EndorsementKey(
+            certificate=certificate or None, public=bytes(public.marshal()), handle=handle, chain=chain
+        )
+
+    def _ek_chain(self, reader: NVReadEK) -> tuple[bytes, ...]:
+        _, data = self._session().get_capability(
+            TPM2_CAP.HANDLES, EK_CHAIN_FIRST, EK_CHAIN_LAST - EK_CHAIN_FIRST + 1
+        )
+        indices = [int(h) for h in data.data.handles if EK_CHAIN_FIRST <= int(h) <= EK_CHAIN_LAST]
+        return tuple(der for index in indices for der in split_der(reader(index)))
 
     @_reported
     def storage_root_key(self) -> None:

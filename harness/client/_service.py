@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import functools
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
@@ -114,15 +114,32 @@ class ServiceClient:
         response = self._post(f"{self.endpoints.identity}/entra/token", {"assertion": assertion, "upn": upn})
         return str(response["accessToken"])
 
+    # --- the TPM vendor's EK-certificate service ------------------------------------------
+
+    @_reported
+    def online_ek_certificate(self, url: str) -> bytes | None:
+        """The EK certificate the vendor's service holds for this EK, DER; None when it has none."""
+        response = self._http.get(url)
+        if response.status_code == 404:
+            return None
+        _raise_for_service(response)
+        return response.content
+
     # --- AIK certificate authority --------------------------------------------------------
 
     @_reported
     def aik_challenge(
-        self, ek_public: bytes, aik_public: bytes, ek_certificate: bytes | None
+        self,
+        ek_public: bytes,
+        aik_public: bytes,
+        ek_certificate: bytes | None,
+        ek_chain: Sequence[bytes] = (),
     ) -> AikChallenge:
         body: dict[str, Any] = {"ekPub": b64(ek_public), "aikPub": b64(aik_public)}
         if ek_certificate:
             body["ekCert"] = b64(ek_certificate)
+        if ek_chain:
+            body["ekChain"] = [b64(der) for der in ek_chain]
         challenge = self._post(f"{self.endpoints.aik_ca}/aik/challenge", body)
         return AikChallenge(
             challenge_id=str(challenge["challengeId"]),

@@ -32,6 +32,7 @@ from ..windows import MDM_KEY_HANDLE, supports_enrollment_attestation
 from ._config import ClientConfig, Endpoints
 from ._entra import DeviceKey, SoftwareDeviceKey, TPMDeviceKey
 from ._failure import ClientFailure
+from ._online_ek import fetch_online_certificate
 from ._provider import EndorsementKey, LoadedKey, TPMProvider
 from ._pytss import PytssTPM
 from ._service import ServiceClient
@@ -247,6 +248,8 @@ class WindowsClient:
         with self._step("tpm.ek") as note:
             ek = tpm.endorsement_key()
             note["detail"] = "EK certificate read from NV" if ek.certificate else "no EK certificate in NV"
+            if ek.chain:
+                note["detail"] += f", {len(ek.chain)} chain certificate(s) from 0x01C00100-0x01C001FF"
             if ek.certificate:
                 from_cert = parse_tpm_san(x509.load_der_x509_certificate(ek.certificate))
                 if from_cert is not None:
@@ -282,9 +285,24 @@ class WindowsClient:
         if self._mdm_key_existed and not isinstance(self._device_key, TPMDeviceKey):
             raise ClientFailure(HResult.NTE_EXISTS, "the MDM key exists and the Entra key is not in the TPM")
 
+    def _online_ek_certificate(self, ek: EndorsementKey) -> bytes | None:
+        """Windows asks the TPM vendor's service for an EK certificate NV does not hold."""
+        service = self._config.endpoints.ek_service
+        if not service or self._reported_identity is None:
+            return None
+        with self._step("ek.online_certificate") as note:
+            certificate, note["detail"] = fetch_online_certificate(
+                self._service, service, self._reported_identity.manufacturer, ek.public
+            )
+        from_cert = parse_tpm_san(x509.load_der_x509_certificate(certificate)) if certificate else None
+        if from_cert is not None:
+            self._reported_identity = from_cert
+        return certificate
+
     def _aik_certificate(self, tpm: TPMProvider, ek: EndorsementKey, aik: LoadedKey) -> None:
+        certificate = ek.certificate or self._online_ek_certificate(ek)
         with self._step("aik.challenge") as note:
-            challenge = self._service.aik_challenge(ek.public, aik.public, ek.certificate)
+            challenge = self._service.aik_challenge(ek.public, aik.public, certificate, ek.chain)
             note["detail"] = f"challenge {challenge.challenge_id}"
         with self._step("aik.activate_credential") as note:
             secret = tpm.activate_credential(aik, ek, challenge.credential_blob, challenge.encrypted_secret)

@@ -14,16 +14,20 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tpm2_pytss import TSS2_Exception
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+from tpm2_pytss import TPM2B_PUBLIC, TSS2_Exception
 
 from ..client import ClientConfig, ClientReport, Endpoints, WindowsClient
+from ..ek_service import publish
 from ..errors import HarnessError
 from ..network import Link
-from ..pki import vendor_ca
+from ..pki import certificate_der, vendor_ca
 from ..results import ClientStep
 from ..scenario import TPMChange
 from ..tcg import TPMIdentity
-from ..tpm import RunningTPM, TimedESAPI, TPMBackend, TPMRequest, manufacture, tpm_death
+from ..tpm import ExternalTPM, RunningTPM, TimedESAPI, TPMBackend, TPMRequest, manufacture, tpm_death
+from ._external import left_as_found, turn_on
 from ._plan import DevicePlan, NetworkPlan
 from ._world import Services, befall, device_network, leave_mdm_key, tpm_change
 
@@ -39,10 +43,14 @@ class FleetEnvironment:
     workdir: Path
     lagging_replica_url: str = ""  # a replica of the server whose clock is behind
     foreign_identity_url: str = ""  # another tenant's identity provider
+    ek_service_url: str = ""  # the TPM vendors' online EK-certificate service
+    ek_service_dir: str = ""  # where the factory publishes certificates to it
 
     @property
     def services(self) -> Services:
-        return Services(self.server_url, self.lagging_replica_url, self.foreign_identity_url)
+        return Services(
+            self.server_url, self.lagging_replica_url, self.foreign_identity_url, self.ek_service_url
+        )
 
 
 @dataclass
@@ -170,11 +178,20 @@ class LiveDevice:
         plan = self.plan
         if plan.tpm.family == "none":
             return None
-        tpm = self._backend.start(
-            TPMRequest(family="1.2" if plan.tpm.family == "1.2" else "2.0"), self.env.workdir
-        )
+        if plan.tpm.tcti is not None:
+            tpm: RunningTPM = ExternalTPM(plan.tpm.tcti)
+        else:
+            tpm = self._backend.start(
+                TPMRequest(family="1.2" if plan.tpm.family == "1.2" else "2.0"), self.env.workdir
+            )
         self._stack.callback(tpm.close)
         self.tpm = tpm  # known before manufacturing, so that a death during it is seen
+        if isinstance(tpm, ExternalTPM):
+            # Entered before the client, so they close after it: the key is evicted once the
+            # client's session has ended, and the next device gets its turn after that.
+            self._stack.enter_context(turn_on(tpm.spec, self.env.workdir))
+            self._stack.enter_context(left_as_found(tpm.spec))
+            self._world_steps.append(ClientStep(step="world.tpm.external", ok=True, detail=tpm.description))
         if tpm.manufacturable() and plan.tpm.family == "2.0":
             seconds, step = _manufacture(plan, self.env, tpm)
             self._world_seconds += seconds
@@ -191,17 +208,30 @@ def _manufacture(plan: DevicePlan, env: FleetEnvironment, tpm: RunningTPM) -> tu
     start = time.perf_counter()
     issuer = vendor_ca(env.pki_dir, plan.tpm.issuer) if plan.tpm.issuer else None
     identity = TPMIdentity(plan.tpm.manufacturer_id, plan.tpm.model, plan.tpm.firmware)
+    online = plan.tpm.ek_certificate_online and issuer is not None
+    now = dt.datetime.now(dt.UTC)
     with TimedESAPI(tpm.tcti) as esapi:
-        manufacture(
+        made = manufacture(
             esapi,
             identity=identity,
-            issuer=issuer,
+            issuer=None if online else issuer,
             algorithm=plan.tpm.ek_algorithm,
-            now=dt.datetime.now(dt.UTC),
+            now=now,
             one_rdn=plan.tpm.one_rdn,
         )
         spent = esapi.seconds
     who = issuer.name if issuer else "no EK certificate"
+    if online and issuer is not None:
+        # The vendor's CA certifies the EK all the same; the certificate goes to the vendor's
+        # online service instead of NV.
+        if not env.ek_service_dir:
+            raise HarnessError("tpm.ek_certificate 'online' needs the harness's EK-certificate service")
+        ek_key = load_der_public_key(bytes(TPM2B_PUBLIC.unmarshal(made.ek_public)[0].to_der()))
+        if not isinstance(ek_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+            raise HarnessError("the EK is neither RSA nor ECC")
+        certificate = issuer.issue_ek_certificate(ek_key, identity, now=now, one_rdn=plan.tpm.one_rdn)
+        publish(Path(env.ek_service_dir), certificate_der(certificate))
+        who += ", published on the vendor's online EK-certificate service (not in NV)"
     step = ClientStep(
         step="factory.manufacture",
         ok=True,

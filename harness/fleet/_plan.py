@@ -19,6 +19,7 @@ from ..client import ClientBehaviour, Inventory
 from ..scenario import (
     AikCaPath,
     EKKind,
+    EKServicePath,
     EnrollmentPath,
     Expectation,
     NonceSource,
@@ -44,11 +45,17 @@ class TPMPlan:
     issuer: str | None  # the key of the harness CA that signs the EK certificate
     state: TPMState = "ready"  # what happened to the TPM after the Entra join
     mdm_key_present: bool = False  # an earlier enrollment left the MDM key in the TPM
+    # The vendor's CA issued the EK certificate at manufacturing and published it on its online
+    # EK-certificate service instead of writing it to NV (Intel PTT, AMD fTPM).
+    ek_certificate_online: bool = False
+    # An external TPM the harness did not make, reached by this TCTI; used as it is.
+    tcti: str | None = None
 
 
 @dataclass(frozen=True)
 class NetworkPlan:
     aik_ca: AikCaPath = "reachable"
+    ek_service: EKServicePath = "reachable"
     enrollment: EnrollmentPath = "delivered"
     nonce_from: NonceSource = "primary"
     identity: IdentitySource = "tenant"
@@ -122,6 +129,18 @@ def plan_group(scenario: Scenario, group: ResolvedGroup) -> list[DevicePlan]:
 
 def _tpm_plan(group: ResolvedGroup, default_vendor: str) -> TPMPlan:
     settings = group.tpm
+    if settings.tcti is not None:
+        # What the TPM is, it says itself (GetCapability, its EK certificate); nothing is made.
+        return TPMPlan(
+            family="2.0",
+            manufacturer_id="as reported",
+            model=f"external TPM ({settings.tcti})",
+            firmware="as reported",
+            ek_algorithm=settings.ek,
+            one_rdn=True,
+            issuer=None,
+            tcti=settings.tcti,
+        )
     chosen = (settings.vendor or default_vendor).lower()
     vendor = VENDORS.get(chosen)
     if vendor is not None:
@@ -135,6 +154,7 @@ def _tpm_plan(group: ResolvedGroup, default_vendor: str) -> TPMPlan:
         manufacturer_id, model, firmware, issuer = "id:" + chosen[3:].upper(), "unknown", "1.0", ODM_CA[0]
     signer: str | None = {
         "vendor-ca": issuer,
+        "online": issuer,
         "unlisted-ca": unlisted_ca_key(issuer),
         "none": None,
     }[settings.ek_certificate]
@@ -148,6 +168,7 @@ def _tpm_plan(group: ResolvedGroup, default_vendor: str) -> TPMPlan:
         issuer=signer,
         state=settings.state,
         mdm_key_present=settings.mdm_key == "present",
+        ek_certificate_online=settings.ek_certificate == "online",
     )
 
 
@@ -169,6 +190,7 @@ def _network_plan(group: ResolvedGroup) -> NetworkPlan:
     }
     return NetworkPlan(
         aik_ca=group.network.aik_ca,
+        ek_service=group.network.ek_service,
         enrollment=group.network.enrollment,
         nonce_from=group.network.nonce_from,
         identity=identity.get(group.entra.token, "tenant"),

@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from .. import __version__
 from ..errors import HarnessError, ServerLost
 from ..results import RunResult, summarise
-from ..scenario import Expectation, Scenario
+from ..scenario import Expectation, Scenario, refuse_settings_for_backend
 from ..tpm import TPMBackend, check_backend, open_backend
 from ._admin import AdminReader
 from ._bundles import BundleWriter
@@ -35,6 +35,7 @@ def run_fleet(
     backend: TPMBackend | None = None,
 ) -> RunResult:
     options = options or RunOptions()
+    refuse_settings_for_backend(scenarios, options.backend)
     plans, expectations = plan_fleet([s for s in scenarios if not s.steps])
     stepped_plans = {s.name: plan_fleet([s]) for s in scenarios if s.steps}
     started_at = dt.datetime.now(dt.UTC)

@@ -5,6 +5,8 @@
 - A lagging replica: a second instance of the reference server on the same
   storage and keys whose clock is two hours behind (failed time sync), as a
   load balancer may pick. Its nonces and tokens were stale when issued.
+- The TPM vendors' online EK-certificate service (harness.ek_service), for TPMs whose
+  EK certificate was published there instead of written to NV.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from ..ek_service import EKCertificateService
 from ..server import EmbeddedServer, ServerConfig
 from ._plan import DevicePlan
 
@@ -37,6 +40,8 @@ class LaggingClock:
 class AuxiliaryURLs:
     lagging_replica_url: str = ""
     foreign_identity_url: str = ""
+    ek_service_url: str = ""
+    ek_service_dir: str = ""
 
 
 @contextmanager
@@ -52,6 +57,7 @@ def auxiliary_services(
         p.network.nonce_from == "lagging-replica" or p.network.identity == "lagging-replica" for p in plans
     )
     wants_foreign = any(p.network.identity == "foreign-tenant" for p in plans)
+    wants_ek_service = any(p.tpm.ek_certificate_online for p in plans)
     with ExitStack() as stack:
         replica = foreign = ""
         if wants_replica and primary_data_dir is not None:
@@ -60,4 +66,14 @@ def auxiliary_services(
         if wants_foreign:
             config = ServerConfig(data_dir=workdir / "foreign-tenant", manufacturer_roots=roots)
             foreign = stack.enter_context(EmbeddedServer(config)).url
-        yield AuxiliaryURLs(lagging_replica_url=replica, foreign_identity_url=foreign)
+        ek_service = ek_dir = ""
+        if wants_ek_service:
+            directory = workdir / "ek-service"
+            ek_service = stack.enter_context(EKCertificateService(directory)).url
+            ek_dir = str(directory)
+        yield AuxiliaryURLs(
+            lagging_replica_url=replica,
+            foreign_identity_url=foreign,
+            ek_service_url=ek_service,
+            ek_service_dir=ek_dir,
+        )

@@ -21,7 +21,7 @@ from cryptography import x509
 
 from ..errors import HarnessError
 from ..pki import create_vendor_cas
-from ..scenario import Scenario
+from ..scenario import Scenario, refuse_settings_for_backend
 from ..tpm import DEFAULT_BACKEND, BackendSpec, check_backend, remove_leftovers
 from ..trust import TrustStore
 from ._device import FleetEnvironment
@@ -68,6 +68,8 @@ class FleetSession:
             "workdir": str(env.workdir),
             "lagging_replica_url": env.lagging_replica_url,
             "foreign_identity_url": env.foreign_identity_url,
+            "ek_service_url": env.ek_service_url,
+            "ek_service_dir": env.ek_service_dir,
             "admin_url": self.admin_url,
             "admin_token": self.admin_token,
             "run_id": self.run_id,
@@ -83,6 +85,8 @@ class FleetSession:
                 workdir=Path(data["workdir"]),
                 lagging_replica_url=data.get("lagging_replica_url", ""),
                 foreign_identity_url=data.get("foreign_identity_url", ""),
+                ek_service_url=data.get("ek_service_url", ""),
+                ek_service_dir=data.get("ek_service_dir", ""),
             ),
             admin_url=data["admin_url"],
             admin_token=data["admin_token"],
@@ -94,12 +98,15 @@ class FleetSession:
 def choose_backend(option: BackendSpec | None, scenarios: Sequence[Scenario]) -> BackendSpec:
     """The option wins; else the scenarios' own `backend` field, which must agree."""
     if option is not None:
+        refuse_settings_for_backend(scenarios, option)
         return option
     wanted = {s.backend or DEFAULT_BACKEND for s in scenarios} or {DEFAULT_BACKEND}
     if len(wanted) != 1:
         names = ", ".join(sorted(str(spec) for spec in wanted))
         raise HarnessError(f"the scenarios ask for different TPM backends ({names})")
-    return wanted.pop()
+    chosen = wanted.pop()
+    refuse_settings_for_backend(scenarios, chosen)
+    return chosen
 
 
 def new_run_id() -> str:
@@ -138,6 +145,8 @@ def fleet_session(
     now = now or dt.datetime.now(dt.UTC)
     run_id = run_id or new_run_id()
     check_backend(options.backend, workers=options.workers)
+    for tcti in sorted({p.tpm.tcti for p in plans if p.tpm.tcti}):
+        check_backend(BackendSpec("device", tcti))  # groups' own external TPMs answer
     with ExitStack() as stack:
         workdir = stack.enter_context(_workdir(options.keep_workdir))
         stack.callback(remove_leftovers, options.backend, run_id)
@@ -158,6 +167,8 @@ def fleet_session(
             workdir=workdir,
             lagging_replica_url=auxiliary.lagging_replica_url,
             foreign_identity_url=auxiliary.foreign_identity_url,
+            ek_service_url=auxiliary.ek_service_url,
+            ek_service_dir=auxiliary.ek_service_dir,
         )
         yield FleetSession(
             env=env,

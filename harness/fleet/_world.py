@@ -36,10 +36,13 @@ _ENROLLMENT_FAULTS = {"reset": "reset", "dropped": "drop", "corrupted": "corrupt
 class Services:
     """Where the services a world can point a device at are listening."""
 
-    def __init__(self, primary: str, lagging_replica: str = "", foreign_identity: str = "") -> None:
+    def __init__(
+        self, primary: str, lagging_replica: str = "", foreign_identity: str = "", ek_service: str = ""
+    ) -> None:
         self.primary = primary
         self.lagging_replica = lagging_replica
         self.foreign_identity = foreign_identity
+        self.ek_service = ek_service
 
     def require(self, url: str, what: str) -> str:
         if not url:
@@ -69,12 +72,17 @@ def device_network(plan: NetworkPlan, services: Services) -> Iterator[tuple[Endp
             aik_ca = stack.enter_context(RefusingEndpoint()).url
         elif plan.aik_ca == "reset":
             aik_ca = stack.enter_context(ResettingEndpoint()).url
+        ek_service = services.ek_service
+        if plan.ek_service == "refused":
+            ek_service = stack.enter_context(RefusingEndpoint()).url
+        elif plan.ek_service == "reset":
+            ek_service = stack.enter_context(ResettingEndpoint()).url
         identity = services.primary
         if plan.identity == "foreign-tenant":
             identity = services.require(services.foreign_identity, "another tenant's identity provider")
         elif plan.identity == "lagging-replica":
             identity = services.require(services.lagging_replica, "a lagging replica")
-        yield Endpoints(mdm=mdm, aik_ca=aik_ca, identity=identity), links
+        yield Endpoints(mdm=mdm, aik_ca=aik_ca, identity=identity, ek_service=ek_service), links
 
 
 def leave_mdm_key(tpm: RunningTPM) -> float:

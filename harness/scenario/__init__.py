@@ -1,8 +1,10 @@
 """Scenario files: YAML fleets validated with line-accurate errors, and the value types of their
 settings (which device plans reuse)."""
 
+from ._external import refuse_settings_for_backend
 from ._loader import load_scenario, parse_scenario
 from ._model import (
+    ONLINE_EK_VENDORS,
     STEP_KINDS,
     VIRTUAL_PLATFORMS,
     AikCaPath,
@@ -11,6 +13,7 @@ from ._model import (
     ClientSettings,
     EKCertificateSource,
     EKKind,
+    EKServicePath,
     EnrollmentPath,
     EntraJoin,
     EntraSettings,
@@ -39,6 +42,7 @@ from ._model import (
 )
 
 __all__ = [
+    "ONLINE_EK_VENDORS",
     "STEP_KINDS",
     "VIRTUAL_PLATFORMS",
     "AikCaPath",
@@ -47,6 +51,7 @@ __all__ = [
     "ClientSettings",
     "EKCertificateSource",
     "EKKind",
+    "EKServicePath",
     "EnrollmentPath",
     "EntraJoin",
     "EntraSettings",
@@ -74,4 +79,5 @@ __all__ = [
     "WorldChange",
     "load_scenario",
     "parse_scenario",
+    "refuse_settings_for_backend",
 ]

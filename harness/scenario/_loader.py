@@ -7,8 +7,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .._yamlfile import Location, YamlDocument, more_errors, parse_mapping, read_text
+from .._yamlfile import Location, YamlDocument, field_name, more_errors, parse_mapping, read_text
 from ..errors import FileError, ScenarioError
+from ._external import external_tpm_conflict
 from ._model import GroupSettings, Hardware, ResolvedGroup, Scenario, ScenarioFile, TPMSettings
 
 _BUILT_IN_DEFAULTS: dict[str, Any] = {
@@ -98,9 +99,24 @@ def _resolve(
     merged.setdefault("tpm", TPMSettings().model_dump())
     merged.pop("count", None)
     group_fields = group.model_dump(include={"name", "count", "description", "expect"})
+    settings_at: dict[str, tuple[str, int | None]] = {}
+    for layer, prefix in ((defaults, ("defaults",)), (group, ("groups", index))):
+        for name in layer.tpm.model_fields_set if layer.tpm is not None else ():
+            location: Location = (*prefix, "tpm", name)
+            settings_at[name] = (field_name(location), yaml_doc.line_of(location))
     try:
-        return ResolvedGroup.model_validate(
-            {**merged, **group_fields, "line": yaml_doc.lines.get(("groups", index))}
+        resolved = ResolvedGroup.model_validate(
+            {
+                **merged,
+                **group_fields,
+                "line": yaml_doc.lines.get(("groups", index)),
+                "tpm_settings_at": settings_at,
+            }
         )
     except ValidationError as exc:
         raise _error_from(exc, yaml_doc, ("groups", index)) from exc
+    if resolved.tpm.tcti is not None:
+        error = external_tpm_conflict(resolved, yaml_doc.source, f"the external TPM at {resolved.tpm.tcti}")
+        if error is not None:
+            raise error
+    return resolved

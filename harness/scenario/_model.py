@@ -32,7 +32,10 @@ VIRTUAL_PLATFORMS: frozenset[str] = frozenset({"hyper-v", "azure-vm", "avd", "cl
 TPMFamilySetting = Literal["2.0", "1.2", "none"]
 EKKind = Literal["rsa2048", "ecc256"]
 SanLayout = Literal["one-rdn", "rdn-per-attribute"]
-EKCertificateSource = Literal["vendor-ca", "unlisted-ca", "none"]
+EKCertificateSource = Literal["vendor-ca", "unlisted-ca", "online", "none"]
+# The vendors whose firmware TPMs often ship without an EK certificate in NV; Windows fetches
+# theirs from the vendor's online EK-certificate service (Intel PTT, AMD fTPM).
+ONLINE_EK_VENDORS: frozenset[str] = frozenset({"intel", "amd"})
 TPMState = Literal[
     "ready",
     "lockout",
@@ -46,6 +49,7 @@ TPMChange = Literal["reset-lockout", "lockout"]
 EntraJoin = Literal["tpm", "software", "offline-domain-join", "none"]
 TokenSource = Literal["own-device", "previous-device", "foreign-tenant", "lagging-replica"]
 AikCaPath = Literal["reachable", "refused", "reset"]
+EKServicePath = Literal["reachable", "refused", "reset"]
 EnrollmentPath = Literal["delivered", "reset", "dropped", "corrupted", "replayed"]
 NonceSource = Literal["primary", "lagging-replica"]
 Ownership = Literal["corporate", "personal"]
@@ -74,9 +78,22 @@ class Hardware(_Strict):
     model: str | None = None
 
 
+def _tcti(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    # The registry's own parser, so a group's TPM is named exactly as --backend device:SPEC.
+    return BackendSpec.parse(f"device:{value}").tcti
+
+
 class TPMSettings(_Strict):
     """The TPM a device has, as its vendor's factory made it."""
 
+    tcti: Annotated[str, BeforeValidator(_tcti)] | None = Field(
+        default=None,
+        description="an external TPM the harness did not make, reached by this TCTI (e.g. "
+        "device:/dev/tpmrm0, mssim:host=127.0.0.1,port=2321, swtpm:path=/run/tpm.sock); the "
+        "group's devices use it one at a time, as it is",
+    )
     family: TPMFamilySetting = "2.0"
     vendor: str | None = Field(
         default=None,
@@ -106,7 +123,8 @@ class TPMSettings(_Strict):
     ek_certificate: EKCertificateSource = Field(
         default="vendor-ca",
         description="who signed the EK certificate in NV: the vendor's CA (trusted by the AIK CA), "
-        "a CA of the same vendor that the AIK CA has not imported, or nobody (no certificate)",
+        "a CA of the same vendor that the AIK CA has not imported, the vendor's CA but published "
+        "on its online EK-certificate service instead of NV (Intel PTT, AMD fTPM), or nobody",
     )
     state: TPMState = Field(
         default="ready",
@@ -162,6 +180,11 @@ class NetworkSettings(_Strict):
 
     aik_ca: AikCaPath = Field(
         default="reachable", description="the AIK CA refuses connections or resets them"
+    )
+    ek_service: EKServicePath = Field(
+        default="reachable",
+        description="the TPM vendor's online EK-certificate service refuses connections or resets "
+        "them (matters to TPMs whose EK certificate is not in NV)",
     )
     enrollment: EnrollmentPath = Field(
         default="delivered",
@@ -330,6 +353,8 @@ class ResolvedGroup(_Strict):
     upn_domain: str
     expect: Expectation
     line: int | None = None
+    # Where each tpm setting was written ('groups[1].tpm.state', line), for later errors.
+    tpm_settings_at: dict[str, tuple[str, int | None]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _world_is_possible(self) -> ResolvedGroup:
@@ -348,6 +373,11 @@ class ResolvedGroup(_Strict):
                 raise ValueError(
                     f"tpm.{changed[0]} needs a TPM 2.0 (this group's tpm.family is {tpm.family})"
                 )
+        if tpm.ek_certificate == "online" and (tpm.vendor or "").lower() not in ONLINE_EK_VENDORS:
+            raise ValueError(
+                "tpm.ek_certificate 'online' is what Intel PTT and AMD fTPM do: set tpm.vendor "
+                "to intel or amd (Windows knows no online EK-certificate service for others)"
+            )
         return self
 
     @property

@@ -61,6 +61,14 @@ def challenge(request: AikChallengeRequest, ctx: ServerContext = Depends(context
         ek_certificate = load_certificate(request.ek_cert)
     except ValueError as exc:
         raise ServiceFailure(400, "malformed_ek_certificate", HResult.CERTSRV_E_INVALID_EK, str(exc)) from exc
+    sent_chain = []
+    for position, der in enumerate(request.ek_chain):
+        try:
+            sent_chain.append(load_certificate(der))
+        except ValueError as exc:
+            raise ServiceFailure(
+                400, "malformed_ek_certificate", HResult.CERTSRV_E_INVALID_EK, f"ekChain[{position}]: {exc}"
+            ) from exc
     profile, identity = check_ek_certificate(ek_certificate)
     failed = next((c for c in profile if not c.passed), None)
     if failed is not None:
@@ -76,7 +84,8 @@ def challenge(request: AikChallengeRequest, ctx: ServerContext = Depends(context
         "ek_cert.chain",
         ek_certificate,
         roots=[*ctx.config.manufacturer_roots, *ctx.config.trust.ek_roots],
-        intermediates=ctx.config.trust.ek_intermediates,
+        # The client's NV chain is only a hint: a path counts only when it ends at a trusted root.
+        intermediates=[*ctx.config.trust.ek_intermediates, *sent_chain],
         now=now,
     )
     if not chain.passed:

@@ -34,6 +34,11 @@ class ExternalTPM:
         return self._tcti
 
     @property
+    def spec(self) -> str:
+        """The TCTI as given, NAME[:CONF]."""
+        return self._spec
+
+    @property
     def family(self) -> TPMFamily:
         return "2.0"
 
