@@ -27,8 +27,22 @@ from ..tpm import BackendSpec
 from ..windows import parse_build
 
 # The value types of the world's settings; device plans carry the same types.
-Platform = Literal["physical", "hyper-v", "azure-vm", "avd", "cloud-pc", "dev-box"]
-VIRTUAL_PLATFORMS: frozenset[str] = frozenset({"hyper-v", "azure-vm", "avd", "cloud-pc", "dev-box"})
+Platform = Literal[
+    "physical",
+    "hyper-v",
+    "azure-vm",
+    "avd",
+    "cloud-pc",
+    "dev-box",
+    "vmware",
+    "virtualbox",
+    "kvm",
+    "parallels",
+    "xen",
+]
+VIRTUAL_PLATFORMS: frozenset[str] = frozenset(
+    {"hyper-v", "azure-vm", "avd", "cloud-pc", "dev-box", "vmware", "virtualbox", "kvm", "parallels", "xen"}
+)
 TPMFamilySetting = Literal["2.0", "1.2", "none"]
 EKKind = Literal["rsa2048", "ecc256"]
 SanLayout = Literal["one-rdn", "rdn-per-attribute"]

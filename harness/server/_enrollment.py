@@ -157,7 +157,7 @@ def enroll(
             "manufacturer": items.device_manufacturer,
             "model": items.device_model,
             "serial": items.hw_dev_id,
-            **tpm_columns(tpm, items.tpm_version, items.tpm_manufacturer),
+            **tpm_columns(tpm, items.tpm_version, items.tpm_manufacturer, items.tpm_firmware),
         },
         status=verdict.status,
         detail=verdict.detail,
@@ -167,6 +167,7 @@ def enroll(
         now=now,
         bind_to=caller.token_device if caller.proof is _auth.Proof.FIRST_ENROLLMENT else None,
         credential_sha256=digest,
+        trigger=items.enrollment_trigger or "",
     )
     return EnrollmentResponse(deviceId=items.emm_device_id, enrolled=True, deviceCredential=credential)
 
