@@ -126,8 +126,8 @@ PUBLIC_API: dict[str, list[str]] = {
     "harness.client": [
         "AikChallenge", "ClientBehaviour", "ClientConfig", "ClientFailure", "ClientReport", "DeviceKey",
         "EndorsementKey", "Endpoints", "Inventory", "KeyBlob", "LoadedKey", "PytssTPM", "ServiceClient",
-        "SoftwareDeviceKey", "TPMDeviceKey", "TPMProvider", "WindowsClient", "key_templates",
-        "probe_family", "tpm_hresult"
+        "SoftwareDeviceKey", "TPMDeviceKey", "TPMProvider", "Trigger", "WindowsClient", "key_templates",
+        "next_checkin", "probe_family", "tpm_hresult"
     ],
     "harness.fleet": [
         "PLATFORMS", "VENDORS", "AdminReader", "DevicePlan", "DeviceRun", "FleetEnvironment",
@@ -147,10 +147,11 @@ PUBLIC_API: dict[str, list[str]] = {
         "decode_payload", "load_results", "write_html", "write_json", "write_junit", "write_reports"
     ],
     "harness.scenario": [
-        "STEP_KINDS", "VIRTUAL_PLATFORMS", "AikCaPath", "AttestAction", "Backend", "ClientSettings",
-        "EKCertificateSource", "EKKind", "EnrollmentPath", "EntraJoin", "EntraSettings", "Expectation",
-        "Group", "GroupExpectation", "GroupSettings", "Hardware", "MDMKeySetting", "NetworkSettings",
-        "NonceSource", "Ownership", "Platform", "PrincipalSpec", "ResolvedGroup", "SanLayout", "Scenario",
+        "STEP_KINDS", "VIRTUAL_PLATFORMS", "WORLD_CHANGES", "ActionState", "AikCaPath", "AttestAction",
+        "Backend", "ClientSettings", "EKCertificateSource", "EKKind", "EnrollmentPath", "EntraChange",
+        "EntraJoin", "EntraSettings", "Expectation", "FirmwareUpdate", "Group", "GroupExpectation",
+        "GroupSettings", "Hardware", "HistorySettings", "MDMKeySetting", "NetworkSettings", "NonceSource",
+        "OSUpgrade", "Ownership", "Platform", "PrincipalSpec", "ResolvedGroup", "SanLayout", "Scenario",
         "ScenarioFile", "Step", "TPMChange", "TPMFamilySetting", "TPMSettings", "TPMState", "TokenSource",
         "WorldChange", "load_scenario", "parse_scenario"
     ],

@@ -10,6 +10,7 @@ from ._entra import DeviceKey, SoftwareDeviceKey, TPMDeviceKey
 from ._failure import ClientFailure
 from ._provider import EndorsementKey, KeyBlob, LoadedKey, TPMProvider
 from ._pytss import PytssTPM, probe_family, tpm_hresult
+from ._schedule import Trigger, next_checkin
 from ._service import AikChallenge, ServiceClient
 from ._windows import WindowsClient
 
@@ -30,8 +31,10 @@ __all__ = [
     "SoftwareDeviceKey",
     "TPMDeviceKey",
     "TPMProvider",
+    "Trigger",
     "WindowsClient",
     "key_templates",
+    "next_checkin",
     "probe_family",
     "tpm_hresult",
 ]
