@@ -85,6 +85,9 @@ def test_workflows_scenario_walks_every_remedy_to_attested() -> None:
         assert device.actual is not None and device.actual.status is AttestationStatus.ATTESTED, group
         assert device.attempts[-1].trigger == trigger, (group, device.attempts)
         assert device.attempts[-1].status == "Attested", group
+    # The attempt the power cut interrupted keeps what started it.
+    assert by_group["power-cut"].attempts[0].trigger == "first-enrollment"
+    assert by_group["power-cut"].attempts[0].status == "In progress"
     # A device enrolled before attestation still shows its TPM, from hardware inventory.
     assert by_group["enrolled-before-attestation"].attempts[0].status == "Not started"
     # The wiped device enrolled again as a new device.

@@ -198,7 +198,10 @@ class WindowsClient(DeviceBase):
             return
         with self._step("enrollment.nonce") as note:
             nonce = self._service.enrollment_nonce(
-                self.report.emm_device_id, self._config.inventory.device_name, self._token
+                self.report.emm_device_id,
+                self._config.inventory.device_name,
+                self._token,
+                self._items.get("EnrollmentTrigger", ""),
             )
             note["detail"] = f"nonce {nonce.hex()[:16]}…"
         if self._power_cut_pending:

@@ -84,6 +84,7 @@ class Store:
         device_name: str,
         now: dt.datetime,
         lifetime: dt.timedelta,
+        trigger: str = "",
     ) -> None:
         """Store a nonce bound to the device and mark the device's attestation as started."""
         with self._transaction() as db:
@@ -106,8 +107,8 @@ class Store:
                 ),
             )
             db.execute(
-                "INSERT INTO attempts(emm_device_id, started_at, status, detail) VALUES (?,?,?,?)",
-                (emm_device_id, iso(now), AttestationStatus.IN_PROGRESS, StatusDetail.IN_PROCESS),
+                "INSERT INTO attempts(emm_device_id, started_at, status, detail, trigger) VALUES (?,?,?,?,?)",
+                (emm_device_id, iso(now), AttestationStatus.IN_PROGRESS, StatusDetail.IN_PROCESS, trigger),
             )
 
     def consume_nonce(self, nonce: bytes, emm_device_id: str, now: dt.datetime) -> NonceLookup:
@@ -275,7 +276,7 @@ class Store:
         else:
             db.execute(
                 "UPDATE attempts SET finished_at=?, status=?, detail=?, decision=?, checks=?, items=?, "
-                "trigger=? WHERE id=?",
+                "trigger=COALESCE(NULLIF(?, ''), trigger) WHERE id=?",
                 (*values, open_attempt["id"]),
             )
         # Older unfinished attempts of this device were superseded by this one.
