@@ -77,6 +77,28 @@ VENDORS: dict[str, Vendor] = {
             "Virtual TPM",
             "1.38",
         ),
+        # VMware's vTPM reports TPM_PT_MANUFACTURER "VMW" and carries an EK certificate
+        # signed by the vCenter's VMware Certificate Authority (VMCA).
+        Vendor(
+            "vmware",
+            "id:564D5700",
+            "VMware",
+            "VMware, Inc.",
+            "VMware Certificate Authority",
+            "VMware Virtual TPM",
+            "1.0",
+        ),
+        # libtpms, the TPM behind swtpm (QEMU/KVM, Xen) and VirtualBox 7's vTPM, reports
+        # TPM_PT_MANUFACTURER "IBM"; swtpm_setup signs its EK certificates with a local CA.
+        Vendor(
+            "ibm",
+            "id:49424D00",
+            "IBM",
+            "swtpm",
+            "swtpm-localca",
+            "swtpm",
+            "0.20",
+        ),
     )
 }
 
@@ -126,6 +148,16 @@ PLATFORMS: dict[str, PlatformProfile] = {
         "Microsoft Corporation", "Cloud PC Enterprise 2vCPU/8GB/128GB", "microsoft", "CPC"
     ),
     "dev-box": PlatformProfile("Microsoft Corporation", "Microsoft Dev Box 8vCPU/32GB", "microsoft", "DBX"),
+    # Third-party hypervisors, by the SMBIOS system manufacturer and product name their
+    # guests report (VMware 7.x hardware, VirtualBox, QEMU's q35 machine, Parallels, Xen HVM).
+    "vmware": PlatformProfile("VMware, Inc.", "VMware7,1", "vmware", "VMW"),
+    "virtualbox": PlatformProfile("innotek GmbH", "VirtualBox", "ibm", "VBOX"),
+    "kvm": PlatformProfile("QEMU", "Standard PC (Q35 + ICH9, 2009)", "ibm", "KVM"),
+    # Parallels' vTPM manufacturer id is not published; libtpms's stands in for it.
+    "parallels": PlatformProfile(
+        "Parallels Software International Inc.", "Parallels Virtual Platform", "ibm", "PRL"
+    ),
+    "xen": PlatformProfile("Xen", "HVM domU", "ibm", "XEN"),
 }
 
 # Physical laptops and desktops a fleet is drawn from when a group names no hardware.

@@ -204,6 +204,9 @@ _CLAIM = (
 )
 
 
+EnrollmentTrigger = Literal["first-enrollment", "device-retry", "attest-action"]
+
+
 class ContextItems(_Model):
     """Enrollment context items (MS-MDE2 names). Inventory first, then the attestation items.
 
@@ -266,6 +269,13 @@ class ContextItems(_Model):
         default=None,
         alias="AttestationStatusHResult",
         description="Why not: the HRESULT the client met (TPM error, network error, a service's answer).",
+    )
+    enrollment_trigger: EnrollmentTrigger | None = Field(
+        default=None,
+        alias="EnrollmentTrigger",
+        description="Not in MS-MDE2: why the device sends this request (its first enrollment, its "
+        "own retry of a temporary failure at a check-in, or an Attest device command). Kept with "
+        "the attempt for the device's history; it changes no verdict.",
     )
 
 

@@ -64,6 +64,18 @@ class Checkpoint(BaseModel):
     reason: str = ""  # the server's decision or the action's answer
 
 
+class AttemptRecord(BaseModel):
+    """One attestation attempt in the server's history of a device, as its admin API reported it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    time: str  # when it finished ('' while unfinished), else when it started
+    status: str
+    detail: str = ""
+    trigger: str = ""  # first-enrollment | device-retry | attest-action, as the device said
+    decision: str = ""
+
+
 class DeviceResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -80,6 +92,7 @@ class DeviceResult(BaseModel):
     tpm_seconds: float = 0.0  # time spent inside TPM commands
     seconds: float = 0.0  # wall time of this device's flow
     checkpoints: list[Checkpoint] = Field(default_factory=list)  # scenarios with steps only
+    attempts: list[AttemptRecord] = Field(default_factory=list)  # the server's history, oldest first
 
 
 class Summary(BaseModel):

@@ -857,3 +857,35 @@ def test_serve_on_a_port_in_use_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "cannot start the server" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _enroll_with_trigger(client: TestClient, emm: str, trigger: object) -> httpx.Response:
+    request = {
+        "EnrollmentVersion": "5.0",
+        "ContextItems": {
+            "DeviceName": f"PC-{emm}",
+            "EmmDeviceId": emm,
+            "OSVersion": "10.0.22631.2792",
+            "TPMVersion": "2.0",
+            "EnrollmentTrigger": trigger,
+        },
+    }
+    return client.post("/enrollment", json=request, headers={"Device-Credential": credential_of(emm)})
+
+
+def test_each_attempt_keeps_what_triggered_it(client: TestClient, clock: ManualClock) -> None:
+    enroll_for_real(client, "d1")
+    clock.advance(180)
+    assert _enroll_with_trigger(client, "d1", "device-retry").status_code == 200
+    clock.advance(180)
+    assert _enroll_with_trigger(client, "d1", "attest-action").status_code == 200
+    attempts = client.get("/admin/devices/d1", headers=AS_BOB).json()["attempts"]
+    assert [a["trigger"] for a in attempts][-3:] == ["", "device-retry", "attest-action"]
+
+
+def test_an_unknown_trigger_is_refused_and_records_nothing(client: TestClient) -> None:
+    enroll_for_real(client, "d1")
+    before = client.get("/admin/devices/d1", headers=AS_BOB).json()["attempts"]
+    response = _enroll_with_trigger(client, "d1", "because")
+    assert 400 <= response.status_code < 500 and "EnrollmentTrigger" in response.text
+    assert client.get("/admin/devices/d1", headers=AS_BOB).json()["attempts"] == before

@@ -57,3 +57,47 @@ def test_recovery_scenario_heals_devices_and_enforces_the_action_rules() -> None
         "Not attested / AIK certificate wasn't provided",
         "Not attested / TPM isn't ready",
     }
+
+
+def test_workflows_scenario_walks_every_remedy_to_attested() -> None:
+    scenario = load_scenario(ROOT / "scenarios" / "workflows.yaml")
+    result = run_fleet([scenario], RunOptions(workers=1))
+    assert result.all_matched, "\n".join(
+        f"{d.group} {c.step}: expected {c.expected}, got {c.actual} ({c.reason})"
+        for d in result.devices
+        for c in d.checkpoints
+        if not c.matched
+    ) + describe_mismatches(result.devices)
+    by_group = {d.group: d for d in result.devices}
+    # Each walk failed first and ends attested, and the server's history says what drove it.
+    walks = {
+        "enrolled-before-attestation": ("Not started", "attest-action"),
+        "power-cut": ("In progress / Attestation is in process", "device-retry"),
+        "aik-ca-outage": ("Not attested / AIK certificate wasn't provided", "device-retry"),
+        "locked-out": ("Not attested / TPM isn't ready", "device-retry"),
+        "token-mismatch": ("Not attested / Entra token doesn't match device identity", "attest-action"),
+        "autopilot-odj": ("Not attested / Entra key can't be attested", "device-retry"),
+        "roca-firmware": ("Not attested / TPM isn't available", "attest-action"),
+    }
+    for group, (first, trigger) in walks.items():
+        device = by_group[group]
+        assert device.checkpoints[0].actual == first, group
+        assert device.actual is not None and device.actual.status is AttestationStatus.ATTESTED, group
+        assert device.attempts[-1].trigger == trigger, (group, device.attempts)
+        assert device.attempts[-1].status == "Attested", group
+    # The attempt the power cut interrupted keeps what started it.
+    assert by_group["power-cut"].attempts[0].trigger == "first-enrollment"
+    assert by_group["power-cut"].attempts[0].status == "In progress"
+    # A device enrolled before attestation still shows its TPM, from hardware inventory.
+    assert by_group["enrolled-before-attestation"].attempts[0].status == "Not started"
+    # The wiped device enrolled again as a new device.
+    wiped = by_group["wiped"]
+    assert [a.trigger for a in wiped.attempts] == ["first-enrollment"]
+    assert any(s.step == "world.wipe" for s in wiped.evidence.client_steps)
+    # The firmware update is what the report shows now.
+    assert by_group["roca-firmware"].inventory["TPM firmware"] == "id:0007003F"
+    for vm in ("vmware-vm", "virtualbox-vm", "kvm-vm", "parallels-vm", "xen-vm"):
+        actual = by_group[vm].actual
+        assert actual is not None and actual.detail is StatusDetail.FEATURE_NOT_SUPPORTED, vm
+    timed_out = [c for c in by_group["asleep"].checkpoints if "Attest device action" in c.step]
+    assert timed_out and timed_out[-1].actual == "timed out"

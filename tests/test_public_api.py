@@ -126,8 +126,8 @@ PUBLIC_API: dict[str, list[str]] = {
     "harness.client": [
         "AikChallenge", "ClientBehaviour", "ClientConfig", "ClientFailure", "ClientReport", "DeviceKey",
         "EndorsementKey", "Endpoints", "Inventory", "KeyBlob", "LoadedKey", "PytssTPM", "ServiceClient",
-        "SoftwareDeviceKey", "TPMDeviceKey", "TPMProvider", "WindowsClient", "key_templates",
-        "probe_family", "tpm_hresult"
+        "SoftwareDeviceKey", "TPMDeviceKey", "TPMProvider", "Trigger", "WindowsClient", "key_templates",
+        "next_checkin", "probe_family", "tpm_hresult"
     ],
     "harness.fleet": [
         "PLATFORMS", "VENDORS", "AdminReader", "DevicePlan", "DeviceRun", "FleetEnvironment",
@@ -147,13 +147,14 @@ PUBLIC_API: dict[str, list[str]] = {
         "decode_payload", "load_results", "write_html", "write_json", "write_junit", "write_reports"
     ],
     "harness.scenario": [
-        "ONLINE_EK_VENDORS", "STEP_KINDS", "VIRTUAL_PLATFORMS", "AikCaPath", "AttestAction", "Backend",
-        "ClientSettings", "EKCertificateSource", "EKKind", "EKServicePath",
-        "EnrollmentPath", "EntraJoin", "EntraSettings", "Expectation",
-        "Group", "GroupExpectation", "GroupSettings", "Hardware", "MDMKeySetting", "NetworkSettings",
-        "NonceSource", "Ownership", "Platform", "PrincipalSpec", "ResolvedGroup", "SanLayout", "Scenario",
-        "ScenarioFile", "Step", "TPMChange", "TPMFamilySetting", "TPMSettings", "TPMState", "TokenSource",
-        "WorldChange", "load_scenario", "parse_scenario", "refuse_settings_for_backend"
+        "ONLINE_EK_VENDORS", "STEP_KINDS", "VIRTUAL_PLATFORMS", "WORLD_CHANGES", "ActionState", "AikCaPath",
+        "AttestAction", "Backend", "ClientSettings", "EKCertificateSource", "EKKind", "EKServicePath",
+        "EnrollmentPath", "EntraChange", "EntraJoin", "EntraSettings", "Expectation", "FirmwareUpdate",
+        "Group", "GroupExpectation", "GroupSettings", "Hardware", "HistorySettings", "MDMKeySetting",
+        "NetworkSettings", "NonceSource", "OSUpgrade", "Ownership", "Platform", "PrincipalSpec",
+        "ResolvedGroup", "SanLayout", "Scenario", "ScenarioFile", "Step", "TPMChange", "TPMFamilySetting",
+        "TPMSettings", "TPMState", "TokenSource", "WorldChange", "load_scenario", "parse_scenario",
+        "refuse_settings_for_backend"
     ],
     "harness.server": [
         "Clock", "EmbeddedServer", "ManualClock", "Principal", "RbacError", "ServerConfig",
@@ -167,11 +168,10 @@ PUBLIC_API: dict[str, list[str]] = {
         "MortalTPM", "PlatformControl", "RunningTPM", "SwtpmBackend", "SwtpmPlatform", "SwtpmProcess",
         "TPMBackend", "TPMFamily", "TPMRequest", "TimedESAPI", "UnknownBackend", "change_owner_auth",
         "check_backend", "close_all", "create_ek", "describe_backends", "disable_hierarchy",
-        "engine_from_env",
-        "engine_unavailable", "leave_unstarted", "live_pids", "lock_out", "manufacture", "open_backend",
-        "open_tcti", "parse_engine", "parse_tcti", "preflight", "preflight_all", "remove_leftovers",
-        "remove_run_containers", "remove_run_everywhere", "reset_lockout", "schedule", "spread",
-        "swtpm_binary", "tpm_death"
+        "engine_from_env", "engine_unavailable", "leave_unstarted", "live_pids", "lock_out", "manufacture",
+        "open_backend", "open_tcti", "parse_engine", "parse_tcti", "preflight", "preflight_all",
+        "remove_leftovers", "remove_run_containers", "remove_run_everywhere", "reset_lockout", "schedule",
+        "spread", "swtpm_binary", "tpm_death"
     ],
     "harness.trust": [
         "DEFAULT_TOKEN_AUDIENCE", "DEFAULT_TOKEN_ISSUER", "MANIFEST", "BundleError", "BundleVerdict",

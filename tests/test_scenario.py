@@ -69,7 +69,7 @@ def assert_points_at(error: ScenarioError, line: int | None, field: str) -> None
         ("count: 100001", "count: 100001", "groups[1].count", "less than or equal to 100000"),
         ("os_build: 11.0.1", "os_build:", "groups[1].os_build", "'11.0.1'"),
         ("os_build: 10.0.22631", "os_build:", "groups[1].os_build", "'10.0.22631'"),
-        ("platform: vmware", "platform:", "groups[1].platform", "must be one of"),
+        ("platform: bochs", "platform:", "groups[1].platform", "must be one of"),
         ("ownership: shared", "ownership:", "groups[1].ownership", "must be one of"),
         ("tpm: {vendor: acme}", "tpm:", "groups[1].tpm.vendor", "unknown vendor 'acme'"),
         ("tpm: {vendor: 'id:4946'}", "tpm:", "groups[1].tpm.vendor", "unknown vendor"),
@@ -210,7 +210,7 @@ def test_error_in_defaults_names_defaults() -> None:
 
 
 def test_only_the_first_error_is_named_and_the_rest_counted() -> None:
-    text = TWO_GROUPS.format(extra="count: 0\n    platform: vmware")
+    text = TWO_GROUPS.format(extra="count: 0\n    platform: bochs")
     error = scenario_error(text)
     needle = {"groups[1].count": "count: 0", "groups[1].platform": "platform:"}[error.field]
     assert_points_at(error, line_of(text, needle), error.field)
@@ -691,6 +691,36 @@ def test_steps_parse_in_order() -> None:
             "exactly one",
         ),
         ("{group: desktops, aik_ca: reachable}", "{group: desktops}", "steps[3].world", "changes"),
+        (
+            "{group: desktops, aik_ca: reachable}",
+            "{group: desktops, firmware_update: {firmware: seven}}",
+            "steps[3].world.firmware_update.firmware",
+            "firmware 'seven'",
+        ),
+        (
+            "{group: desktops, aik_ca: reachable}",
+            "{group: desktops, os_upgrade: {build: '11'}}",
+            "steps[3].world.os_upgrade.build",
+            "not a Windows",
+        ),
+        (
+            "{group: desktops, aik_ca: reachable}",
+            "{group: desktops, entra: {rejoin: software}}",
+            "steps[3].world.entra.rejoin",
+            "",
+        ),
+        (
+            "{group: desktops, aik_ca: reachable}",
+            "{group: desktops, tpm: format}",
+            "steps[3].world.tpm",
+            "",
+        ),
+        (
+            "{group: laptops, status: Attested}",
+            "{group: laptops, status: Attested, action: forgotten}",
+            "steps[4].expect.action",
+            "",
+        ),
     ],
 )
 def test_step_errors_point_at_the_step(old: str, new: str, field: str, message: str) -> None:
@@ -700,3 +730,24 @@ def test_step_errors_point_at_the_step(old: str, new: str, field: str, message: 
     assert error.field == field, str(error)
     assert message in error.message
     assert error.line == line_of(text, new)
+
+
+def test_remedy_steps_and_a_history_parse() -> None:
+    text = (
+        TWO_GROUPS.format(extra="count: 1\n    history: {enrolled_before_attestation: true}")
+        + """\
+steps:
+  - world: {group: desktops, tpm: clear, wipe: true}
+  - world: {group: laptops, os_upgrade: {build: 10.0.26100.2894}, entra: {rejoin: tpm}}
+  - world: {group: laptops, firmware_update: {firmware: "7.63"}}
+  - expect: {group: laptops, status: Attested, action: timed out}
+"""
+    )
+    scenario = parse_scenario(text, SOURCE)
+    assert any(g.history.enrolled_before_attestation for g in scenario.groups)
+    first, second, third, fourth = scenario.steps
+    assert first.world is not None and first.world.tpm == "clear" and first.world.wipe
+    assert second.world is not None and second.world.os_upgrade is not None
+    assert second.world.os_upgrade.build == "10.0.26100.2894"
+    assert third.world is not None and third.world.firmware_update is not None
+    assert fourth.expect is not None and fourth.expect.action == "timed out"

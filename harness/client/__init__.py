@@ -4,13 +4,15 @@ client for the HTTP protocol (ServiceClient). TPM and service errors reach the f
 ClientFailure, with the HRESULT Windows would report."""
 
 from . import _templates as key_templates
+from ._base import ClientReport
 from ._config import ClientBehaviour, ClientConfig, Endpoints, Inventory
 from ._entra import DeviceKey, SoftwareDeviceKey, TPMDeviceKey
 from ._failure import ClientFailure
 from ._provider import EndorsementKey, KeyBlob, LoadedKey, TPMProvider
 from ._pytss import PytssTPM, probe_family, tpm_hresult
+from ._schedule import Trigger, next_checkin
 from ._service import AikChallenge, ServiceClient
-from ._windows import ClientReport, WindowsClient
+from ._windows import WindowsClient
 
 __all__ = [
     "AikChallenge",
@@ -29,8 +31,10 @@ __all__ = [
     "SoftwareDeviceKey",
     "TPMDeviceKey",
     "TPMProvider",
+    "Trigger",
     "WindowsClient",
     "key_templates",
+    "next_checkin",
     "probe_family",
     "tpm_hresult",
 ]

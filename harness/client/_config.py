@@ -25,6 +25,9 @@ class ClientBehaviour:
     """How this client build and device behave; each is a fact of the device, not an outcome."""
 
     enrollment_version: str = "5.0"
+    # A device enrolled before enrollment attestation was on: its first enrollment was sent
+    # with this older protocol version (no attestation items); later ones use the current one.
+    first_enrollment_version: str = ""
     # An older client that creates no AIK and sends no AIK items.
     sends_aik_items: bool = True
     # False: the Entra device key lives in software (offline domain join), not in the TPM.
@@ -33,7 +36,7 @@ class ClientBehaviour:
     entra_joined: bool = True
     # True: the token broker still holds a token for the device object of an earlier join.
     token_for_previous_device: bool = False
-    # True: the device loses power after fetching the enrollment nonce and never finishes.
+    # True: the device loses power once, after fetching the enrollment nonce.
     powers_off_after_nonce: bool = False
     # A client build that attaches a diagnostic log of this many bytes to its request.
     diagnostic_log_bytes: int = 0

@@ -165,11 +165,16 @@ class ServiceClient:
         return headers
 
     @_reported
-    def enrollment_nonce(self, emm_device_id: str, device_name: str, token: str | None) -> tuple[bytes, str]:
+    def enrollment_nonce(
+        self, emm_device_id: str, device_name: str, token: str | None, trigger: str = ""
+    ) -> tuple[bytes, str]:
         """The nonce and when it expires (ISO 8601, as the service said)."""
+        params = {"emmDeviceId": emm_device_id, "deviceName": device_name}
+        if trigger:
+            params["trigger"] = trigger
         response = self._http.get(
             f"{self.endpoints.mdm}/enrollment/nonce",
-            params={"emmDeviceId": emm_device_id, "deviceName": device_name},
+            params=params,
             headers=self._device_headers(token),
         )
         _raise_for_service(response)

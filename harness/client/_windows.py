@@ -15,49 +15,19 @@ from __future__ import annotations
 import base64
 import contextlib
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from typing import Any
 
 from cryptography import x509
 
 from ..hresult import HResult
 from ..protocol import ATTESTATION_ENROLLMENT_VERSION, b64
-from ..results import ClientStep
-from ..tcg import TPMIdentity, parse_tpm_san
-from ..tpm import RunningTPM
+from ..tcg import parse_tpm_san
 from ..windows import MDM_KEY_HANDLE, supports_enrollment_attestation
-from ._config import ClientConfig, Endpoints
-from ._entra import DeviceKey, SoftwareDeviceKey, TPMDeviceKey
+from ._base import ClientReport, DeviceBase
+from ._entra import TPMDeviceKey
 from ._failure import ClientFailure
 from ._online_ek import fetch_online_certificate
 from ._provider import EndorsementKey, LoadedKey, TPMProvider
-from ._pytss import PytssTPM
-from ._service import ServiceClient
-
-
-@dataclass
-class ClientReport:
-    """What the client did: its steps, what it sent, and the TPM time it spent."""
-
-    emm_device_id: str
-    steps: list[ClientStep] = field(default_factory=list)
-    sent_items: list[str] = field(default_factory=list)
-    hresult: int = HResult.S_OK
-    enrolled: bool = False
-    tpm_seconds: float = 0.0
-    tpm_commands: int = 0
-    # The enrollment request as sent, and its bearer token: recorded evidence that the
-    # verifier can be fed again later, from this or any other TPM.
-    enrollment_request: dict[str, Any] | None = None
-    token: str | None = None
-    # The enrollment nonce as the service issued it (value, expiresAt), and the keys the
-    # client registered with the identity provider by device ID: the rest of a bundle.
-    nonce: bytes | None = None
-    nonce_expires_at: str | None = None
-    entra_keys: dict[str, bytes] = field(default_factory=dict)
+from ._schedule import TPM_NOT_READY, Trigger, retry_reason
 
 
 class PoweredOff(Exception):
@@ -69,53 +39,12 @@ class PoweredOff(Exception):
 _SESSION_BOUND_ITEMS = ("AIKAttestationClaim", "AadAIKAttestationClaim", "DiagnosticLog")
 
 
-class WindowsClient:
+class WindowsClient(DeviceBase):
     """One Windows device: it joins Entra, then attests and enrolls (see run()).
 
     `tpm` is the device's TPM: a running TPM (reached through its TCTI with tpm2-pytss),
     any other TPMProvider, or None for a device without a TPM.
     """
-
-    def __init__(self, config: ClientConfig, tpm: RunningTPM | TPMProvider | None) -> None:
-        self._config = config
-        self._tpm: TPMProvider | None = (
-            tpm if tpm is None or isinstance(tpm, TPMProvider) else PytssTPM(tpm.tcti)
-        )
-        self._service = ServiceClient(config.endpoints, timeout=config.http_timeout)
-        self.report = ClientReport(emm_device_id=config.emm_device_id or str(uuid.uuid4()))
-        self._items: dict[str, str] = {}
-        self._token: str | None = None
-        self._device_key: DeviceKey | None = None
-        self._reported_identity: TPMIdentity | None = None
-        self._mdm_key_existed = False
-
-    def __enter__(self) -> WindowsClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._close_tpm()
-        self._service.close()
-
-    # --- bookkeeping -----------------------------------------------------------------
-
-    @contextmanager
-    def _step(self, name: str) -> Iterator[dict[str, str]]:
-        note: dict[str, str] = {}
-        start = time.perf_counter()
-        try:
-            yield note
-        except ClientFailure as exc:
-            self._record(name, False, exc.reason, start)
-            raise
-        self._record(name, True, note.get("detail", ""), start)
-
-    def _record(self, name: str, ok: bool, detail: str, start: float) -> None:
-        self.report.steps.append(
-            ClientStep(step=name, ok=ok, detail=detail, seconds=round(time.perf_counter() - start, 4))
-        )
 
     # --- the flow --------------------------------------------------------------------
 
@@ -124,119 +53,76 @@ class WindowsClient:
         self.join()
         return self.enroll()
 
-    def join(self) -> None:
-        """Entra join: the device key, its registration, and the token enrollment presents.
-
-        Enrollment goes on without a token if this fails; the server will say why.
-        """
-        try:
-            with contextlib.suppress(ClientFailure):
-                self._identity()
-        finally:
-            self._close_tpm()  # the TPM may change between joining and enrolling
-
-    def enroll(self) -> ClientReport:
-        """Attest (when this build can) and send the enrollment request."""
+    def enroll(self, trigger: Trigger = "first-enrollment") -> ClientReport:
+        """Attest (when this build can) and send the enrollment request; `trigger` says why."""
         behaviour = self._config.behaviour
-        self._items = {}
+        self._items = {"EnrollmentTrigger": trigger}
         self._mdm_key_existed = False
         self.report.hresult = HResult.S_OK
-        attests = _version(behaviour.enrollment_version) >= _version(
-            ATTESTATION_ENROLLMENT_VERSION
-        ) and supports_enrollment_attestation(self._config.inventory.os_version)
+        self.retry = ""
+        version = behaviour.enrollment_version
+        if self._enrollments == 0 and behaviour.first_enrollment_version:
+            version = behaviour.first_enrollment_version
+        self._enrollments += 1
+        if self._enrollments > 1:
+            self._fresh_token()
+        attests = _version(version) >= _version(ATTESTATION_ENROLLMENT_VERSION) and (
+            supports_enrollment_attestation(self._config.inventory.os_version)
+        )
         try:
             if attests:
+                self._entra_key_was_software = not isinstance(self._device_key, TPMDeviceKey)
                 try:
                     self._attest()
                     self._items["AttestationStatus"] = "Success"
                     self._items["AttestationStatusHResult"] = f"0x{HResult.S_OK:08X}"
                 except ClientFailure as exc:
                     # An MDM key left by an earlier enrollment that cannot be attested again
-                    # is what Windows reports, whatever else went wrong.
-                    hresult = HResult.NTE_EXISTS if self._mdm_key_existed else exc.hresult
-                    self._fail_attestation(hresult)
+                    # is what Windows reports, unless the TPM itself was not ready.
+                    existed = self._mdm_key_existed and exc.hresult not in TPM_NOT_READY
+                    self._fail_attestation(HResult.NTE_EXISTS if existed else exc.hresult)
             else:
-                self._record(
-                    "attestation.skipped",
-                    True,
-                    "this Windows build does not attest",
-                    time.perf_counter(),
-                )
-            self._enroll()
+                self._record("attestation.skipped", True, "this build does not attest", time.perf_counter())
+                self._tpm_inventory()
+            if not self._enroll(version) and not self.retry:
+                self.retry = "the enrollment request did not get through"
         except PoweredOff as stop:
             self._record("device.power_off", False, str(stop), time.perf_counter())
+            self.retry = "the device lost power during attestation"
         finally:
             self._close_tpm()
         return self.report
 
     def check_in(self) -> list[str]:
-        """The device's periodic MDM check-in; it carries out the commands it receives."""
-        with self._step("mdm.checkin") as note:
-            commands = self._service.check_in(self.report.emm_device_id, self._token)
-            note["detail"] = f"commands: {', '.join(commands) or 'none'}"
-        if "Attest" in commands:
-            self.enroll()
-        return commands
+        """The scheduled MDM check-in: carry out an Attest command, or retry a temporary failure.
 
-    def use_endpoints(self, endpoints: Endpoints) -> None:
-        """The network changed under the device (a service came back or went away)."""
-        self._config = replace(self._config, endpoints=endpoints)
-        self._service.endpoints = endpoints
+        A device whose enrollment never completed has nothing to check in with: it enrolls.
+        """
+        if not self.report.enrolled:
+            self._record("client.retry", True, self.retry or "not enrolled", time.perf_counter())
+            self.enroll("device-retry")
+            return []
+        try:
+            with self._step("mdm.checkin") as note:
+                commands = self._service.check_in(self.report.emm_device_id, self._token)
+                note["detail"] = f"commands: {', '.join(commands) or 'none'}"
+        except ClientFailure:
+            return []  # the next scheduled check-in tries again
+        if self._entra_key_was_software and isinstance(self._device_key, TPMDeviceKey):
+            self.retry = self.retry or "the Entra device key is in the TPM now"
+        if "Attest" in commands:
+            self.enroll("attest-action")
+        elif self.retry:
+            self._record("client.retry", True, self.retry, time.perf_counter())
+            self.enroll("device-retry")
+        return commands
 
     def _fail_attestation(self, hresult: int) -> None:
         self.report.hresult = hresult
+        without_cert = "AIKPub" in self._items and "AIKCert" not in self._items
+        self.retry = retry_reason(hresult, aik_pub_without_cert=without_cert)
         self._items["AttestationStatus"] = "Failure"
         self._items["AttestationStatusHResult"] = f"0x{hresult:08X}"
-
-    def _open_tpm(self) -> TPMProvider:
-        if self._tpm is None:
-            raise ClientFailure(HResult.TBS_E_TPM_NOT_FOUND, "this device has no TPM")
-        self._tpm.open()
-        return self._tpm
-
-    def _close_tpm(self) -> None:
-        if self._tpm is not None:
-            self._tpm.close()
-            self.report.tpm_seconds = self._tpm.seconds
-            self.report.tpm_commands = self._tpm.commands
-
-    # --- identity provider -----------------------------------------------------------
-
-    def _identity(self) -> None:
-        behaviour = self._config.behaviour
-        assertion: str | None = None
-        if behaviour.entra_joined:
-            key: DeviceKey | None = None
-            if behaviour.entra_key_in_tpm:
-                try:
-                    with self._step("entra.device_key") as note:
-                        key = TPMDeviceKey.create(self._open_tpm())
-                        note["detail"] = "RSA 2048 device key created in the TPM"
-                except ClientFailure:
-                    key = None  # Windows joins with a software key when the TPM fails
-            if key is None:
-                with self._step("entra.device_key") as note:
-                    key = SoftwareDeviceKey()
-                    note["detail"] = "RSA 2048 device key created in software (not TPM-bound)"
-            self._device_key = key
-            device_id = self._register(key, "entra.register")
-            token_key, token_device = key, device_id
-            if behaviour.token_for_previous_device:
-                token_key = SoftwareDeviceKey()
-                token_device = self._register(token_key, "entra.previous_registration")
-            with self._step("entra.assertion") as note:
-                assertion = token_key.assertion(token_device, self._service.assertion_nonce())
-                note["detail"] = f"signed for device {token_device} over the provider's nonce"
-        with self._step("entra.token") as note:
-            self._token = self._service.token(assertion, self._config.inventory.upn)
-            note["detail"] = "device token" if assertion else "user token (device not joined)"
-
-    def _register(self, key: DeviceKey, step: str) -> str:
-        with self._step(step) as note:
-            device_id = self._service.register_device(self._config.inventory.device_name, key.spki())
-            note["detail"] = f"device ID {device_id}"
-        self.report.entra_keys[device_id] = key.spki()
-        return device_id
 
     # --- attestation -----------------------------------------------------------------
 
@@ -330,11 +216,15 @@ class WindowsClient:
             return
         with self._step("enrollment.nonce") as note:
             nonce, expires_at = self._service.enrollment_nonce(
-                self.report.emm_device_id, self._config.inventory.device_name, self._token
+                self.report.emm_device_id,
+                self._config.inventory.device_name,
+                self._token,
+                self._items.get("EnrollmentTrigger", ""),
             )
             self.report.nonce, self.report.nonce_expires_at = nonce, expires_at
             note["detail"] = f"nonce {nonce.hex()[:16]}…"
-        if self._config.behaviour.powers_off_after_nonce:
+        if self._power_cut_pending:
+            self._power_cut_pending = False
             raise PoweredOff("the device lost power after fetching the nonce")
         with self._step("mdm.certify") as note:
             self._items["AIKAttestationClaim"] = b64(tpm.certify(mdm, aik, nonce))
@@ -348,7 +238,20 @@ class WindowsClient:
 
     # --- enrollment ------------------------------------------------------------------
 
-    def _enroll(self) -> None:
+    def _tpm_inventory(self) -> None:
+        """The TPM facts a build that does not attest still reports from hardware inventory."""
+        if self._tpm is None or self._tpm.version not in (None, "2.0"):
+            return
+        with contextlib.suppress(ClientFailure):
+            tpm = self._open_tpm()
+            identity = tpm.identity()
+            ek = tpm.endorsement_key()
+            tpm.flush(ek)
+            if ek.certificate:
+                identity = parse_tpm_san(x509.load_der_x509_certificate(ek.certificate)) or identity
+            self._reported_identity = identity
+
+    def _enroll(self, version: str) -> bool:
         inventory = self._config.inventory
         identity = self._reported_identity
         items: dict[str, str] = {
@@ -361,19 +264,19 @@ class WindowsClient:
             "DeviceModel": inventory.model,
             "Ownership": inventory.ownership,
         }
-        version = self._tpm.version if self._tpm is not None else None
+        family = self._tpm.version if self._tpm is not None else None
         if identity is not None:
             items["TPMVersion"] = "2.0"
             items["TPMManufacturer"] = identity.manufacturer
             items["TPMFirmwareVersion"] = identity.version
-        elif version is not None:
-            items["TPMVersion"] = version
+        elif family is not None:
+            items["TPMVersion"] = family
         items.update(self._items)
         size = self._config.behaviour.diagnostic_log_bytes
         if size:
             items["DiagnosticLog"] = base64.b64encode(b"\0" * size).decode("ascii")
         try:
-            self._send_enrollment(items, "enrollment.request")
+            self._send_enrollment(items, "enrollment.request", version)
         except ClientFailure as exc:
             # The attestation request did not get through. Windows sends a new request that
             # reports what stopped it, without the evidence bound to the lost session.
@@ -382,17 +285,18 @@ class WindowsClient:
                 retry["AttestationStatus"] = "Failure"
                 retry["AttestationStatusHResult"] = f"0x{exc.hresult:08X}"
             try:
-                self._send_enrollment(retry, "enrollment.retry")
+                self._send_enrollment(retry, "enrollment.retry", version)
             except ClientFailure as again:
                 self.report.hresult = again.hresult
-                return
+                return False
         self.report.enrolled = True
+        return True
 
-    def _send_enrollment(self, items: dict[str, str], step: str) -> None:
+    def _send_enrollment(self, items: dict[str, str], step: str, version: str) -> None:
         self.report.sent_items = sorted(items)
         with self._step(step) as note:
             body = {
-                "EnrollmentVersion": self._config.behaviour.enrollment_version,
+                "EnrollmentVersion": version,
                 "ContextItems": items,
             }
             self.report.enrollment_request = body

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..results import CheckRecord, DeviceEvidence, DeviceResult, Outcome
+from ..results import AttemptRecord, CheckRecord, DeviceEvidence, DeviceResult, Outcome
 from ..scenario import Expectation
 from ..status import AttestationStatus, StatusDetail
 from ..tpm import TPMBackend
@@ -37,6 +37,7 @@ def check_device(
 ) -> DeviceResult:
     """Compare what the server reports for a device that has run with what was expected."""
     detail = admin.device(plan.emm_device_id)
+    history: list[AttemptRecord] = []
     expected = Outcome(status=expectation.status, detail=expectation.detail)
     actual = None
     evidence = DeviceEvidence(client_steps=run.steps)
@@ -50,6 +51,7 @@ def check_device(
         evidence.request_items = {k: str(v) for k, v in (last.get("items") or {}).items()}
         evidence.checks = [CheckRecord(**c) for c in last.get("checks") or []]
         evidence.decision = str(detail.get("decision", ""))
+        history = [_attempt(a) for a in attempts]
     error = run.error or ("" if detail is not None else "the server has no record of this device")
     return DeviceResult(
         name=plan.inventory.device_name,
@@ -65,6 +67,17 @@ def check_device(
         evidence=evidence,
         tpm_seconds=round(run.tpm_seconds, 4),
         seconds=round(run.seconds, 4),
+        attempts=history,
+    )
+
+
+def _attempt(row: dict[str, Any]) -> AttemptRecord:
+    return AttemptRecord(
+        time=str(row.get("finished_at") or row.get("started_at") or ""),
+        status=str(row.get("status", "")),
+        detail=str(row.get("detail", "")),
+        trigger=str(row.get("trigger", "")),
+        decision=str(row.get("decision", "")),
     )
 
 
@@ -82,4 +95,5 @@ def plan_inventory(plan: DevicePlan, detail: dict[str, Any] | None) -> dict[str,
     if detail is not None:
         for column in ("TPM version", "TPM manufacturer", "Last check-in", "Enrollment date"):
             inventory[column] = str(detail.get(column, ""))
+        inventory["TPM firmware"] = str(detail.get("tpmFirmware", ""))
     return inventory

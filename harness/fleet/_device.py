@@ -8,16 +8,19 @@ outcome is not known here.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import time
+import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from tpm2_pytss import TPM2B_PUBLIC, TSS2_Exception
 
+from ..catalog import firmware_version
 from ..client import ClientConfig, ClientReport, Endpoints, WindowsClient
 from ..ek_service import publish
 from ..errors import HarnessError
@@ -29,7 +32,7 @@ from ..tcg import TPMIdentity
 from ..tpm import ExternalTPM, RunningTPM, TimedESAPI, TPMBackend, TPMRequest, manufacture, tpm_death
 from ._external import left_as_found, turn_on
 from ._plan import DevicePlan, NetworkPlan
-from ._world import Services, befall, device_network, leave_mdm_key, tpm_change
+from ._world import Services, befall, clear_tpm, device_network, leave_mdm_key, tpm_change, update_firmware
 
 _DIED = "TPM process died: "
 
@@ -87,10 +90,14 @@ class LiveDevice:
         self._backend = backend
         self._started = time.perf_counter()
         self._stack = ExitStack()
+        self._client_stack = ExitStack()  # the current Windows install's client; a wipe replaces it
         self._path = ExitStack()  # the current network path; replaced when the world changes
         self._links: list[Link] = []
         self._world_steps: list[ClientStep] = []
         self._world_seconds = 0.0
+        self._earlier_steps: list[ClientStep] = []  # of the Windows installs before a wipe
+        self._earlier_tpm_seconds = 0.0
+        self._endpoints: Endpoints | None = None
 
     def __enter__(self) -> LiveDevice:
         return self
@@ -100,9 +107,12 @@ class LiveDevice:
 
     def close(self) -> None:
         try:
-            self._stack.close()
+            self._client_stack.close()
         finally:
-            self._path.close()
+            try:
+                self._stack.close()
+            finally:
+                self._path.close()
 
     def guard(self, action: Callable[[], object]) -> bool:
         """Run one part of the device's life; a harness failure is recorded, not raised."""
@@ -118,14 +128,7 @@ class LiveDevice:
 
     def first_enrollment(self) -> None:
         self.tpm = self._factory()
-        endpoints = self._open_path(self.network)
-        config = ClientConfig(
-            endpoints=endpoints,
-            inventory=self.plan.inventory,
-            behaviour=self.plan.behaviour,
-            emm_device_id=self.plan.emm_device_id,
-        )
-        self.client = self._stack.enter_context(WindowsClient(config, self.tpm))
+        self.client = self._new_client(self._open_path(self.network))
         self.client.join()
         if self.tpm is not None and self.tpm.manufacturable():
             seconds, step = befall(self.plan.tpm, self.tpm)
@@ -140,26 +143,104 @@ class LiveDevice:
         self._path = ExitStack()
         self.network = network
         endpoints = self._open_path(network)
+        self._endpoints = endpoints
         if self.client is not None:
             self.client.use_endpoints(endpoints)
 
     def change_tpm(self, change: TPMChange) -> None:
-        if self.tpm is None or not self.tpm.manufacturable():
-            raise HarnessError(f"{self.plan.key}: no TPM the harness may change")
-        seconds, step = tpm_change(change, self.tpm)
+        seconds, step = tpm_change(change, self._changeable_tpm())
         self._world_seconds += seconds
         if self.client is not None:
             self.client.report.steps.append(step)
+
+    def update_firmware(self, firmware: str) -> None:
+        """The vendor's firmware update, with the EK certificate re-issued by its CA."""
+        tpm = self._changeable_tpm()
+        plan = replace(self.plan.tpm, firmware=firmware_version(firmware))
+        issuer = vendor_ca(self.env.pki_dir, plan.issuer) if plan.issuer else None
+        identity = TPMIdentity(plan.manufacturer_id, plan.model, plan.firmware)
+        seconds, step = update_firmware(
+            tpm, identity, issuer, algorithm=plan.ek_algorithm, one_rdn=plan.one_rdn
+        )
+        self.plan = replace(self.plan, tpm=plan)
+        self._world_seconds += seconds
+        if self.client is not None:
+            self.client.report.steps.append(step)
+
+    def upgrade_os(self, build: str) -> None:
+        self.plan = replace(self.plan, inventory=replace(self.plan.inventory, os_version=build))
+        if self.client is not None:
+            self.client.upgrade(build)
+
+    def rejoin_entra(self) -> None:
+        if self.client is not None:
+            self.client.rejoin()
+
+    def check_in(self) -> None:
+        """The device's check-in (scheduled, or a user's Sync)."""
+        if self.client is not None:
+            self.client.check_in()
+
+    def wipe(self) -> None:
+        """Reset and re-enrolment: a new Windows install on a cleared TPM, joined and enrolled anew.
+
+        It loses the TPM's keys (Entra, MDM), the device credential and the Entra device
+        object; the MDM service sees a new device, and the old record stays in the report.
+        """
+        if self.client is not None:
+            self._earlier_steps.extend(self.client.report.steps)
+            self._earlier_tpm_seconds += self.client.report.tpm_seconds
+        self._client_stack.close()
+        self._client_stack = ExitStack()
+        self.client = None
+        if self.tpm is not None and self.tpm.manufacturable() and self.plan.tpm.family == "2.0":
+            clear_tpm(self.tpm)
+        digest = hashlib.sha256(f"wipe:{self.plan.emm_device_id}".encode()).digest()
+        behaviour = replace(
+            self.plan.behaviour,
+            powers_off_after_nonce=False,
+            token_for_previous_device=False,
+            first_enrollment_version="",
+        )
+        self.plan = replace(
+            self.plan, emm_device_id=str(uuid.UUID(bytes=digest[:16], version=4)), behaviour=behaviour
+        )
+        self.run.emm_device_id = self.plan.emm_device_id
+        self._earlier_steps.append(
+            ClientStep(
+                step="world.wipe", ok=True, detail=f"reset; enrolls again as {self.plan.emm_device_id}"
+            )
+        )
+        self.client = self._new_client(self._endpoints or self._open_path(self.network))
+        self.client.join()
+        self.client.enroll()
+
+    def _changeable_tpm(self) -> RunningTPM:
+        if self.tpm is None or not self.tpm.manufacturable():
+            raise HarnessError(f"{self.plan.key}: no TPM the harness may change")
+        return self.tpm
+
+    def _new_client(self, endpoints: Endpoints) -> WindowsClient:
+        self._endpoints = endpoints
+        config = ClientConfig(
+            endpoints=endpoints,
+            inventory=self.plan.inventory,
+            behaviour=self.plan.behaviour,
+            emm_device_id=self.plan.emm_device_id,
+        )
+        return self._client_stack.enter_context(WindowsClient(config, self.tpm))
 
     def finish(self) -> DeviceRun:
         """What the device did so far, for a result."""
         run = self.run
         report = self.client.report if self.client is not None else None
         run.report = report
-        run.steps = [*self._world_steps, *(report.steps if report else [])]
+        run.steps = [*self._world_steps, *self._earlier_steps, *(report.steps if report else [])]
         for link in self._links:
             run.steps.extend(ClientStep(step="network.link", ok=False, detail=what) for what in link.log)
-        run.tpm_seconds = self._world_seconds + (report.tpm_seconds if report else 0.0)
+        run.tpm_seconds = (
+            self._world_seconds + self._earlier_tpm_seconds + (report.tpm_seconds if report else 0.0)
+        )
         # Asked of the backend, not read from the client's HRESULT: a device without a TPM on
         # purpose must still be "TPM isn't available", and one whose swtpm died is a harness error.
         died = tpm_death(self.tpm) if self.tpm is not None else None

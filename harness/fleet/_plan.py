@@ -180,6 +180,8 @@ def _behaviour(group: ResolvedGroup) -> ClientBehaviour:
         token_for_previous_device=group.entra.token == "previous-device",
         powers_off_after_nonce=group.client.power_off_after == "nonce",
         diagnostic_log_bytes=group.client.diagnostic_log_kib * 1024,
+        # MS-MDE2 enrollment before 5.0 carries no attestation items.
+        first_enrollment_version="4.0" if group.history.enrolled_before_attestation else "",
     )
 
 

@@ -5,6 +5,11 @@ in the controller while the steps run in order: the world changes, admins
 trigger the Attest device action, devices check in, the clock moves, and the
 report is read against an expectation. Each expectation becomes a checkpoint
 of every device it concerns.
+
+Time is the scenario's virtual clock, which is the server's manual clock: it starts at
+the first enrollment and moves only in advance_clock steps. Each device checks in on the
+Windows MDM schedule (harness.client.next_checkin) counted from its enrollment; a step that
+moves the clock past check-ins runs them in time order, each at its own moment.
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ from functools import partial
 
 import httpx
 
+from ..client import next_checkin
 from ..errors import ServerError
 from ..results import Checkpoint, DeviceResult, Outcome
-from ..scenario import Expectation, Scenario, Step
+from ..scenario import Expectation, GroupExpectation, Scenario, Step, WorldChange
 from ..tpm import TPMBackend
 from ._device import DeviceRun, FleetEnvironment, LiveDevice
 from ._plan import DevicePlan
@@ -49,6 +55,9 @@ class StepRunner:
         self.check = check
         self.devices: dict[str, LiveDevice] = {}
         self.checkpoints: dict[str, list[Checkpoint]] = {p.key: [] for p in plans}
+        self.now = 0.0  # seconds of virtual time since the first enrollment
+        self._enrolled_at: dict[str, float] = {p.key: 0.0 for p in plans}
+        self._checked_at: dict[str, float] = {p.key: 0.0 for p in plans}  # last scheduled check-in
 
     def run(self, backend: TPMBackend) -> list[DeviceResult]:
         with ExitStack() as stack, httpx.Client(base_url=self.admin_url, timeout=30) as http:
@@ -68,20 +77,14 @@ class StepRunner:
     def _step(self, index: int, step: Step) -> None:
         label = f"step {index}: {step.kind}"
         if step.world is not None:
-            change = step.world
-            for device in self._group(change.group):
-                if change.aik_ca is not None:
-                    network = replace(device.network, aik_ca=change.aik_ca)
-                    device.guard(partial(device.change_network, network))
-                if change.tpm is not None:
-                    device.guard(partial(device.change_tpm, change.tpm))
+            for device in self._group(step.world.group):
+                self._change(device, step.world)
         elif step.check_in is not None:
             for group in step.check_in.groups:
                 for device in self._group(group):
-                    if device.client is not None:
-                        device.client.check_in()
+                    device.guard(device.check_in)
         elif step.advance_clock is not None:
-            self._admin("POST", "/admin/clock/advance", "admin", {"seconds": step.advance_clock.seconds})
+            self._advance(step.advance_clock.seconds)
         elif step.attest is not None:
             self._attest(label, step)
         elif step.expect is not None:
@@ -89,6 +92,60 @@ class StepRunner:
             for device in self._group(step.expect.group):
                 self.expectations[device.plan.key] = expected
                 self._expect(device, label)
+                if step.expect.action is not None:
+                    self._expect_action(device, label, step.expect)
+
+    def _change(self, device: LiveDevice, change: WorldChange) -> None:
+        """The world's changes, in the order WORLD_CHANGES documents."""
+        if change.aik_ca is not None:
+            device.guard(partial(device.change_network, replace(device.network, aik_ca=change.aik_ca)))
+        if change.tpm is not None:
+            device.guard(partial(device.change_tpm, change.tpm))
+        if change.firmware_update is not None:
+            device.guard(partial(device.update_firmware, change.firmware_update.firmware))
+        if change.os_upgrade is not None:
+            device.guard(partial(device.upgrade_os, change.os_upgrade.build))
+        if change.entra is not None:
+            device.guard(device.rejoin_entra)
+        if change.wipe:
+            device.guard(device.wipe)
+            # A new enrollment starts a new schedule.
+            self._enrolled_at[device.plan.key] = self._checked_at[device.plan.key] = self.now
+
+    def _advance(self, seconds: float) -> None:
+        """Move the clock, stopping at each device's scheduled check-in on the way."""
+        target = self.now + seconds
+        while True:
+            due = [
+                (next_checkin(self._enrolled_at[key], self._checked_at[key]), i, d)
+                for i, (key, d) in enumerate(self.devices.items())
+            ]
+            when, _, device = min(due, key=lambda entry: (entry[0], entry[1]))
+            if when > target:
+                break
+            self._move_clock(when - self.now)
+            device.guard(device.check_in)
+            self._checked_at[device.plan.key] = when
+        self._move_clock(target - self.now)
+
+    def _move_clock(self, seconds: float) -> None:
+        if seconds > 0:
+            self._admin("POST", "/admin/clock/advance", "admin", {"seconds": seconds})
+            self.now += seconds
+
+    def _expect_action(self, device: LiveDevice, label: str, expected: GroupExpectation) -> None:
+        response = self._admin("GET", f"/admin/devices/{device.plan.emm_device_id}", "admin", None)
+        action = response.json().get("action") if response.is_success else None
+        state = str(action.get("state")) if isinstance(action, dict) else "no action"
+        self.checkpoints[device.plan.key].append(
+            Checkpoint(
+                step=f"{label} (Attest device action)",
+                expected=str(expected.action),
+                actual=state,
+                matched=state == expected.action,
+                reason=f"requested {action.get('requestedAt')}" if isinstance(action, dict) else "",
+            )
+        )
 
     def _attest(self, label: str, step: Step) -> None:
         action = step.attest
@@ -150,7 +207,7 @@ class StepRunner:
 
     def _result(self, plan: DevicePlan) -> DeviceResult:
         device = self.devices[plan.key]
-        result = self.check(plan, self.expectations[plan.key], device.finish())
+        result = self.check(device.plan, self.expectations[plan.key], device.finish())
         checkpoints = self.checkpoints[plan.key]
         return result.model_copy(
             update={

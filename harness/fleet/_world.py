@@ -6,24 +6,29 @@ harness.network); none of them names or implies the outcome.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
-from tpm2_pytss import ESYS_TR, TPM2B_SENSITIVE_CREATE
+from tpm2_pytss import ESYS_TR, TPM2B_SENSITIVE_CREATE, TSS2_Exception
 
 from ..client import Endpoints, key_templates
 from ..errors import HarnessError
 from ..network import Link, RefusingEndpoint, ResettingEndpoint, Route, Rule
+from ..pki import CertificateAuthority
 from ..results import ClientStep
-from ..scenario import TPMChange
+from ..scenario import EKKind, TPMChange
+from ..tcg import EK_CERT_NV_INDEX_ECC, EK_CERT_NV_INDEX_RSA, TPMIdentity
 from ..tpm import (
+    PlatformControl,
     RunningTPM,
     TimedESAPI,
     change_owner_auth,
     disable_hierarchy,
     leave_unstarted,
     lock_out,
+    manufacture,
     reset_lockout,
 )
 from ..windows import MDM_KEY_HANDLE
@@ -132,9 +137,27 @@ def befall(plan: TPMPlan, tpm: RunningTPM) -> tuple[float, ClientStep | None]:
     return seconds, step
 
 
+def clear_tpm(tpm: RunningTPM) -> None:
+    """TPM2_Clear through the platform hierarchy, as the firmware's 'Clear TPM' does.
+
+    A new storage seed (the owner's keys, the Entra key and the MDM key stored under it can
+    no longer be loaded; the persisted MDM key is evicted), empty owner and lockout
+    authorizations, the lockout counter reset; the EK and its platform-written certificate stay.
+    """
+    if not isinstance(tpm, PlatformControl):
+        raise HarnessError(f"{tpm.description} has no platform interface the harness can clear")
+    tpm.clear()
+
+
 def tpm_change(change: TPMChange, tpm: RunningTPM) -> tuple[float, ClientStep]:
     """A later change to the TPM (a scenario step); returns TPM seconds and a step to show."""
     start = time.perf_counter()
+    if change == "clear":
+        clear_tpm(tpm)
+        detail = "TPM2_Clear with platform authorization: new owner, storage keys and MDM key gone"
+        return 0.0, ClientStep(
+            step="world.tpm.clear", ok=True, detail=detail, seconds=round(time.perf_counter() - start, 4)
+        )
     with TimedESAPI(tpm.tcti) as esapi:
         if change == "reset-lockout":
             reset_lockout(esapi)
@@ -147,4 +170,45 @@ def tpm_change(change: TPMChange, tpm: RunningTPM) -> tuple[float, ClientStep]:
         seconds = esapi.seconds
     return seconds, ClientStep(
         step=f"world.tpm.{change}", ok=True, detail=detail, seconds=round(time.perf_counter() - start, 4)
+    )
+
+
+def update_firmware(
+    tpm: RunningTPM,
+    identity: TPMIdentity,
+    issuer: CertificateAuthority | None,
+    *,
+    algorithm: EKKind,
+    one_rdn: bool,
+) -> tuple[float, ClientStep]:
+    """The vendor's firmware update: a new endorsement seed, so a new EK, and its certificate
+    re-issued by the vendor's CA with the new firmware version (as vendors did after ROCA).
+
+    The storage hierarchy (the Entra key, the MDM key) is untouched."""
+    start = time.perf_counter()
+    index = EK_CERT_NV_INDEX_RSA if algorithm == "rsa2048" else EK_CERT_NV_INDEX_ECC
+    with TimedESAPI(tpm.tcti) as esapi:
+        esapi.change_eps(ESYS_TR.PLATFORM)
+        try:
+            old = esapi.tr_from_tpmpublic(index)
+        except TSS2_Exception:
+            old = None  # the factory shipped no certificate
+        if old is not None:
+            esapi.nv_undefine_space(old, ESYS_TR.PLATFORM)
+        manufacture(
+            esapi,
+            identity=identity,
+            issuer=issuer,
+            algorithm=algorithm,
+            now=dt.datetime.now(dt.UTC),
+            one_rdn=one_rdn,
+        )
+        seconds = esapi.seconds
+    who = issuer.name if issuer else "nobody"
+    detail = f"firmware {identity.version}; new EK, certificate re-issued by {who}"
+    return seconds, ClientStep(
+        step="world.tpm.firmware_update",
+        ok=True,
+        detail=detail,
+        seconds=round(time.perf_counter() - start, 4),
     )

@@ -20,7 +20,16 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from ..results import Checkpoint, CheckRecord, ClientStep, DeviceEvidence, DeviceResult, Outcome, RunResult
+from ..results import (
+    AttemptRecord,
+    Checkpoint,
+    CheckRecord,
+    ClientStep,
+    DeviceEvidence,
+    DeviceResult,
+    Outcome,
+    RunResult,
+)
 from ..status import RETRY_RECOMMENDED, AttestationStatus, StatusDetail
 from ._files import atomic_write, encode_text
 
@@ -47,6 +56,7 @@ FIELDS = (
     "tpm_seconds",
     "seconds",
     "checkpoints",
+    "attempts",
 )
 
 # Nothing on the page may reach the network, and only the page's own script and style may
@@ -103,6 +113,9 @@ def _encode_device(device: DeviceResult, s: _StringTable) -> list[Any]:
         "seconds": device.seconds,
         "checkpoints": [
             [s(c.step), s(c.expected), s(c.actual), int(c.matched), s(c.reason)] for c in device.checkpoints
+        ],
+        "attempts": [
+            [s(a.time), s(a.status), s(a.detail), s(a.trigger), s(a.decision)] for a in device.attempts
         ],
     }
     return [row[field] for field in FIELDS]
@@ -176,6 +189,16 @@ def decode_payload(payload: dict[str, Any]) -> list[DeviceResult]:
                         reason=strings[e],
                     )
                     for a, b, c, d, e in row["checkpoints"]
+                ],
+                attempts=[
+                    AttemptRecord(
+                        time=strings[a],
+                        status=strings[b],
+                        detail=strings[c],
+                        trigger=strings[d],
+                        decision=strings[e],
+                    )
+                    for a, b, c, d, e in row.get("attempts", [])
                 ],
             )
         )

@@ -10,70 +10,41 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
-    PlainSerializer,
-    StringConstraints,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from ..catalog import VENDORS, firmware_version
-from ..status import AttestationStatus, StatusDetail
 from ..tpm import BackendSpec
 from ..windows import parse_build
-
-# The value types of the world's settings; device plans carry the same types.
-Platform = Literal["physical", "hyper-v", "azure-vm", "avd", "cloud-pc", "dev-box"]
-VIRTUAL_PLATFORMS: frozenset[str] = frozenset({"hyper-v", "azure-vm", "avd", "cloud-pc", "dev-box"})
-TPMFamilySetting = Literal["2.0", "1.2", "none"]
-EKKind = Literal["rsa2048", "ecc256"]
-SanLayout = Literal["one-rdn", "rdn-per-attribute"]
-EKCertificateSource = Literal["vendor-ca", "unlisted-ca", "online", "none"]
-# The vendors whose firmware TPMs often ship without an EK certificate in NV; Windows fetches
-# theirs from the vendor's online EK-certificate service (Intel PTT, AMD fTPM).
-ONLINE_EK_VENDORS: frozenset[str] = frozenset({"intel", "amd"})
-TPMState = Literal[
-    "ready",
-    "lockout",
-    "owner-auth-unknown",
-    "endorsement-disabled",
-    "storage-disabled",
-    "not-started",
-]
-MDMKeySetting = Literal["absent", "present"]
-TPMChange = Literal["reset-lockout", "lockout"]
-EntraJoin = Literal["tpm", "software", "offline-domain-join", "none"]
-TokenSource = Literal["own-device", "previous-device", "foreign-tenant", "lagging-replica"]
-AikCaPath = Literal["reachable", "refused", "reset"]
-EKServicePath = Literal["reachable", "refused", "reset"]
-EnrollmentPath = Literal["delivered", "reset", "dropped", "corrupted", "replayed"]
-NonceSource = Literal["primary", "lagging-replica"]
-Ownership = Literal["corporate", "personal"]
+from ._steps import PrincipalSpec, Step
+from ._types import (
+    ONLINE_EK_VENDORS,
+    VIRTUAL_PLATFORMS,
+    AikCaPath,
+    Backend,
+    EKCertificateSource,
+    EKKind,
+    EKServicePath,
+    EnrollmentPath,
+    EntraJoin,
+    Expectation,
+    MDMKeySetting,
+    Name,
+    NonceSource,
+    Ownership,
+    Platform,
+    SanLayout,
+    Strict,
+    TokenSource,
+    TPMFamilySetting,
+    TPMState,
+)
 
 
-def _backend(value: object) -> object:
-    return BackendSpec.parse(value) if isinstance(value, str) else value
-
-
-# The TPM backend registry's own type, written in YAML as the CLI's --backend takes it.
-Backend = Annotated[
-    BackendSpec,
-    BeforeValidator(_backend),
-    PlainSerializer(str, return_type=str),
-    WithJsonSchema({"type": "string", "examples": ["process", "docker", "device:/dev/tpmrm0"]}),
-]
-Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Hardware(_Strict):
+class Hardware(Strict):
     manufacturer: str | None = None
     model: str | None = None
 
@@ -85,7 +56,7 @@ def _tcti(value: object) -> object:
     return BackendSpec.parse(f"device:{value}").tcti
 
 
-class TPMSettings(_Strict):
+class TPMSettings(Strict):
     """The TPM a device has, as its vendor's factory made it."""
 
     tcti: Annotated[str, BeforeValidator(_tcti)] | None = Field(
@@ -138,7 +109,7 @@ class TPMSettings(_Strict):
     )
 
 
-class ClientSettings(_Strict):
+class ClientSettings(Strict):
     """The Windows client build and what happens to it during enrollment."""
 
     aik_support: bool = Field(
@@ -153,7 +124,7 @@ class ClientSettings(_Strict):
     )
 
 
-class EntraSettings(_Strict):
+class EntraSettings(Strict):
     """How the device joined Entra and where its token comes from."""
 
     join: EntraJoin = Field(
@@ -175,7 +146,7 @@ class EntraSettings(_Strict):
         return self
 
 
-class NetworkSettings(_Strict):
+class NetworkSettings(Strict):
     """The path between the device and the services."""
 
     aik_ca: AikCaPath = Field(
@@ -198,22 +169,18 @@ class NetworkSettings(_Strict):
     )
 
 
-class Expectation(_Strict):
-    status: AttestationStatus
-    detail: StatusDetail = StatusDetail.NONE
+class HistorySettings(Strict):
+    """What happened to the device before the scenario starts."""
 
-    @model_validator(mode="after")
-    def _detail_fits_status(self) -> Expectation:
-        if self.status is AttestationStatus.ATTESTED and self.detail is not StatusDetail.NONE:
-            raise ValueError("an 'Attested' device has no status detail")
-        if self.status is AttestationStatus.NOT_STARTED and self.detail is not StatusDetail.NONE:
-            raise ValueError("a 'Not started' device has no status detail")
-        if self.status is AttestationStatus.NOT_ATTESTED and self.detail is StatusDetail.NONE:
-            raise ValueError("a 'Not attested' device needs the status detail it is expected to show")
-        return self
+    enrolled_before_attestation: bool = Field(
+        default=False,
+        description="the device enrolled before enrollment attestation was on, with an older "
+        "enrollment protocol that sends no attestation items, and has been updated since; it "
+        "attests at its next enrollment (the Attest device action)",
+    )
 
 
-class GroupSettings(_Strict):
+class GroupSettings(Strict):
     """Settings a group can take; `defaults` holds the same, for every group."""
 
     platform: Platform | None = None
@@ -224,6 +191,7 @@ class GroupSettings(_Strict):
     client: ClientSettings | None = None
     entra: EntraSettings | None = None
     network: NetworkSettings | None = None
+    history: HistorySettings | None = None
     upn_domain: str | None = None
 
     @field_validator("os_build")
@@ -241,87 +209,7 @@ class Group(GroupSettings):
     expect: Expectation
 
 
-class PrincipalSpec(_Strict):
-    """An admin of the scenario's server; 'admin' (with Remote tasks) always exists."""
-
-    name: Name
-    remote_tasks: bool = False
-
-
-class WorldChange(_Strict):
-    """Heal or break part of a group's world after its first enrollment."""
-
-    group: Name
-    aik_ca: AikCaPath | None = None
-    tpm: TPMChange | None = None
-
-    @model_validator(mode="after")
-    def _changes_something(self) -> WorldChange:
-        if self.aik_ca is None and self.tpm is None:
-            raise ValueError("a world step changes aik_ca or tpm")
-        return self
-
-
-class AttestAction(_Strict):
-    """The Attest device action on every device of some groups, as one admin."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    groups: Annotated[list[Name], Field(min_length=1)]
-    principal: Name = Field(default="admin", alias="as")
-    expect_response: Literal[202, 400, 403, 404, 429] = 202
-
-
-class GroupList(_Strict):
-    groups: Annotated[list[Name], Field(min_length=1)]
-
-
-class ClockAdvance(_Strict):
-    seconds: Annotated[float, Field(gt=0, le=10 * 365 * 86_400)]
-
-
-class GroupExpectation(Expectation):
-    """What every device of a group should show in the report at this point."""
-
-    group: Name
-
-
-STEP_KINDS = ("world", "attest", "check_in", "advance_clock", "expect")
-
-
-class Step(_Strict):
-    """One step after the first enrollment; exactly one of its keys is set."""
-
-    world: WorldChange | None = None
-    attest: AttestAction | None = None
-    check_in: GroupList | None = None
-    advance_clock: ClockAdvance | None = None
-    expect: GroupExpectation | None = None
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> Step:
-        given = [kind for kind in STEP_KINDS if getattr(self, kind) is not None]
-        if len(given) != 1:
-            raise ValueError(f"a step has exactly one of {', '.join(STEP_KINDS)} (got {len(given)})")
-        return self
-
-    @property
-    def kind(self) -> str:
-        return next(kind for kind in STEP_KINDS if getattr(self, kind) is not None)
-
-    def groups(self) -> list[str]:
-        if self.world is not None:
-            return [self.world.group]
-        if self.attest is not None:
-            return list(self.attest.groups)
-        if self.check_in is not None:
-            return list(self.check_in.groups)
-        if self.expect is not None:
-            return [self.expect.group]
-        return []
-
-
-class ScenarioFile(_Strict):
+class ScenarioFile(Strict):
     name: Name
     description: str = ""
     seed: int = 0
@@ -336,7 +224,7 @@ class ScenarioFile(_Strict):
     )
 
 
-class ResolvedGroup(_Strict):
+class ResolvedGroup(Strict):
     """A group with the scenario's defaults applied and every setting decided."""
 
     name: str
@@ -350,6 +238,7 @@ class ResolvedGroup(_Strict):
     client: ClientSettings = ClientSettings()
     entra: EntraSettings = EntraSettings()
     network: NetworkSettings = NetworkSettings()
+    history: HistorySettings = HistorySettings()
     upn_domain: str
     expect: Expectation
     line: int | None = None
@@ -385,14 +274,14 @@ class ResolvedGroup(_Strict):
         return self.platform in VIRTUAL_PLATFORMS
 
 
-class Scenario(_Strict):
+class Scenario(Strict):
     name: str
     description: str
     seed: int
     path: str
     groups: list[ResolvedGroup]
-    principals: list[PrincipalSpec] = []
-    steps: list[Step] = []
+    principals: list[PrincipalSpec] = Field(default_factory=list)
+    steps: list[Step] = Field(default_factory=list)
     backend: Backend | None = None
 
     @property

@@ -21,6 +21,7 @@ from ..protocol import (
     ContextItems,
     EnrollmentRequest,
     EnrollmentResponse,
+    EnrollmentTrigger,
     NonceResponse,
     b64,
 )
@@ -70,6 +71,10 @@ def nonce(
             description="Shown in the report until the device enrolls.",
         ),
     ],
+    trigger: Annotated[
+        EnrollmentTrigger | None,
+        Query(description="Why the device starts this attempt (as EnrollmentTrigger); kept with it."),
+    ] = None,
     authorization: AuthorizationHeader = None,
     device_credential: CredentialHeader = None,
     ctx: ServerContext = Depends(context),
@@ -85,7 +90,7 @@ def nonce(
     )
     _auth.require_device(caller, emm_device_id)
     value = secrets.token_bytes(32)
-    ctx.store.issue_nonce(value, emm_device_id, device_name, now, ctx.config.nonce_lifetime)
+    ctx.store.issue_nonce(value, emm_device_id, device_name, now, ctx.config.nonce_lifetime, trigger or "")
     return NonceResponse(nonce=b64(value), expiresAt=iso(now + ctx.config.nonce_lifetime))
 
 
@@ -157,7 +162,7 @@ def enroll(
             "manufacturer": items.device_manufacturer,
             "model": items.device_model,
             "serial": items.hw_dev_id,
-            **tpm_columns(tpm, items.tpm_version, items.tpm_manufacturer),
+            **tpm_columns(tpm, items.tpm_version, items.tpm_manufacturer, items.tpm_firmware),
         },
         status=verdict.status,
         detail=verdict.detail,
@@ -167,6 +172,7 @@ def enroll(
         now=now,
         bind_to=caller.token_device if caller.proof is _auth.Proof.FIRST_ENROLLMENT else None,
         credential_sha256=digest,
+        trigger=items.enrollment_trigger or "",
     )
     return EnrollmentResponse(deviceId=items.emm_device_id, enrolled=True, deviceCredential=credential)
 

@@ -97,10 +97,13 @@ def _overrule(verdict: Verdict, detail: StatusDetail, check: Check) -> Verdict:
     )
 
 
-def tpm_columns(tpm: TPMIdentity | None, claimed_version: str, claimed_manufacturer: str) -> dict[str, str]:
-    """The report's TPM columns: from the verified certificate when there is one, else the claim."""
+def tpm_columns(
+    tpm: TPMIdentity | None, claimed_version: str, claimed_manufacturer: str, claimed_firmware: str = ""
+) -> dict[str, str]:
+    """The report's TPM columns: from the verified certificate when there is one, else the claim
+    (a device that did not attest reports its TPM from hardware inventory)."""
     if tpm is None:
-        manufacturer, model, firmware, source = claimed_manufacturer, "", "", "claimed"
+        manufacturer, model, firmware, source = claimed_manufacturer, "", claimed_firmware, "claimed"
         version = claimed_version
     else:
         manufacturer, model, firmware, source = tpm.manufacturer, tpm.model, tpm.version, "verified"

@@ -102,6 +102,10 @@ _ADDED_DEVICE_COLUMNS = {
 }
 
 
+# trigger: why the device sent the attempt's enrollment (its EnrollmentTrigger item, '' if unsaid).
+_ADDED_ATTEMPT_COLUMNS = {"trigger": "TEXT NOT NULL DEFAULT ''"}
+
+
 def create_schema(db: sqlite3.Connection) -> None:
     challenge_columns = {row[1] for row in db.execute("PRAGMA table_info(aik_challenges)")}
     if "secret" in challenge_columns:
@@ -112,6 +116,10 @@ def create_schema(db: sqlite3.Connection) -> None:
     for name, declaration in _ADDED_DEVICE_COLUMNS.items():
         if name not in present:
             db.execute(f"ALTER TABLE devices ADD COLUMN {name} {declaration}")
+    present = {row[1] for row in db.execute("PRAGMA table_info(attempts)")}
+    for name, declaration in _ADDED_ATTEMPT_COLUMNS.items():
+        if name not in present:
+            db.execute(f"ALTER TABLE attempts ADD COLUMN {name} {declaration}")
 
 
 def iso(moment: dt.datetime) -> str:

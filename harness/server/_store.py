@@ -84,6 +84,7 @@ class Store:
         device_name: str,
         now: dt.datetime,
         lifetime: dt.timedelta,
+        trigger: str = "",
     ) -> None:
         """Store a nonce bound to the device and mark the device's attestation as started."""
         with self._transaction() as db:
@@ -106,8 +107,8 @@ class Store:
                 ),
             )
             db.execute(
-                "INSERT INTO attempts(emm_device_id, started_at, status, detail) VALUES (?,?,?,?)",
-                (emm_device_id, iso(now), AttestationStatus.IN_PROGRESS, StatusDetail.IN_PROCESS),
+                "INSERT INTO attempts(emm_device_id, started_at, status, detail, trigger) VALUES (?,?,?,?,?)",
+                (emm_device_id, iso(now), AttestationStatus.IN_PROGRESS, StatusDetail.IN_PROCESS, trigger),
             )
 
     def consume_nonce(self, nonce: bytes, emm_device_id: str, now: dt.datetime) -> NonceLookup:
@@ -202,6 +203,7 @@ class Store:
         now: dt.datetime,
         bind_to: str | None = None,
         credential_sha256: bytes | None = None,
+        trigger: str = "",
     ) -> None:
         """The result of an enrollment; bind_to ties the id to an identity (first enrollment),
         credential_sha256 replaces the device credential."""
@@ -245,7 +247,7 @@ class Store:
                     "UPDATE devices SET credential_sha256=? WHERE emm_device_id=?",
                     (credential_sha256, emm_device_id),
                 )
-            self._finish_attempt(db, emm_device_id, stamp, status, detail, decision, checks, items)
+            self._finish_attempt(db, emm_device_id, stamp, status, detail, decision, checks, items, trigger)
             _actions.complete_delivered(db, emm_device_id, now, self.action_timeout)
 
     @staticmethod
@@ -258,22 +260,23 @@ class Store:
         decision: str,
         checks: list[dict[str, Any]],
         items: dict[str, str],
+        trigger: str,
     ) -> None:
         open_attempt = db.execute(
             "SELECT id FROM attempts WHERE emm_device_id=? AND finished_at IS NULL ORDER BY id DESC LIMIT 1",
             (emm_device_id,),
         ).fetchone()
-        values = (stamp, str(status), str(detail), decision, json.dumps(checks), json.dumps(items))
+        values = (stamp, str(status), str(detail), decision, json.dumps(checks), json.dumps(items), trigger)
         if open_attempt is None:
             db.execute(
                 """INSERT INTO attempts(emm_device_id, started_at, finished_at, status, detail,
-                     decision, checks, items) VALUES (?,?,?,?,?,?,?,?)""",
+                     decision, checks, items, trigger) VALUES (?,?,?,?,?,?,?,?,?)""",
                 (emm_device_id, stamp, *values),
             )
         else:
             db.execute(
-                "UPDATE attempts SET finished_at=?, status=?, detail=?, decision=?, checks=?, items=? "
-                "WHERE id=?",
+                "UPDATE attempts SET finished_at=?, status=?, detail=?, decision=?, checks=?, items=?, "
+                "trigger=COALESCE(NULLIF(?, ''), trigger) WHERE id=?",
                 (*values, open_attempt["id"]),
             )
         # Older unfinished attempts of this device were superseded by this one.

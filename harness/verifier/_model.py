@@ -19,8 +19,20 @@ VIRTUAL_MODELS = (
     "cloud pc",
     "microsoft dev box",
     "azure virtual desktop",
+    # Third-party hypervisors' SMBIOS strings (manufacturer and product name).
+    "vmware",
+    "virtualbox",
+    "innotek gmbh",
+    "standard pc (",  # QEMU/KVM machine types: "Standard PC (Q35 + ICH9, 2009)", "(i440FX + PIIX, 1996)"
+    "qemu",
+    "parallels virtual platform",
+    "parallels arm virtual machine",
+    "hvm domu",
 )
-VIRTUAL_TPM_VENDORS = ("4D534654",)  # "MSFT": Hyper-V and Azure vTPMs
+# "MSFT": Hyper-V and Azure vTPMs; "VMW": VMware's vTPM. libtpms ("IBM": swtpm under
+# QEMU/KVM and Xen, VirtualBox's vTPM) is left out: TPM vendors validate firmware on simulators
+# built on it, so those VMs are recognised by their SMBIOS model.
+VIRTUAL_TPM_VENDORS = ("4D534654", "564D5700")
 
 
 @dataclass(frozen=True)

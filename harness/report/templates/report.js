@@ -27,6 +27,9 @@ const AttestationReport = (() => {
       checkpoints: row[ix.checkpoints].map((x) => ({
         step: s[x[0]], expected: s[x[1]], actual: s[x[2]], matched: x[3] === 1, reason: s[x[4]],
       })),
+      attempts: (row[ix.attempts] || []).map((x) => ({
+        time: s[x[0]], status: s[x[1]], detail: s[x[2]], trigger: s[x[3]], decision: s[x[4]],
+      })),
     };
   }
 
@@ -55,6 +58,7 @@ const AttestationReport = (() => {
       tpm_seconds: row[ix.tpm_seconds],
       seconds: row[ix.seconds],
       checkpoints: ev.checkpoints,
+      attempts: ev.attempts,
     };
   }
 
@@ -345,6 +349,11 @@ if (typeof document !== "undefined") {
         ev.checkpoints.map((x) => [x.step, passMark(x.matched, "yes", "no"), x.expected, x.actual, x.reason]),
       )));
       body.appendChild(section("Inventory", ev.inventory.length ? kv(ev.inventory) : null, "none recorded"));
+      const triggers = { "first-enrollment": "first enrollment", "device-retry": "device retry", "attest-action": "Attest device action" };
+      body.appendChild(section("Attestation attempts", ev.attempts.length ? dataTable(
+        ["Time", "Status", "Detail", "Triggered by", "Cause found by the server"],
+        ev.attempts.map((x) => [x.time, x.status, x.detail, triggers[x.trigger] || x.trigger || "not stated", x.decision]),
+      ) : null, "none recorded"));
       body.appendChild(section("Client steps", ev.client_steps.length ? dataTable(
         ["Step", "OK", "Detail", "Seconds"],
         ev.client_steps.map((x) => [x.step, passMark(x.ok, "ok", "failed"), x.detail, x.seconds.toFixed(3)]),

@@ -1,0 +1,147 @@
+"""Scenario steps: what happens to a fleet after its first enrollment, and the admins who act."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from ..catalog import firmware_version
+from ..windows import parse_build
+from ._types import AikCaPath, Expectation, Name, Strict, TPMChange
+
+
+class PrincipalSpec(Strict):
+    """An admin of the scenario's server; 'admin' (with Remote tasks) always exists."""
+
+    name: Name
+    remote_tasks: bool = False
+
+
+class OSUpgrade(Strict):
+    """A Windows update to a newer build."""
+
+    build: str
+
+    @field_validator("build")
+    @classmethod
+    def _windows_build(cls, value: str) -> str:
+        if parse_build(value) is None:
+            raise ValueError(f"'{value}' is not a Windows 10/11 version like 10.0.22631.2792")
+        return value
+
+
+class FirmwareUpdate(Strict):
+    """The TPM vendor's firmware update: a new version, and the EK certificate re-issued for it."""
+
+    firmware: str
+
+    @field_validator("firmware")
+    @classmethod
+    def _firmware(cls, value: str) -> str:
+        firmware_version(value)
+        return value
+
+
+class EntraChange(Strict):
+    """'rejoin: tpm': the device joins Entra again with its key in the TPM (an Autopilot
+    offline domain join completing its hybrid join)."""
+
+    rejoin: Literal["tpm"]
+
+
+WORLD_CHANGES = ("aik_ca", "tpm", "firmware_update", "os_upgrade", "entra", "wipe")
+
+
+class WorldChange(Strict):
+    """Heal or break part of a group's world after its first enrollment.
+
+    Several changes in one step happen in the order of WORLD_CHANGES.
+    """
+
+    group: Name
+    aik_ca: AikCaPath | None = None
+    tpm: TPMChange | None = Field(
+        default=None,
+        description="'clear': TPM2_Clear through the platform hierarchy, as the firmware's Clear TPM "
+        "does (new owner, storage keys and the persisted MDM key gone; the EK and its certificate stay)",
+    )
+    firmware_update: FirmwareUpdate | None = None
+    os_upgrade: OSUpgrade | None = None
+    entra: EntraChange | None = None
+    wipe: bool = Field(
+        default=False,
+        description="reset and re-enrolment: a new Windows install on a cleared TPM, a new Entra "
+        "join and a new MDM enrollment (a new device record)",
+    )
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> WorldChange:
+        if not any(getattr(self, name) for name in WORLD_CHANGES):
+            raise ValueError(f"a world step changes one of {', '.join(WORLD_CHANGES)}")
+        return self
+
+
+class AttestAction(Strict):
+    """The Attest device action on every device of some groups, as one admin."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    groups: Annotated[list[Name], Field(min_length=1)]
+    principal: Name = Field(default="admin", alias="as")
+    expect_response: Literal[202, 400, 403, 404, 429] = 202
+
+
+class GroupList(Strict):
+    groups: Annotated[list[Name], Field(min_length=1)]
+
+
+class ClockAdvance(Strict):
+    seconds: Annotated[float, Field(gt=0, le=10 * 365 * 86_400)]
+
+
+ActionState = Literal["queued", "delivered", "completed", "timed out"]
+
+
+class GroupExpectation(Expectation):
+    """What every device of a group should show in the report at this point."""
+
+    group: Name
+    action: ActionState | None = Field(
+        default=None, description="the state of the device's latest Attest device action"
+    )
+
+
+STEP_KINDS = ("world", "attest", "check_in", "advance_clock", "expect")
+
+
+class Step(Strict):
+    """One step after the first enrollment; exactly one of its keys is set."""
+
+    world: WorldChange | None = None
+    attest: AttestAction | None = None
+    check_in: GroupList | None = None
+    advance_clock: ClockAdvance | None = None
+    expect: GroupExpectation | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Step:
+        given = [kind for kind in STEP_KINDS if getattr(self, kind) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a step has exactly one of {', '.join(STEP_KINDS)} (got {len(given)})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(kind for kind in STEP_KINDS if getattr(self, kind) is not None)
+
+    def groups(self) -> list[str]:
+        if self.world is not None:
+            return [self.world.group]
+        if self.attest is not None:
+            return list(self.attest.groups)
+        if self.check_in is not None:
+            return list(self.check_in.groups)
+        if self.expect is not None:
+            return [self.expect.group]
+        return []
