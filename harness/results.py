@@ -80,6 +80,7 @@ class DeviceResult(BaseModel):
     tpm_seconds: float = 0.0  # time spent inside TPM commands
     seconds: float = 0.0  # wall time of this device's flow
     checkpoints: list[Checkpoint] = Field(default_factory=list)  # scenarios with steps only
+    engine: str = ""  # the Docker engine its TPM ran on (docker backend), for a fleet over several
 
 
 class Summary(BaseModel):

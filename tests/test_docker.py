@@ -293,7 +293,8 @@ def test_engines_are_parsed_with_their_options_and_bad_ones_named(monkeypatch: p
     monkeypatch.delenv("HARNESS_DOCKER_PUBLISH_HOST", raising=False)
     monkeypatch.delenv("DOCKER_TLS_VERIFY", raising=False)
     local = parse_engine("unix:///run/docker.sock")
-    assert (local.bind, local.host, local.weight, local.tls) == ("127.0.0.1", "127.0.0.1", 1, None)
+    # No weight given: pre-flight measures it (docker info NCPU).
+    assert (local.bind, local.host, local.weight, local.tls) == ("127.0.0.1", "127.0.0.1", None, None)
     remote = parse_engine("tcp://tpm-farm.example:2376,bind=10.0.0.7,weight=8,tls=/certs")
     assert (remote.bind, remote.host, remote.weight) == ("10.0.0.7", "10.0.0.7", 8)
     assert remote.tls is not None and remote.tls.ca_cert == Path("/certs/ca.pem")

@@ -64,6 +64,7 @@ def check_device(
         evidence=evidence,
         tpm_seconds=round(run.tpm_seconds, 4),
         seconds=round(run.seconds, 4),
+        engine=run.engine,
     )
 
 

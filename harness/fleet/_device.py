@@ -23,7 +23,7 @@ from ..pki import vendor_ca
 from ..results import ClientStep
 from ..scenario import TPMChange
 from ..tcg import TPMIdentity
-from ..tpm import RunningTPM, TimedESAPI, TPMBackend, TPMRequest, manufacture
+from ..tpm import RunningTPM, TimedESAPI, TPMBackend, TPMRequest, engine_of, manufacture
 from ._plan import DevicePlan, NetworkPlan
 from ._world import Services, befall, device_network, leave_mdm_key, tpm_change
 
@@ -52,6 +52,7 @@ class DeviceRun:
     tpm_seconds: float = 0.0
     seconds: float = 0.0
     error: str = ""
+    engine: str = ""  # the Docker engine its TPM ran on (docker backend)
 
 
 def run_device(plan: DevicePlan, env: FleetEnvironment, backend: TPMBackend) -> DeviceRun:
@@ -167,6 +168,7 @@ class LiveDevice:
             TPMRequest(family="1.2" if plan.tpm.family == "1.2" else "2.0"), self.env.workdir
         )
         self._stack.callback(tpm.close)
+        self.run.engine = engine_of(tpm)
         if tpm.manufacturable() and plan.tpm.family == "2.0":
             seconds, step = _manufacture(plan, self.env, tpm)
             self._world_seconds += seconds

@@ -47,6 +47,7 @@ FIELDS = (
     "tpm_seconds",
     "seconds",
     "checkpoints",
+    "engine",
 )
 
 # Nothing on the page may reach the network, and only the page's own script and style may
@@ -104,6 +105,7 @@ def _encode_device(device: DeviceResult, s: _StringTable) -> list[Any]:
         "checkpoints": [
             [s(c.step), s(c.expected), s(c.actual), int(c.matched), s(c.reason)] for c in device.checkpoints
         ],
+        "engine": s(device.engine),
     }
     return [row[field] for field in FIELDS]
 
@@ -177,6 +179,7 @@ def decode_payload(payload: dict[str, Any]) -> list[DeviceResult]:
                     )
                     for a, b, c, d, e in row["checkpoints"]
                 ],
+                engine=strings[row["engine"]],
             )
         )
     return devices

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendUnavailable, TPMError
-from ._backend import TPMFamily, TPMRequest
+from ._backend import RunningTPM, TPMFamily, TPMRequest
 from ._engines import Engine, engine_from_env
 from ._platform import ControlChannel, SwtpmPlatform
 from ._tracking import LiveSet
@@ -288,6 +288,11 @@ class DockerTPM(SwtpmPlatform):
             self._remove()
         finally:
             _LIVE.discard(self)
+
+
+def engine_of(tpm: RunningTPM | None) -> str:
+    """The URL of the Docker engine a TPM runs on, for a device's result; '' for any other TPM."""
+    return tpm.engine_url if isinstance(tpm, DockerTPM) else ""
 
 
 class DockerBackend:

@@ -55,6 +55,7 @@ const AttestationReport = (() => {
       tpm_seconds: row[ix.tpm_seconds],
       seconds: row[ix.seconds],
       checkpoints: ev.checkpoints,
+      engine: s[row[ix.engine]],
     };
   }
 
@@ -336,6 +337,7 @@ if (typeof document !== "undefined") {
         ["Group", d.group],
         ["Scenario", s[row[ix.scenario]]],
         ["Device ID", d.deviceId || "(none)"],
+        ...(s[row[ix.engine]] ? [["TPM engine", s[row[ix.engine]]]] : []),
         ["Time", row[ix.seconds].toFixed(3) + " s, of which " + row[ix.tpm_seconds].toFixed(3) + " s in TPM commands"],
       ]));
       if (d.error) body.appendChild(section("Harness error", el("pre", null, d.error)));
