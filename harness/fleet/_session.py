@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -111,8 +112,17 @@ def choose_backend(option: BackendSpec | None, scenarios: Sequence[Scenario]) ->
     return wanted.pop()
 
 
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
 def new_run_id() -> str:
-    return secrets.token_hex(6)
+    """HARNESS_RUN_ID (a CI job's id, say, to find its containers after a killed job), else random."""
+    given = os.environ.get("HARNESS_RUN_ID")
+    if not given:
+        return secrets.token_hex(6)
+    if not _RUN_ID.fullmatch(given):
+        raise HarnessError(f"HARNESS_RUN_ID must be 1-64 letters, digits, '.', '_' or '-', not '{given}'")
+    return given
 
 
 @contextmanager

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .._yamlfile import more_errors, parse_mapping, read_text
 from ..errors import EngineFileError, HarnessError
 from ._engines import Engine, parse_engine
+
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 class EngineEntry(BaseModel):
@@ -49,7 +51,7 @@ class EngineEntry(BaseModel):
 class EngineFile(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    engines: list[str | EngineEntry] = Field(min_length=1)
+    engines: list[Any] = Field(min_length=1)  # each checked on its own, for a precise message
 
 
 def _message(error: Any) -> str:
@@ -61,22 +63,29 @@ def parse_engine_file(text: str, source: str = "<engines>", base: Path = Path(".
     document = parse_mapping(
         text, source, EngineFileError, "an engines file is a mapping with an 'engines' list"
     )
-    try:
-        parsed = EngineFile.model_validate(document.data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        # A union reports its member's name in the location; the entry's index is what a user needs.
-        location = tuple(p for p in first["loc"] if p not in ("str", "EngineEntry"))
-        raise document.error(location, _message(first) + more_errors(len(exc.errors()) - 1)) from exc
+    parsed = _validated(EngineFile, document.data, (), document.error)
     engines: list[Engine] = []
-    for index, entry in enumerate(parsed.engines):
-        spec = entry if isinstance(entry, str) else entry.spec(base)
+    for index, item in enumerate(parsed.engines):
+        if isinstance(item, str):
+            spec = item
+        elif isinstance(item, dict):
+            spec = _validated(EngineEntry, item, ("engines", index), document.error).spec(base)
+        else:
+            raise document.error(("engines", index), "an engine is a URL or a mapping with 'url'")
         try:
             engines.append(parse_engine(spec))
         except HarnessError as exc:
             raise document.error(("engines", index), str(exc)) from exc
     _check_distinct(engines, document.error)
     return engines
+
+
+def _validated(model: type[_Model], data: Any, where: tuple[str | int, ...], error: Any) -> _Model:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise error((*where, *first["loc"]), _message(first) + more_errors(len(exc.errors()) - 1)) from exc
 
 
 def _check_distinct(engines: Sequence[Engine], error: Any) -> None:
