@@ -9,6 +9,10 @@ Engine CPU is read from the engine's cgroup (the private engine puts its contain
 /eah-<name>, cgroup v1 cpuacct) plus the engine's own daemons (dockerd, with the port
 proxies it waited for, containerd); it needs a local engine started by
 scripts/docker-engine.sh, which this part starts itself when none is named.
+
+A second run spreads the same fleet over two private engines (as `harness run --engine A
+--engine B` does) and shows the spread: devices per engine against their CPU weights, and
+no container left on either.
 """
 
 from __future__ import annotations
@@ -79,10 +83,8 @@ def _container_seconds(name: str) -> float:
 
 
 @contextmanager
-def _private_engine() -> Iterator[str]:
-    done = subprocess.run(
-        ["bash", str(SCRIPT), "start", "--name", ENGINE_NAME], capture_output=True, text=True
-    )
+def _private_engine(name: str = ENGINE_NAME) -> Iterator[str]:
+    done = subprocess.run(["bash", str(SCRIPT), "start", "--name", name], capture_output=True, text=True)
     try:
         if done.returncode != 0:
             raise RuntimeError(
@@ -90,12 +92,13 @@ def _private_engine() -> Iterator[str]:
             )
         yield done.stdout.strip().splitlines()[-1].removeprefix("DOCKER_HOST=")
     finally:
-        subprocess.run(["bash", str(SCRIPT), "stop", "--name", ENGINE_NAME], capture_output=True, check=False)
+        subprocess.run(["bash", str(SCRIPT), "stop", "--name", name], capture_output=True, check=False)
 
 
 def measure(scenario_path: Path, workers: int) -> EngineFigures:
     from harness.fleet import RunOptions, run_fleet
     from harness.scenario import load_scenario
+    from harness.tpm import BackendSpec
 
     scenario = load_scenario(scenario_path)
     with _private_engine() as url:
@@ -107,7 +110,7 @@ def measure(scenario_path: Path, workers: int) -> EngineFigures:
             kids = resource.getrusage(resource.RUSAGE_CHILDREN)
             containers, daemons = _container_seconds(ENGINE_NAME), _daemon_seconds(state_dir)
             started = time.perf_counter()
-            result = run_fleet([scenario], RunOptions(workers=workers, backend="docker"))
+            result = run_fleet([scenario], RunOptions(workers=workers, backend=BackendSpec("docker")))
             wall = time.perf_counter() - started
             containers = _container_seconds(ENGINE_NAME) - containers
             daemons = _daemon_seconds(state_dir) - daemons
@@ -131,6 +134,48 @@ def measure(scenario_path: Path, workers: int) -> EngineFigures:
     )
 
 
+@dataclass
+class SpreadFigures:
+    devices: int
+    matched: int
+    wall: float
+    weights: dict[str, int]  # engine URL -> CPUs (docker info NCPU)
+    expected: dict[str, int]  # engine URL -> devices the weights call for
+    placed: dict[str, int]  # engine URL -> devices whose TPM ran there (results' engine field)
+    left: dict[str, int]  # engine URL -> containers of the harness still on it after the run
+
+
+def measure_spread(scenario_path: Path, workers: int) -> SpreadFigures:
+    from harness.fleet import RunOptions, run_fleet
+    from harness.scenario import load_scenario
+    from harness.tpm import RUN_LABEL, BackendSpec, parse_engine, preflight_all, spread
+
+    scenario = load_scenario(scenario_path)
+    with _private_engine(ENGINE_NAME) as first, _private_engine(f"{ENGINE_NAME}2") as second:
+        engines = preflight_all([parse_engine(first), parse_engine(second)])
+        started = time.perf_counter()
+        result = run_fleet(
+            [scenario], RunOptions(workers=workers, backend=BackendSpec("docker", engines=tuple(engines)))
+        )
+        wall = time.perf_counter() - started
+        left = {}
+        for engine in engines:
+            client = engine.client()
+            left[engine.url] = len(client.containers.list(all=True, filters={"label": RUN_LABEL}))
+            client.close()
+    weights = {e.url: e.weight or 1 for e in engines}
+    shares = spread(result.summary.total, list(weights.values()))
+    return SpreadFigures(
+        devices=result.summary.total,
+        matched=result.summary.matched,
+        wall=wall,
+        weights=weights,
+        expected=dict(zip(weights, shares, strict=True)),
+        placed={url: sum(1 for d in result.devices if d.engine == url) for url in weights},
+        left=left,
+    )
+
+
 def bench_engines(scenario: Path, workers: int, say: object = print) -> EngineFigures | None:
     """Run (f) and print its figures; None (with the reason) where no private engine can run."""
     out = say if callable(say) else print
@@ -151,4 +196,16 @@ def bench_engines(scenario: Path, workers: int, say: object = print) -> EngineFi
         f"    one controller core drives {figures.cores_per_controller_core:.2f} engine cores; "
         f"this {cores}-core controller, about {figures.cores_per_controller_core * cores:.1f}"
     )
+    out(f"(f) docker engines: {scenario.name} over two private engines, {workers} workers")
+    try:
+        two = measure_spread(scenario, workers)
+    except RuntimeError as exc:
+        out(f"    skipped: {exc}")
+        return figures
+    out(f"    {two.matched}/{two.devices} matched in {two.wall:.1f} s")
+    for number, url in enumerate(two.weights, 1):
+        out(
+            f"    engine {number}: {two.placed[url]} devices (weights call for {two.expected[url]}, "
+            f"{two.weights[url]} CPUs), {two.left[url]} containers left after the run"
+        )
     return figures

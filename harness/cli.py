@@ -13,13 +13,14 @@ import typer
 from rich.console import Console
 
 from . import __version__
+from ._engine_options import EngineOption, EnginesFileOption, ServerBindOption, backend_option
 from ._runview import print_bundles, print_paths, report_run
 from .errors import HarnessError, RbacError, ScenarioError
 from .fleet import DeviceRun, RunInterrupted, RunOptions, RunStopped, choose_backend, run_fleet
 from .report import load_results, write_reports
 from .scenario import Scenario, load_scenario
 from .status import AttestationStatus
-from .tpm import BackendSpec, describe_backends
+from .tpm import describe_backends
 from .trust import TrustStore, trust_from_options
 
 EXIT_MATCHED, EXIT_MISMATCH, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -131,6 +132,9 @@ def run(
     ] = None,
     trust: TrustOption = None,
     advisories: AdvisoriesOption = None,
+    engine: EngineOption = None,
+    engines: EnginesFileOption = None,
+    server_bind: ServerBindOption = "127.0.0.1",
 ) -> None:
     """Run scenario fleets end to end and write reports; exit 1 if any device mismatched."""
     signal.signal(signal.SIGTERM, _terminate)
@@ -140,14 +144,15 @@ def run(
         console.print(f"[red]scenario error:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
     try:
-        chosen = choose_backend(BackendSpec.parse(backend) if backend else None, loaded)
+        chosen = choose_backend(backend_option(backend, engine, engines), loaded)
         trust_store = trust_from_options(trust, advisories)
     except HarnessError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
     total = sum(s.device_count for s in loaded)
     console.print(
-        f"running {total} devices from {len(loaded)} scenario(s) with {workers} worker(s), TPMs: {chosen}"
+        f"running {total} devices from {len(loaded)} scenario(s) with {workers} worker(s), "
+        f"TPMs: {chosen.label}"
     )
     reporter = _Reporter(total)
     try:
@@ -161,6 +166,7 @@ def run(
                 backend=chosen,
                 trust=trust_store,
                 bundle_dir=out / "bundles",
+                server_bind=server_bind,
             ),
             progress=reporter,
         )

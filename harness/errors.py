@@ -27,6 +27,10 @@ class RbacError(FileError):
     """An RBAC file is unreadable or invalid; a token's value never appears in it."""
 
 
+class EngineFileError(FileError):
+    """A file listing Docker engines (`harness run --engines FILE`) is unreadable or invalid."""
+
+
 class TPMError(HarnessError):
     """A TPM could not be manufactured, started or reached."""
 

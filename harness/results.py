@@ -93,6 +93,7 @@ class DeviceResult(BaseModel):
     seconds: float = 0.0  # wall time of this device's flow
     checkpoints: list[Checkpoint] = Field(default_factory=list)  # scenarios with steps only
     attempts: list[AttemptRecord] = Field(default_factory=list)  # the server's history, oldest first
+    engine: str = ""  # the Docker engine its TPM ran on (docker backend), for a fleet over several
 
 
 class Summary(BaseModel):

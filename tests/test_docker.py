@@ -7,6 +7,7 @@ run. Tests run side by side on that engine, so each checks only its own run's co
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,22 +16,26 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree as ET
 
 import docker.errors
 import pytest
 
-from harness.errors import BackendUnavailable, HarnessError, TPMError
-from harness.fleet import RunOptions, run_fleet
+from harness.errors import BackendUnavailable, EngineFileError, HarnessError, TPMError
+from harness.fleet import FleetEnvironment, FleetSession, RunOptions, run_fleet
 from harness.scenario import parse_scenario
 from harness.tpm import (
     RUN_LABEL,
+    BackendSpec,
     DockerBackend,
     Engine,
     EnginePoolBackend,
     TimedESAPI,
     TPMRequest,
+    engine_backend,
     engine_unavailable,
     parse_engine,
+    parse_engine_file,
     preflight,
     preflight_all,
     remove_run_containers,
@@ -70,7 +75,10 @@ def _engine_skip_reason() -> str:
 ENGINE_SKIP = _engine_skip_reason()
 needs_engine = pytest.mark.skipif(bool(ENGINE_SKIP), reason=ENGINE_SKIP or "engine available")
 # The run labels of this module's own tests; anything else on the engine is another run's.
-OWN_RUNS = {"fleet-one", "bind-default", "bind-named", "leftover-ours", "leftover-theirs", "two-engines"}
+OWN_RUNS = {
+    "fleet-one", "bind-default", "bind-named", "leftover-ours", "leftover-theirs", "two-engines",
+    "two-engine-run", "two-engine-kill", "two-engine-pytest",
+}  # fmt: skip
 
 
 def _containers(client: Any, run_id: str | None = None) -> list[dict[str, Any]]:
@@ -239,8 +247,10 @@ def _workers(pid: int) -> list[int]:
 
 @pytest.fixture(scope="module")
 def second_engine() -> Iterator[Engine]:
+    # Named after this process: each xdist worker (and each engineer's test run) gets its own.
+    name = f"t{os.getpid() % 10_000_000}"
     done = subprocess.run(
-        ["bash", str(ENGINE_SCRIPT), "start", "--name", "b"], capture_output=True, text=True, timeout=300
+        ["bash", str(ENGINE_SCRIPT), "start", "--name", name], capture_output=True, text=True, timeout=300
     )
     try:
         assert done.returncode == 0, done.stderr
@@ -248,7 +258,7 @@ def second_engine() -> Iterator[Engine]:
         assert host.startswith("DOCKER_HOST=")
         yield Engine(url=host.removeprefix("DOCKER_HOST="))
     finally:
-        subprocess.run(["bash", str(ENGINE_SCRIPT), "stop", "--name", "b"], check=False, timeout=120)
+        subprocess.run(["bash", str(ENGINE_SCRIPT), "stop", "--name", name], check=False, timeout=120)
 
 
 @needs_engine
@@ -275,6 +285,89 @@ def test_a_fleet_over_two_engines_uses_both_by_weight_and_cleans_both(
     assert remove_run_everywhere("two-engines", engines) == {first.url: 0, second_engine.url: 0}
 
 
+def _run_containers(engines: list[Engine], run_id: str) -> dict[str, int]:
+    counts = {}
+    for engine in engines:
+        engine_client = engine.client()
+        counts[engine.url] = len(_containers(engine_client, run_id))
+        engine_client.close()
+    return counts
+
+
+FOUR_LAPTOPS = "name: four\ngroups:\n  - name: laptops\n    count: 4\n    expect: {status: Attested}\n"
+
+
+@needs_engine
+def test_harness_run_with_two_engines_puts_devices_on_both_and_reports_each_device_engine(
+    second_engine: Engine, tmp_path: Path
+) -> None:
+    first = parse_engine(os.environ.get("DOCKER_HOST", ""))
+    scenario = tmp_path / "four.yaml"
+    scenario.write_text(FOUR_LAPTOPS)
+    done = _harness(
+        "run", str(scenario), "--engine", first.url, "--engine", second_engine.url,
+        "--workers", "2", "--out", str(tmp_path / "out"),
+        env={"HARNESS_RUN_ID": "two-engine-run"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"TPMs: docker on 2 engine(s): {first.url}, {second_engine.url}" in done.stderr
+    devices = json.loads((tmp_path / "out" / "results.json").read_text())["devices"]
+    assert {d["engine"] for d in devices} == {first.url, second_engine.url}
+    junit = ET.parse(tmp_path / "out" / "junit.xml").getroot()
+    engines_in_junit = {p.get("value") for p in junit.iter("property") if p.get("name") == "engine"}
+    assert engines_in_junit == {first.url, second_engine.url}
+    assert _run_containers([first, second_engine], "two-engine-run") == {first.url: 0, second_engine.url: 0}
+
+
+@needs_engine
+def test_a_killed_worker_of_a_two_engine_run_leaves_no_container_on_either(
+    second_engine: Engine, tmp_path: Path
+) -> None:
+    first = parse_engine(os.environ.get("DOCKER_HOST", ""))
+    engines = [first, second_engine]
+    scenario = tmp_path / "many.yaml"
+    scenario.write_text(FOUR_LAPTOPS.replace("count: 4", "count: 20"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", str(scenario), "--engine", first.url,
+         "--engine", second_engine.url, "--out", str(tmp_path / "out"), "--workers", "2"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**os.environ, "HARNESS_RUN_ID": "two-engine-kill"},
+    )  # fmt: skip
+    deadline = time.monotonic() + 90
+    # Both engines hold containers of the run at once: then a worker dies.
+    while 0 in _run_containers(engines, "two-engine-kill").values():
+        assert process.poll() is None, process.stderr.read() if process.stderr else b""
+        assert time.monotonic() < deadline, "the run did not use both engines"
+        time.sleep(0.1)
+    os.kill(_workers(process.pid)[0], signal.SIGKILL)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2, stderr.decode()
+    assert b"worker died" in stderr
+    assert _run_containers(engines, "two-engine-kill") == {first.url: 0, second_engine.url: 0}
+
+
+@needs_engine
+def test_pytest_workers_get_the_engines_from_the_controller(second_engine: Engine, tmp_path: Path) -> None:
+    first = parse_engine(os.environ.get("DOCKER_HOST", ""))
+    scenario = tmp_path / "four.yaml"
+    scenario.write_text(FOUR_LAPTOPS)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(scenario), "-n", "2", "-p", "no:cacheprovider",
+         "--harness-engine", first.url, "--harness-engine", second_engine.url,
+         "--harness-out", str(tmp_path / "out"), "-q"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+        env={**os.environ, "HARNESS_RUN_ID": "two-engine-pytest"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    devices = json.loads((tmp_path / "out" / "results.json").read_text())["devices"]
+    assert len(devices) == 4
+    assert {d["engine"] for d in devices} == {first.url, second_engine.url}
+    assert _run_containers([first, second_engine], "two-engine-pytest") == {
+        first.url: 0,
+        second_engine.url: 0,
+    }
+
+
 # --- pure logic ---------------------------------------------------------------------------------
 
 
@@ -293,7 +386,8 @@ def test_engines_are_parsed_with_their_options_and_bad_ones_named(monkeypatch: p
     monkeypatch.delenv("HARNESS_DOCKER_PUBLISH_HOST", raising=False)
     monkeypatch.delenv("DOCKER_TLS_VERIFY", raising=False)
     local = parse_engine("unix:///run/docker.sock")
-    assert (local.bind, local.host, local.weight, local.tls) == ("127.0.0.1", "127.0.0.1", 1, None)
+    # No weight given: pre-flight measures it (docker info NCPU).
+    assert (local.bind, local.host, local.weight, local.tls) == ("127.0.0.1", "127.0.0.1", None, None)
     remote = parse_engine("tcp://tpm-farm.example:2376,bind=10.0.0.7,weight=8,tls=/certs")
     assert (remote.bind, remote.host, remote.weight) == ("10.0.0.7", "10.0.0.7", 8)
     assert remote.tls is not None and remote.tls.ca_cert == Path("/certs/ca.pem")
@@ -342,3 +436,75 @@ groups:
     device = result.devices[0]
     assert device.matched, (device.error, device.evidence.decision)
     assert any(s.step == "world.tpm.not-started" and s.ok for s in device.evidence.client_steps)
+
+
+def test_an_engines_file_lists_engines_and_its_errors_name_file_line_and_field(tmp_path: Path) -> None:
+    engines = parse_engine_file(
+        "engines:\n"
+        "  - unix:///run/docker.sock\n"
+        "  - url: tcp://tpm-farm.example:2376\n"
+        "    bind: 10.0.0.7\n"
+        "    weight: 8\n"
+        "    tls: certs/farm\n",
+        "fleet-engines.yaml",
+        base=tmp_path,
+    )
+    assert [e.url for e in engines] == ["unix:///run/docker.sock", "tcp://tpm-farm.example:2376"]
+    farm = engines[1]
+    assert (farm.bind, farm.weight) == ("10.0.0.7", 8)
+    assert farm.tls is not None and farm.tls.ca_cert == tmp_path / "certs" / "farm" / "ca.pem"
+    for text, message in [
+        ("engines:\n  - url: tcp://h:1\n    colour: red\n", "e.yaml:3: engines[0].colour: unknown field"),
+        ("engines:\n  - tcp://h:1\n  - tcp://h:1,bind=10.0.0.1\n", "e.yaml:3: engines[1]: engine"),
+        ("engines:\n  - url: tcp://h:1\n    weight: 0\n", "e.yaml:3: engines[0].weight:"),
+        ("engines:\n  - url: tcp://h:1\n    bind: farm\n", "e.yaml:2: engines[0]: engine 'tcp://h:1,bind=farm'"),
+        ("engines:\n  - 7\n", "e.yaml:2: engines[0]: an engine is a URL or a mapping"),
+        ("engines: []\n", "e.yaml:1: engines:"),
+        ("- tcp://h:1\n", "e.yaml:1: an engines file is a mapping"),
+    ]:  # fmt: skip
+        with pytest.raises(EngineFileError) as caught:
+            parse_engine_file(text, "e.yaml")
+        assert str(caught.value).startswith(message), str(caught.value)
+
+
+def test_the_engines_and_their_weights_travel_to_workers_with_the_session(tmp_path: Path) -> None:
+    engines = (
+        parse_engine("unix:///run/a.sock,weight=2"),
+        parse_engine("tcp://farm.example:2376,bind=10.0.0.7,publish-host=farm.example,weight=16,tls=/certs"),
+    )
+    session = FleetSession(
+        env=FleetEnvironment(server_url="http://127.0.0.1:1", pki_dir=tmp_path, workdir=tmp_path),
+        admin_url="http://127.0.0.1:1",
+        admin_token="t",
+        run_id="r",
+        backend=BackendSpec("docker", engines=engines),
+    )
+    assert FleetSession.from_dict(session.to_dict()).backend == session.backend
+
+
+def test_engines_imply_docker_and_another_backend_or_a_repeated_engine_is_refused() -> None:
+    engine = parse_engine("unix:///run/a.sock")
+    assert engine_backend(None, [engine]) == BackendSpec("docker", engines=(engine,))
+    assert engine_backend(BackendSpec("process"), []) == BackendSpec("process")
+    with pytest.raises(HarnessError, match="the TPM backend is 'process', not docker"):
+        engine_backend(BackendSpec("process"), [engine])
+    with pytest.raises(HarnessError, match="named twice"):
+        engine_backend(None, [engine, parse_engine("unix:///run/a.sock,weight=3")])
+
+
+@pytest.mark.parametrize(
+    ("arguments", "env", "message"),
+    [
+        (["--engine", "unix:///run/a.sock", "--backend", "process"], {}, "not docker"),
+        (["--engine", "docker.sock"], {}, "expected a URL"),
+        (["--backend", "process", "--server-bind", "farm"], {}, "must be an IP address, not 'farm'"),
+        (["--backend", "process"], {"HARNESS_RUN_ID": "a b"}, "HARNESS_RUN_ID must be"),
+    ],
+)
+def test_bad_engine_and_server_options_exit_2_with_the_reason(
+    tmp_path: Path, arguments: list[str], env: dict[str, str], message: str
+) -> None:
+    done = _harness("run", "scenarios/smoke.yaml", "--out", str(tmp_path), *arguments, env=env)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr

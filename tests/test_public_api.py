@@ -168,10 +168,11 @@ PUBLIC_API: dict[str, list[str]] = {
         "MortalTPM", "PlatformControl", "RunningTPM", "SwtpmBackend", "SwtpmPlatform", "SwtpmProcess",
         "TPMBackend", "TPMFamily", "TPMRequest", "TimedESAPI", "UnknownBackend", "change_owner_auth",
         "check_backend", "close_all", "create_ek", "describe_backends", "disable_hierarchy",
-        "engine_from_env", "engine_unavailable", "leave_unstarted", "live_pids", "lock_out", "manufacture",
-        "open_backend", "open_tcti", "parse_engine", "parse_tcti", "preflight", "preflight_all",
-        "remove_leftovers", "remove_run_containers", "remove_run_everywhere", "reset_lockout", "schedule",
-        "spread", "swtpm_binary", "tpm_death"
+        "engine_backend", "engine_from_env", "engine_of", "engine_unavailable", "leave_unstarted",
+        "live_pids", "load_engine_file", "lock_out", "manufacture", "open_backend", "open_tcti",
+        "parse_engine", "parse_engine_file", "parse_tcti", "preflight", "preflight_all", "remove_leftovers",
+        "remove_run_containers", "remove_run_everywhere", "reset_lockout", "schedule", "spread",
+        "swtpm_binary", "tpm_death"
     ],
     "harness.trust": [
         "DEFAULT_TOKEN_AUDIENCE", "DEFAULT_TOKEN_ISSUER", "MANIFEST", "BundleError", "BundleVerdict",

@@ -68,6 +68,7 @@ def check_device(
         tpm_seconds=round(run.tpm_seconds, 4),
         seconds=round(run.seconds, 4),
         attempts=history,
+        engine=run.engine,
     )
 
 

@@ -29,7 +29,16 @@ from ..pki import certificate_der, vendor_ca
 from ..results import ClientStep
 from ..scenario import TPMChange
 from ..tcg import TPMIdentity
-from ..tpm import ExternalTPM, RunningTPM, TimedESAPI, TPMBackend, TPMRequest, manufacture, tpm_death
+from ..tpm import (
+    ExternalTPM,
+    RunningTPM,
+    TimedESAPI,
+    TPMBackend,
+    TPMRequest,
+    engine_of,
+    manufacture,
+    tpm_death,
+)
 from ._external import left_as_found, turn_on
 from ._plan import DevicePlan, NetworkPlan
 from ._world import Services, befall, clear_tpm, device_network, leave_mdm_key, tpm_change, update_firmware
@@ -65,6 +74,7 @@ class DeviceRun:
     tpm_seconds: float = 0.0
     seconds: float = 0.0
     error: str = ""
+    engine: str = ""  # the Docker engine its TPM ran on (docker backend)
 
 
 def run_device(plan: DevicePlan, env: FleetEnvironment, backend: TPMBackend) -> DeviceRun:
@@ -273,6 +283,7 @@ class LiveDevice:
             self._stack.enter_context(turn_on(tpm.spec, self.env.workdir))
             self._stack.enter_context(left_as_found(tpm.spec))
             self._world_steps.append(ClientStep(step="world.tpm.external", ok=True, detail=tpm.description))
+        self.run.engine = engine_of(tpm)
         if tpm.manufacturable() and plan.tpm.family == "2.0":
             seconds, step = _manufacture(plan, self.env, tpm)
             self._world_seconds += seconds

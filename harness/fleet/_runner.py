@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from contextlib import ExitStack
+from dataclasses import replace
 
 from .. import __version__
 from ..errors import HarnessError, ServerLost
@@ -95,7 +96,8 @@ def _run(
     with ExitStack() as stack:
         pool = None
         if options.workers > 1:
-            check_backend(options.backend, workers=options.workers)
+            # Checked (and engines weighed) once, before the workers that open it start.
+            options = replace(options, backend=check_backend(options.backend, workers=options.workers))
             # Started before the server: worker processes boot (interpreter, imports) while the
             # controller creates the CAs and starts the server, instead of after.
             pool = Pool(options.workers, options.backend, run_id)

@@ -8,7 +8,9 @@ from_dict), which is how pytest-xdist workers join the controller's run.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -22,7 +24,7 @@ from cryptography import x509
 from ..errors import HarnessError
 from ..pki import create_vendor_cas
 from ..scenario import Scenario, refuse_settings_for_backend
-from ..tpm import DEFAULT_BACKEND, BackendSpec, check_backend, remove_leftovers
+from ..tpm import DEFAULT_BACKEND, BackendSpec, check_backend, parse_engine, remove_leftovers
 from ..trust import TrustStore
 from ._device import FleetEnvironment
 from ._plan import DevicePlan
@@ -38,10 +40,18 @@ class RunOptions:
     backend: BackendSpec = DEFAULT_BACKEND  # where each device's TPM runs; a name is parsed
     trust: TrustStore | None = None  # the embedded server's trust store (--trust); None: defaults
     bundle_dir: Path | None = None  # where each device's evidence bundle is written; None: nowhere
+    # Where the embedded server listens: other machines (controllers, labs) reach it there.
+    server_bind: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         if isinstance(self.backend, str):
             object.__setattr__(self, "backend", BackendSpec.parse(self.backend))
+        try:
+            ipaddress.ip_address(self.server_bind)
+        except ValueError:
+            raise HarnessError(
+                f"the server's bind address must be an IP address, not '{self.server_bind}'"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,8 @@ class FleetSession:
             "admin_token": self.admin_token,
             "run_id": self.run_id,
             "backend": str(self.backend),
+            # One engine spec a line: a spec holds commas, never a newline.
+            "engines": "\n".join(engine.spec for engine in self.backend.engines),
         }
 
     @classmethod
@@ -91,7 +103,9 @@ class FleetSession:
             admin_url=data["admin_url"],
             admin_token=data["admin_token"],
             run_id=data["run_id"],
-            backend=BackendSpec.parse(data.get("backend", str(DEFAULT_BACKEND))),
+            backend=BackendSpec.parse(data.get("backend", str(DEFAULT_BACKEND))).with_engines(
+                [parse_engine(line) for line in data.get("engines", "").splitlines() if line]
+            ),
         )
 
 
@@ -109,8 +123,17 @@ def choose_backend(option: BackendSpec | None, scenarios: Sequence[Scenario]) ->
     return chosen
 
 
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
 def new_run_id() -> str:
-    return secrets.token_hex(6)
+    """HARNESS_RUN_ID (a CI job's id, say, to find its containers after a killed job), else random."""
+    given = os.environ.get("HARNESS_RUN_ID")
+    if not given:
+        return secrets.token_hex(6)
+    if not _RUN_ID.fullmatch(given):
+        raise HarnessError(f"HARNESS_RUN_ID must be 1-64 letters, digits, '.', '_' or '-', not '{given}'")
+    return given
 
 
 @contextmanager
@@ -144,12 +167,12 @@ def fleet_session(
 
     now = now or dt.datetime.now(dt.UTC)
     run_id = run_id or new_run_id()
-    check_backend(options.backend, workers=options.workers)
+    backend = check_backend(options.backend, workers=options.workers)
     for tcti in sorted({p.tpm.tcti for p in plans if p.tpm.tcti}):
         check_backend(BackendSpec("device", tcti))  # groups' own external TPMs answer
     with ExitStack() as stack:
         workdir = stack.enter_context(_workdir(options.keep_workdir))
-        stack.callback(remove_leftovers, options.backend, run_id)
+        stack.callback(remove_leftovers, backend, run_id)
         pki_dir = options.pki_dir or workdir / "pki"
         roots = create_vendor_cas(pki_dir, now=now)
         url, tokens, judged = stack.enter_context(_server(options, workdir, roots, stepped))
@@ -175,7 +198,7 @@ def fleet_session(
             admin_url=url,
             admin_token=tokens["admin"],
             run_id=run_id,
-            backend=options.backend,
+            backend=backend,
             principal_tokens=tokens,
             judged_trust=judged,
         )
@@ -215,5 +238,11 @@ def _server(
     )
     # Steps test the one-minute and fifteen-minute rules: time moves only when a step moves it.
     clock = ManualClock() if stepped else None
-    with EmbeddedServer(config, clock=clock) as server:
+    try:
+        server = EmbeddedServer(config, clock=clock, host=options.server_bind)
+    except OSError as exc:
+        raise HarnessError(
+            f"the server cannot listen on {options.server_bind}: {exc.strerror or exc}"
+        ) from exc
+    with server:
         yield server.url, tokens, server_trust(server)

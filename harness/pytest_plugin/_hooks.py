@@ -23,7 +23,7 @@ from ._state import (
 )
 
 if TYPE_CHECKING:
-    from ..tpm import BackendSpec
+    from ..tpm import BackendSpec, Engine
 
 
 _WORKERINPUT_KEY = "harness_session"
@@ -63,6 +63,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="where each device's TPM runs, named as for 'harness run --backend' "
         "(default: the scenario's, else a local swtpm process)",
     )
+    group.addoption(
+        "--harness-engine",
+        metavar="URL",
+        action="append",
+        type=_engine_option,
+        default=[],
+        help="a Docker engine for the devices' TPMs, as 'harness run --engine' takes it "
+        "(repeatable; implies --harness-backend docker); xdist workers get the same list",
+    )
 
 
 def _backend_option(text: str) -> BackendSpec:
@@ -73,6 +82,16 @@ def _backend_option(text: str) -> BackendSpec:
     try:
         return BackendSpec.parse(text)
     except UnknownBackend as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _engine_option(text: str) -> Engine:
+    from ..errors import HarnessError
+    from ..tpm import parse_engine
+
+    try:
+        return parse_engine(text)
+    except HarnessError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 

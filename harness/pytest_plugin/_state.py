@@ -52,9 +52,11 @@ def is_worker(config: pytest.Config) -> bool:
 
 def _run_options(config: pytest.Config, scenarios: list[Scenario]) -> RunOptions:
     from ..fleet import RunOptions, choose_backend
+    from ..tpm import engine_backend
 
     pki_dir = config.getoption("harness_pki_dir")
-    backend = choose_backend(config.getoption("harness_backend"), scenarios)
+    given = engine_backend(config.getoption("harness_backend"), config.getoption("harness_engine"))
+    backend = choose_backend(given, scenarios)
     return RunOptions(
         workers=state_of(config).workers,
         server_url=config.getoption("harness_server"),

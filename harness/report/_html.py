@@ -57,6 +57,7 @@ FIELDS = (
     "seconds",
     "checkpoints",
     "attempts",
+    "engine",
 )
 
 # Nothing on the page may reach the network, and only the page's own script and style may
@@ -117,6 +118,7 @@ def _encode_device(device: DeviceResult, s: _StringTable) -> list[Any]:
         "attempts": [
             [s(a.time), s(a.status), s(a.detail), s(a.trigger), s(a.decision)] for a in device.attempts
         ],
+        "engine": s(device.engine),
     }
     return [row[field] for field in FIELDS]
 
@@ -200,6 +202,7 @@ def decode_payload(payload: dict[str, Any]) -> list[DeviceResult]:
                     )
                     for a, b, c, d, e in row.get("attempts", [])
                 ],
+                engine=strings[row["engine"]],
             )
         )
     return devices

@@ -92,6 +92,8 @@ def _testcase(suite: ET.Element, stem: str, device: DeviceResult) -> None:
             "actual_detail": str(actual.detail) if actual else "",
             "device_id": device.device_id,
             "reason": device.evidence.decision,
+            # Only a fleet over Docker engines has one; other runs keep their property list.
+            **({"engine": device.engine} if device.engine else {}),
         },
     )
     if _is_error(device):

@@ -14,10 +14,12 @@ from ._docker import (
     RUN_LABEL,
     DockerBackend,
     DockerTPM,
+    engine_of,
     engine_unavailable,
     preflight,
     remove_run_containers,
 )
+from ._engine_file import load_engine_file, parse_engine_file
 from ._engine_pool import EnginePoolBackend, preflight_all, remove_run_everywhere
 from ._engines import Engine, EngineTLS, engine_from_env, parse_engine, schedule, spread
 from ._esapi import TimedESAPI, open_tcti
@@ -34,6 +36,7 @@ from ._registry import (
     UnknownBackend,
     check_backend,
     describe_backends,
+    engine_backend,
     open_backend,
     remove_leftovers,
 )
@@ -75,15 +78,19 @@ __all__ = [
     "create_ek",
     "describe_backends",
     "disable_hierarchy",
+    "engine_backend",
     "engine_from_env",
+    "engine_of",
     "engine_unavailable",
     "leave_unstarted",
     "live_pids",
+    "load_engine_file",
     "lock_out",
     "manufacture",
     "open_backend",
     "open_tcti",
     "parse_engine",
+    "parse_engine_file",
     "parse_tcti",
     "preflight",
     "preflight_all",

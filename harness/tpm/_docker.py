@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendUnavailable, TPMError
-from ._backend import TPMFamily, TPMRequest
+from ._backend import RunningTPM, TPMFamily, TPMRequest
 from ._engines import Engine, engine_from_env
 from ._platform import ControlChannel, SwtpmPlatform
 from ._tracking import LiveSet
@@ -305,8 +305,13 @@ class DockerTPM(SwtpmPlatform):
             _LIVE.discard(self)
 
 
+def engine_of(tpm: RunningTPM | None) -> str:
+    """The URL of the Docker engine a TPM runs on, for a device's result; '' for any other TPM."""
+    return tpm.engine_url if isinstance(tpm, DockerTPM) else ""
+
+
 class DockerBackend:
-    """Starts one labelled swtpm container per device; close() removes every one of this run."""
+    """Starts one labelled swtpm container per device; close() removes those this process started."""
 
     name = "docker"
 
@@ -322,10 +327,12 @@ class DockerBackend:
         return DockerTPM(self._client, request, self.run_id, self.engine, self.image)
 
     def close(self) -> None:
+        # Only this process's containers: under pytest-xdist a worker that finishes first closes
+        # its backend while the others still run devices of the same run on the same engine.
+        # What a killed process left is the controller's to remove (remove_run_containers).
         for tpm in _LIVE.snapshot():
             if tpm.engine_url == self.engine.url:
                 tpm.close()
-        remove_run_containers(self.run_id, client=self._client)
         self._client.close()
 
 

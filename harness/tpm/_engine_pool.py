@@ -33,7 +33,8 @@ class EnginePoolBackend:
         self.run_id = run_id
         self.engines = list(engines)
         self._image = image
-        self._order = schedule([engine.weight for engine in engines])
+        # An engine nobody weighed (no pre-flight in this process) counts as one CPU.
+        self._order = schedule([engine.weight or 1 for engine in engines])
         self._next = start_at
         self._backends: dict[int, DockerBackend] = {}
 
@@ -63,7 +64,8 @@ class EnginePoolBackend:
 
 
 def preflight_all(engines: Sequence[Engine], image: str | None = None) -> list[Engine]:
-    """Check every engine (answers, reachable, has the image); return them weighed by CPUs.
+    """Check every engine (answers, reachable, has the image); return them weighed by CPUs
+    (an engine the user gave a weight keeps it).
 
     The first failure is the message: a fleet that cannot use one of its engines stops
     before it starts, rather than sending that engine's share of devices to fail.

@@ -46,7 +46,9 @@ class Engine:
     # one: a device's TPM and its control channel are not for the network to reach.
     bind: str = LOOPBACK
     publish_host: str | None = None  # where the controller reaches published ports
-    weight: int = 1  # CPUs (`docker info` NCPU): how many devices it takes relative to others
+    # How many devices it takes relative to the others; None until measured (`docker info` NCPU)
+    # or given by the user (weight=N).
+    weight: int | None = None
 
     @property
     def remote(self) -> bool:
@@ -92,8 +94,22 @@ class Engine:
             raise BackendUnavailable(f"no Docker engine answers ({self.url}): {exc}") from exc
         return client
 
+    @property
+    def spec(self) -> str:
+        """The engine as parse_engine() reads it back: how it travels to other processes."""
+        parts = [self.url, f"bind={self.bind}"]
+        if self.publish_host:
+            parts.append(f"publish-host={self.publish_host}")
+        if self.weight is not None:
+            parts.append(f"weight={self.weight}")
+        if self.tls is not None and self.tls.ca_cert is not None:
+            parts.append(f"tls={self.tls.ca_cert.parent}")
+        return ",".join(parts)
+
     def measured(self) -> Engine:
-        """This engine with its weight set to its CPU count, read from `docker info`."""
+        """This engine with its weight set: the user's, else its CPU count from `docker info`."""
+        if self.weight is not None:
+            return self
         client = self.client()
         try:
             cpus = int(client.info().get("NCPU") or 1)
@@ -132,7 +148,7 @@ def parse_engine(spec: str) -> Engine:
         )
     bind = os.environ.get("HARNESS_DOCKER_BIND") or LOOPBACK
     publish = os.environ.get("HARNESS_DOCKER_PUBLISH_HOST") or None
-    weight = 1
+    weight: int | None = None
     tls: EngineTLS | None = None
     if os.environ.get("DOCKER_TLS_VERIFY") and urlsplit(url).scheme == "tcp":
         cert_path = Path(os.environ.get("DOCKER_CERT_PATH") or Path.home() / ".docker")

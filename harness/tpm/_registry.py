@@ -9,13 +9,16 @@ and how to remove what a run left outside its processes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
 from ..errors import BackendUnavailable, HarnessError
 from . import _docker
 from ._backend import TPMBackend
+from ._engine_pool import EnginePoolBackend, preflight_all, remove_run_everywhere
+from ._engines import Engine
 from ._external import ExternalBackend, check_reachable
 from ._swtpm import SwtpmBackend, swtpm_binary
 
@@ -33,6 +36,26 @@ class BackendSpec:
 
     name: BackendName
     tcti: str = ""  # 'device' only: the external TPM's TCTI, NAME[:CONF]
+    # 'docker' only: the engines a fleet spreads over; none: the one DOCKER_HOST names.
+    engines: tuple[Engine, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.engines and self.name != "docker":
+            raise HarnessError(f"Docker engines were named, but the TPM backend is '{self}', not docker")
+        urls = [engine.url for engine in self.engines]
+        twice = next((url for url in urls if urls.count(url) > 1), None)
+        if twice:
+            raise HarnessError(f"the engine {twice} is named twice")
+
+    def with_engines(self, engines: Sequence[Engine]) -> BackendSpec:
+        return replace(self, engines=tuple(engines))
+
+    @property
+    def label(self) -> str:
+        """For people: the name, and the engines when a fleet spreads over several."""
+        if not self.engines:
+            return str(self)
+        return f"{self} on {len(self.engines)} engine(s): {', '.join(e.url for e in self.engines)}"
 
     @classmethod
     def parse(cls, text: str) -> BackendSpec:
@@ -59,29 +82,44 @@ class BackendSpec:
 DEFAULT_BACKEND = BackendSpec("process")
 
 
+def engine_backend(spec: BackendSpec | None, engines: Sequence[Engine]) -> BackendSpec | None:
+    """The backend a run asked for, with the engines it named: naming engines implies docker,
+    and another backend with them is an error."""
+    if not engines:
+        return spec
+    return (spec or BackendSpec("docker")).with_engines(engines)
+
+
 @dataclass(frozen=True)
 class BackendEntry:
     """What the harness knows of one backend."""
 
     summary: str
     open: Callable[[BackendSpec, str], TPMBackend]  # (spec, run id) -> a backend for one process
-    check: Callable[[BackendSpec], None]  # raises BackendUnavailable with the reason
-    remove_leftovers: Callable[[str], None]  # run id -> remove what crashed workers left
+    # Raises BackendUnavailable with the reason; returns the spec as workers need it (weighed engines).
+    check: Callable[[BackendSpec], BackendSpec]
+    remove_leftovers: Callable[[BackendSpec, str], None]  # remove what crashed workers left
     takes_tcti: bool = False
     # One TPM for the whole fleet: its devices run one after another, never in parallel.
     shared: bool = False
 
 
-def _check_process(spec: BackendSpec) -> None:
+def _check_process(spec: BackendSpec) -> BackendSpec:
     swtpm_binary()
+    return spec
 
 
-def _check_docker(spec: BackendSpec) -> None:
-    _docker.preflight()
+def _check_docker(spec: BackendSpec) -> BackendSpec:
+    if not spec.engines:
+        _docker.preflight()
+        return spec
+    # Weighed once here, in the controller: every worker then follows the same schedule.
+    return spec.with_engines(preflight_all(spec.engines))
 
 
-def _check_external(spec: BackendSpec) -> None:
+def _check_external(spec: BackendSpec) -> BackendSpec:
     check_reachable(spec.tcti)
+    return spec
 
 
 def _open_process(spec: BackendSpec, run_id: str) -> TPMBackend:
@@ -89,19 +127,26 @@ def _open_process(spec: BackendSpec, run_id: str) -> TPMBackend:
 
 
 def _open_docker(spec: BackendSpec, run_id: str) -> TPMBackend:
-    return _docker.DockerBackend(run_id=run_id)
+    if not spec.engines:
+        return _docker.DockerBackend(run_id=run_id)
+    # Each worker starts at its own place in the schedule, so that they do not all begin on
+    # the same engine; the process id is as good an offset as any.
+    return EnginePoolBackend(run_id, spec.engines, start_at=os.getpid())
 
 
 def _open_external(spec: BackendSpec, run_id: str) -> TPMBackend:
     return ExternalBackend(spec.tcti)
 
 
-def _nothing_left(run_id: str) -> None:
+def _nothing_left(spec: BackendSpec, run_id: str) -> None:
     """Every TPM of this backend dies with the process that started it, or is not ours."""
 
 
-def _remove_containers(run_id: str) -> None:
-    _docker.remove_run_containers(run_id)
+def _remove_containers(spec: BackendSpec, run_id: str) -> None:
+    if spec.engines:
+        remove_run_everywhere(run_id, spec.engines)
+    else:
+        _docker.remove_run_containers(run_id)
 
 
 BACKENDS: Mapping[BackendName, BackendEntry] = {
@@ -112,7 +157,7 @@ BACKENDS: Mapping[BackendName, BackendEntry] = {
         remove_leftovers=_nothing_left,
     ),
     "docker": BackendEntry(
-        summary="a swtpm container per device, on the engine DOCKER_HOST names",
+        summary="a swtpm container per device, on the engine DOCKER_HOST names (or the --engine ones)",
         open=_open_docker,
         check=_check_docker,
         remove_leftovers=_remove_containers,
@@ -141,14 +186,17 @@ def open_backend(spec: BackendSpec, run_id: str) -> TPMBackend:
     return BACKENDS[spec.name].open(spec, run_id)
 
 
-def check_backend(spec: BackendSpec, *, workers: int = 1) -> None:
-    """Raise BackendUnavailable (with the reason) before anything starts, not in every worker."""
+def check_backend(spec: BackendSpec, *, workers: int = 1) -> BackendSpec:
+    """Raise BackendUnavailable (with the reason) before anything starts, not in every worker.
+
+    Returns the spec as the run's processes should open it: a docker spec's engines weighed.
+    """
     entry = BACKENDS[spec.name]
     if entry.shared and workers > 1:
         raise BackendUnavailable(f"the TPM of '{spec}' serves one device at a time: run it with one worker")
-    entry.check(spec)
+    return entry.check(spec)
 
 
 def remove_leftovers(spec: BackendSpec, run_id: str) -> None:
     """Remove what a run's backend left outside its processes (containers of crashed workers)."""
-    BACKENDS[spec.name].remove_leftovers(run_id)
+    BACKENDS[spec.name].remove_leftovers(spec, run_id)

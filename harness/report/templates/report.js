@@ -59,6 +59,7 @@ const AttestationReport = (() => {
       seconds: row[ix.seconds],
       checkpoints: ev.checkpoints,
       attempts: ev.attempts,
+      engine: s[row[ix.engine]],
     };
   }
 
@@ -340,6 +341,7 @@ if (typeof document !== "undefined") {
         ["Group", d.group],
         ["Scenario", s[row[ix.scenario]]],
         ["Device ID", d.deviceId || "(none)"],
+        ...(s[row[ix.engine]] ? [["TPM engine", s[row[ix.engine]]]] : []),
         ["Time", row[ix.seconds].toFixed(3) + " s, of which " + row[ix.tpm_seconds].toFixed(3) + " s in TPM commands"],
       ]));
       if (d.error) body.appendChild(section("Harness error", el("pre", null, d.error)));
