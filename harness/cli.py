@@ -15,13 +15,13 @@ from rich.console import Console
 from . import __version__
 from ._engine_options import EngineOption, EnginesFileOption, ServerBindOption, backend_option
 from ._runview import print_bundles, print_paths, report_run
-from .errors import HarnessError, RbacError, ScenarioError
+from .errors import HarnessError, RbacError, ScenarioError, TrustError
 from .fleet import DeviceRun, RunInterrupted, RunOptions, RunStopped, choose_backend, run_fleet
 from .report import load_results, write_reports
 from .scenario import Scenario, load_scenario
 from .status import AttestationStatus
 from .tpm import describe_backends
-from .trust import TrustStore, trust_from_options
+from .trust import TrustStore, load_trust, trust_from_options
 
 EXIT_MATCHED, EXIT_MISMATCH, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -305,6 +305,7 @@ def vendor_check(
         ),
     ] = None,
     runs: Annotated[int, typer.Option(min=1, help="runs of each timed TPM operation")] = 3,
+    trust: TrustOption = None,
     advisories: AdvisoriesOption = None,
 ) -> None:
     """Validate your own TPM and its EK certificate chain for Windows enrollment attestation.
@@ -315,8 +316,9 @@ def vendor_check(
 
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        result = run_vendor_check(tcti, ek_ca or [], runs=runs, advisories=advisories)
-    except VendorCheckError as exc:
+        store = load_trust(trust) if trust else None
+        result = run_vendor_check(tcti, ek_ca or [], runs=runs, advisories=advisories, trust=store)
+    except (VendorCheckError, TrustError) as exc:
         console.print(f"[red]vendor-check:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
     except KeyboardInterrupt:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from harness.tcg import OID_AIK_CERTIFICATE, OID_EK_CERTIFICATE, TPMIdentity, tp
 from harness.tpm import SwtpmProcess, TimedESAPI, TPMRequest, create_ek
 from harness.vendor import VendorReport, run_vendor_check
 
-from .conftest import needs_swtpm, swtpm_pids_under
+from .conftest import needs_swtpm, provision_with_swtpm_setup, swtpm_pids_under
 
 pytestmark = needs_swtpm
 NOW = dt.datetime.now(dt.UTC)
@@ -62,27 +61,10 @@ def workdir() -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def provisioned(workdir: Path) -> Iterator[tuple[SwtpmProcess, list[Path]]]:
     """A TPM made by swtpm_setup --create-ek-cert with a private swtpm-localca."""
-    ca_dir, state = workdir / "localca", workdir / "provisioned"
-    ca_dir.mkdir()
-    state.mkdir()
-    localca = workdir / "localca.conf"
-    localca.write_text(
-        f"statedir = {ca_dir}\nsigningkey = {ca_dir}/signkey.pem\n"
-        f"issuercert = {ca_dir}/issuercert.pem\ncertserial = {ca_dir}/certserial\n"
-    )
-    setup = workdir / "swtpm_setup.conf"
-    setup.write_text(
-        f"create_certs_tool = {shutil.which('swtpm_localca')}\ncreate_certs_tool_config = {localca}\n"
-        "create_certs_tool_options = /dev/null\n"
-    )
-    subprocess.run(
-        ["swtpm_setup", "--tpm2", "--tpmstate", str(state), "--create-ek-cert", "--config", str(setup)],
-        check=True,
-        capture_output=True,
-    )
+    state, root, issuer = provision_with_swtpm_setup(workdir)
     tpm = SwtpmProcess(TPMRequest(state_from=state), workdir)
     try:
-        yield tpm, [ca_dir / "issuercert.pem", ca_dir / "swtpm-localca-rootca-cert.pem"]
+        yield tpm, [issuer, root]
     finally:
         tpm.close()
 
@@ -197,3 +179,28 @@ def test_unreachable_tpm_and_unreadable_ca_exit_2(tmp_path: Path) -> None:
         app, ["vendor-check", "--tcti", "swtpm:path=/x.sock", "--ek-ca", str(bad), "--out", str(tmp_path)]
     )
     assert refused.exit_code == 2 and "not a PEM certificate file" in refused.output
+
+
+def test_swtpm_setup_tpm_judged_with_a_trust_store(
+    provisioned: tuple[SwtpmProcess, list[Path]], tmp_path: Path
+) -> None:
+    """The same trust store `harness serve --trust` reads: root, intermediate, vendor registry."""
+    tpm, (issuer, root) = provisioned
+    store = tmp_path / "trust"
+    (store / "ek-roots").mkdir(parents=True)
+    (store / "ek-intermediates").mkdir()
+    shutil.copy(root, store / "ek-roots" / "swtpm-root.pem")
+    shutil.copy(issuer, store / "ek-intermediates" / "swtpm-issuer.pem")
+    # swtpm_setup's certificates name the TPM 1.2 IBM id; this lab's registry accepts it.
+    (store / "trust.yaml").write_text('vendors: {"00001014": "IBM (swtpm_setup)", "49424D00": IBM}\n')
+    out = tmp_path / "out"
+    args = ["vendor-check", "--tcti", _spec(tpm), "--out", str(out), "--runs", "1", "--trust", str(store)]
+    result = CliRunner().invoke(app, args)
+    rows = {r["id"]: r for r in json.loads((out / "report.json").read_text())["rows"]}
+    assert rows["ek.chain"]["status"] == "pass", rows["ek.chain"]
+    # EK certificate -> the store's intermediate -> the store's root.
+    assert rows["ek.chain"]["evidence"].count(" -> ") == 2, rows["ek.chain"]
+    assert rows["flow.enrollment"]["status"] == "pass", rows["flow.enrollment"]
+    # The SAN still names another manufacturer than the TPM reports: a finding the store cannot hide.
+    assert rows["ek.profile.san"]["status"] == "fail"
+    assert result.exit_code == 1, result.output

@@ -12,6 +12,7 @@ from tpm2_pytss import TSS2_Exception
 
 from ..errors import TPMError
 from ..tpm import parse_tcti
+from ..trust import TrustStore
 from ._advisories import current_advisories
 from ._ek import EKFindings, ek_rows
 from ._flow import enrollment_row
@@ -49,15 +50,20 @@ def run_vendor_check(
     flow: bool = True,
     now: dt.datetime | None = None,
     advisories: Path | None = None,
+    trust: TrustStore | None = None,
 ) -> VendorReport:
-    """Check the TPM behind `tcti_spec`; VendorCheckError when it cannot run at all."""
+    """Check the TPM behind `tcti_spec`; VendorCheckError when it cannot run at all.
+
+    A trust store adds its vendor EK roots and intermediates, its vendor registry and its
+    advisories (`advisories` wins over the store's), as the reference server reads them.
+    """
     if runs < 1:
         raise VendorCheckError(f"--runs must be at least 1, not {runs}")
     try:
         tcti = parse_tcti(tcti_spec)
     except TPMError as exc:
         raise VendorCheckError(str(exc)) from exc
-    anchors = load_ek_cas(ek_ca_files)
+    anchors = [*load_ek_cas(ek_ca_files), *(trust.ek_roots if trust else ())]
     when = now or dt.datetime.now(dt.UTC)
     report = VendorReport(tcti=tcti_spec, started=when.isoformat(timespec="seconds"), runs=runs)
     start = time.perf_counter()
@@ -70,9 +76,12 @@ def run_vendor_check(
     probe = Probe(tcti)
     try:
         props = probe.properties()
-        report.rows.extend(identity_rows(props))
-        report.rows.append(advisory_row(props, *current_advisories(advisories)))
-        findings: EKFindings = ek_rows(probe, props, anchors, when)
+        report.rows.extend(identity_rows(props, trust.vendors) if trust else identity_rows(props))
+        if trust is not None and advisories is None:
+            report.rows.append(advisory_row(props, trust.advisories, f"trust store ({trust.source})"))
+        else:
+            report.rows.append(advisory_row(props, *current_advisories(advisories)))
+        findings: EKFindings = ek_rows(probe, props, anchors, when, trust.ek_intermediates if trust else ())
         report.rows.extend(findings.rows)
         report.rows.append(roca_row("roca.ek", "the RSA 2048 EK", findings.rsa_modulus))
         if findings.ek is None or findings.ek_public is None:
@@ -86,7 +95,7 @@ def run_vendor_check(
     finally:
         probe.close()
     if flow:
-        report.rows.append(enrollment_row(tcti_spec, anchors, before["persistent"]))
+        report.rows.append(enrollment_row(tcti_spec, anchors, before["persistent"], trust))
     report.rows.append(_hygiene_row(before, _handles(tcti)))
     report.seconds = time.perf_counter() - start
     return report

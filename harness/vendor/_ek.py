@@ -60,7 +60,13 @@ def split_der(data: bytes) -> list[bytes]:
     return found
 
 
-def ek_rows(probe: Probe, props: Any, anchors: Sequence[x509.Certificate], now: dt.datetime) -> EKFindings:
+def ek_rows(
+    probe: Probe,
+    props: Any,
+    anchors: Sequence[x509.Certificate],
+    now: dt.datetime,
+    known_intermediates: Sequence[x509.Certificate] = (),
+) -> EKFindings:
     findings = EKFindings()
     rows = findings.rows
     defined = set(probe.handles()["nv"])
@@ -82,6 +88,7 @@ def ek_rows(probe: Probe, props: Any, anchors: Sequence[x509.Certificate], now: 
                     f"ek.cert.0x{entry.index:08X}", AREA_NV, f"{entry.label}: unreadable: {exc}", entry.clause
                 )
             )
+    # The TPM's own chain indices first, then the intermediates the user's trust store names.
     intermediates: list[x509.Certificate] = []
     for index in sorted(h for h in defined if CHAIN_FIRST <= h <= CHAIN_LAST):
         public = probe.nv_public(index)
@@ -129,7 +136,7 @@ def ek_rows(probe: Probe, props: Any, anchors: Sequence[x509.Certificate], now: 
                 f"{prefix}.chain",
                 certificate,
                 anchors=anchors,
-                intermediates=intermediates,
+                intermediates=[*intermediates, *known_intermediates],
                 now=now,
                 clause=f"{EK_PROFILE} §3 (EK certificate issuer); {CHAIN_CLAUSE}",
             )

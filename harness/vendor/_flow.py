@@ -22,6 +22,7 @@ from ..errors import HarnessError
 from ..server import EmbeddedServer, Principal, ServerConfig
 from ..status import AttestationStatus
 from ..tpm import ExternalTPM, parse_tcti
+from ..trust import TrustStore
 from ..windows import MDM_KEY_HANDLE
 from ._model import WINDOWS_ATTESTATION, Row, failed, passed, skipped
 from ._probe import undo_persisted
@@ -33,7 +34,10 @@ _OS_VERSION = "10.0.22631.4602"  # a Windows 11 build above the minimum that att
 
 
 def enrollment_row(
-    tcti_spec: str, anchors: Sequence[x509.Certificate], persistent_before: Sequence[int]
+    tcti_spec: str,
+    anchors: Sequence[x509.Certificate],
+    persistent_before: Sequence[int],
+    trust: TrustStore | None = None,
 ) -> Row:
     if MDM_KEY_HANDLE in persistent_before:
         return skipped(
@@ -50,6 +54,7 @@ def enrollment_row(
                 data_dir=Path(data_dir),
                 manufacturer_roots=list(anchors),
                 principals={token: Principal("vendor-check")},
+                trust=trust or TrustStore(),
             )
             with EmbeddedServer(config) as server:
                 try:

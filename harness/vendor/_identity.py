@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..tcg import TCG_VENDORS, TPMIdentity, vendor_id_from_int
@@ -53,11 +53,11 @@ def family_row(family: str) -> Row:
     return failed("tpm.family", AREA, "answers with TPM 1.2 tag 0x00C4 (TPM_TAG_RSP_COMMAND)", clause)
 
 
-def identity_rows(props: TPMProperties) -> list[Row]:
+def identity_rows(props: TPMProperties, registry: Mapping[str, str] = TCG_VENDORS) -> list[Row]:
     rows: list[Row] = []
     vendor_id = vendor_id_from_int(props.manufacturer)
     text = ascii4(props.manufacturer)
-    listed = TCG_VENDORS.get(vendor_id)
+    listed = registry.get(vendor_id)
     seen = f"manufacturer {props.manufacturer_id} ('{text}')"
     if listed is not None:
         rows.append(passed("tpm.manufacturer.registry", AREA, f"{seen}: {listed}", VENDOR_REGISTRY))
