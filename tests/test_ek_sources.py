@@ -9,14 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tpm2_pytss import ESYS_TR, TPM2_ALG, TPM2B_NV_PUBLIC, TPMA_NV, TPMS_NV_PUBLIC
+from tpm2_pytss import ESYS_TR
 
 from harness.errors import ScenarioError
 from harness.fleet import RunOptions, run_fleet
 from harness.pki import CertificateAuthority
 from harness.scenario import parse_scenario
 from harness.tcg import TPMIdentity
-from harness.tpm import TimedESAPI, manufacture
+from harness.tpm import TimedESAPI, manufacture, write_nv_certificate
 from harness.trust import TrustStore
 
 from .conftest import VendorSwtpm, needs_swtpm
@@ -24,15 +24,6 @@ from .conftest import VendorSwtpm, needs_swtpm
 pytestmark = needs_swtpm
 NOW = dt.datetime.now(dt.UTC)
 CHAIN_INDEX = 0x01C00100
-_PLATFORM_CERT_NV = (
-    TPMA_NV.PPWRITE
-    | TPMA_NV.WRITEDEFINE
-    | TPMA_NV.PPREAD
-    | TPMA_NV.OWNERREAD
-    | TPMA_NV.AUTHREAD
-    | TPMA_NV.NO_DA
-    | TPMA_NV.PLATFORMCREATE
-)
 GROUP = """
 name: {name}
 groups:
@@ -59,17 +50,7 @@ def chained_tpm() -> Iterator[tuple[VendorSwtpm, CertificateAuthority, Certifica
                 issuer=intermediate,
                 now=NOW,
             )
-            der = intermediate.certificate_der
-            public = TPM2B_NV_PUBLIC(
-                nvPublic=TPMS_NV_PUBLIC(
-                    nvIndex=CHAIN_INDEX,
-                    nameAlg=TPM2_ALG.SHA256,
-                    attributes=_PLATFORM_CERT_NV,
-                    dataSize=len(der),
-                )
-            )
-            handle = esapi.nv_define_space(b"", public, auth_handle=ESYS_TR.PLATFORM)
-            esapi.nv_write(handle, der, 0, auth_handle=ESYS_TR.PLATFORM)
+            write_nv_certificate(esapi, CHAIN_INDEX, intermediate.certificate_der)
         yield tpm, root, intermediate
     finally:
         tpm.close()

@@ -172,7 +172,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "live_pids", "load_engine_file", "lock_out", "manufacture", "open_backend", "open_tcti",
         "parse_engine", "parse_engine_file", "parse_tcti", "preflight", "preflight_all", "remove_leftovers",
         "remove_run_containers", "remove_run_everywhere", "reset_lockout", "schedule", "spread",
-        "swtpm_binary", "tpm_death"
+        "swtpm_binary", "tpm_death", "write_nv_certificate"
     ],
     "harness.trust": [
         "DEFAULT_TOKEN_AUDIENCE", "DEFAULT_TOKEN_ISSUER", "MANIFEST", "BundleError", "BundleVerdict",

@@ -14,13 +14,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, load_der_public_key
-from tpm2_pytss import ESYS_TR, TPM2_ALG, TPM2B_NV_PUBLIC, TPMA_NV, TPMS_NV_PUBLIC
 from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.pki import CertificateAuthority, certificate_der
 from harness.tcg import OID_AIK_CERTIFICATE, OID_EK_CERTIFICATE, TPMIdentity, tpm_san
-from harness.tpm import SwtpmProcess, TimedESAPI, TPMRequest, create_ek
+from harness.tpm import SwtpmProcess, TimedESAPI, TPMRequest, create_ek, write_nv_certificate
 from harness.vendor import VendorReport, run_vendor_check
 
 from .conftest import needs_swtpm, provision_with_swtpm_setup, swtpm_pids_under
@@ -28,15 +27,6 @@ from .conftest import needs_swtpm, provision_with_swtpm_setup, swtpm_pids_under
 pytestmark = needs_swtpm
 NOW = dt.datetime.now(dt.UTC)
 IBM = TPMIdentity("id:49424D00", "swtpm", "id:20191023")  # what swtpm's GetCapability reports
-_NV_ATTRIBUTES = (
-    TPMA_NV.PPWRITE
-    | TPMA_NV.WRITEDEFINE
-    | TPMA_NV.PPREAD
-    | TPMA_NV.OWNERREAD
-    | TPMA_NV.AUTHREAD
-    | TPMA_NV.NO_DA
-    | TPMA_NV.PLATFORMCREATE
-)
 _KEY_ENCIPHERMENT = x509.KeyUsage(
     digital_signature=False,
     content_commitment=False,
@@ -106,13 +96,7 @@ def test_swtpm_setup_tpm_without_its_ca_names_the_certificate(
 
 
 def _write_certificate(esapi: TimedESAPI, der: bytes) -> None:
-    public = TPM2B_NV_PUBLIC(
-        nvPublic=TPMS_NV_PUBLIC(
-            nvIndex=0x01C00002, nameAlg=TPM2_ALG.SHA256, attributes=_NV_ATTRIBUTES, dataSize=len(der)
-        )
-    )
-    handle = esapi.nv_define_space(b"", public, auth_handle=ESYS_TR.PLATFORM)
-    esapi.nv_write(handle, der, 0, auth_handle=ESYS_TR.PLATFORM)
+    write_nv_certificate(esapi, 0x01C00002, der)
 
 
 def _certificate(ca: CertificateAuthority, key: rsa.RSAPublicKey, fault: str) -> bytes:

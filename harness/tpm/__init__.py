@@ -24,7 +24,7 @@ from ._engine_pool import EnginePoolBackend, preflight_all, remove_run_everywher
 from ._engines import Engine, EngineTLS, engine_from_env, parse_engine, schedule, spread
 from ._esapi import TimedESAPI, open_tcti
 from ._external import ExternalBackend, ExternalTPM, parse_tcti
-from ._manufacture import EKAlgorithm, Manufactured, create_ek, manufacture
+from ._manufacture import EKAlgorithm, Manufactured, create_ek, manufacture, write_nv_certificate
 from ._platform import ControlChannel, PlatformControl, SwtpmPlatform
 from ._registry import (
     BACKEND_NAMES,
@@ -102,4 +102,5 @@ __all__ = [
     "spread",
     "swtpm_binary",
     "tpm_death",
+    "write_nv_certificate",
 ]
