@@ -16,12 +16,21 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from enum import Enum
+from typing import Annotated
+
+from fastapi import Header
 
 from ..hresult import HResult
 from ..verifier import DEVICE_ID_CLAIM, verify_token
 from ._context import ServerContext, ServiceFailure
 
 CREDENTIAL_HEADER = "Device-Credential"
+# The headers a device proves itself with, as the enrollment and check-in routes declare them
+# (documented by the routes' security schemes, so kept out of the generated parameters).
+AuthorizationHeader = Annotated[str | None, Header(max_length=8192, include_in_schema=False)]
+CredentialHeader = Annotated[
+    str | None, Header(alias=CREDENTIAL_HEADER, max_length=256, include_in_schema=False)
+]
 E_ACCESSDENIED = 0x80070005  # what Windows reports for a refused request
 E_FAIL = HResult.E_FAIL
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Request
 
 from ..protocol import CheckinRequest, CheckinResponse, Command
 from . import _auth
@@ -25,10 +23,8 @@ router = APIRouter(prefix="/enrollment", tags=["MDM enrollment"])
 def checkin(
     body: CheckinRequest,
     request: Request,
-    authorization: Annotated[str | None, Header(max_length=8192, include_in_schema=False)] = None,
-    device_credential: Annotated[
-        str | None, Header(alias=_auth.CREDENTIAL_HEADER, max_length=256, include_in_schema=False)
-    ] = None,
+    authorization: _auth.AuthorizationHeader = None,
+    device_credential: _auth.CredentialHeader = None,
     ctx: ServerContext = Depends(context),
 ) -> CheckinResponse:
     """Each queued Attest command is handed over once; the device answers it by enrolling again.

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from ..protocol import (
     MAX_ID,
@@ -35,11 +35,6 @@ from ._schema import iso
 
 router = APIRouter(prefix="/enrollment", tags=["MDM enrollment"])
 log = logging.getLogger(__name__)
-
-AuthorizationHeader = Annotated[str | None, Header(max_length=8192, include_in_schema=False)]
-CredentialHeader = Annotated[
-    str | None, Header(alias=_auth.CREDENTIAL_HEADER, max_length=256, include_in_schema=False)
-]
 
 
 @router.get(
@@ -75,8 +70,8 @@ def nonce(
         EnrollmentTrigger | None,
         Query(description="Why the device starts this attempt (as EnrollmentTrigger); kept with it."),
     ] = None,
-    authorization: AuthorizationHeader = None,
-    device_credential: CredentialHeader = None,
+    authorization: _auth.AuthorizationHeader = None,
+    device_credential: _auth.CredentialHeader = None,
     ctx: ServerContext = Depends(context),
 ) -> NonceResponse:
     """A fresh nonce for TPM2_Certify, bound to the device; it shows as 'in process' until it enrolls.
@@ -104,8 +99,8 @@ def nonce(
 def enroll(
     body: EnrollmentRequest,
     request: Request,
-    authorization: AuthorizationHeader = None,
-    device_credential: CredentialHeader = None,
+    authorization: _auth.AuthorizationHeader = None,
+    device_credential: _auth.CredentialHeader = None,
     ctx: ServerContext = Depends(context),
 ) -> EnrollmentResponse:
     """Judge the enrollment's evidence and record the result as the device's.
