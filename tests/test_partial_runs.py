@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -169,8 +168,8 @@ class _DyingBackend(SwtpmBackend):
 
 
 @needs_swtpm
-def test_a_swtpm_that_died_reports_its_exit_status() -> None:
-    tpm = SwtpmBackend().start(TPMRequest(), Path(tempfile.mkdtemp(prefix="eah-", dir="/tmp")))
+def test_a_swtpm_that_died_reports_its_exit_status(swtpm_workdir: Path) -> None:
+    tpm = SwtpmBackend().start(TPMRequest(), swtpm_workdir)
     try:
         assert tpm.death() is None
         os.kill(tpm.pid, signal.SIGKILL)
