@@ -45,8 +45,7 @@ def verify_chain(
     the certificate by subject and serial. Where several intermediates carry the issuer's
     name, each is tried, and the first failure is reported if none leads to a root.
     """
-    result = _extend(name, [leaf], roots, intermediates, now, max_depth)
-    return result
+    return _extend(name, [leaf], roots, intermediates, now, max_depth)
 
 
 def _extend(
@@ -58,11 +57,11 @@ def _extend(
     max_depth: int,
 ) -> Check:
     current = path[-1]
-    if not _valid_at(current, now):
+    if not valid_at(current, now):
         role = "certificate" if len(path) == 1 else "intermediate"
         return fail(name, f"{role} {describe_certificate(current)} is not valid at {now:%Y-%m-%d %H:%M}")
     for root in roots:
-        if _issued_by(current, root):
+        if issued_by(current, root):
             problem = _anchor_problem(root, path, now)
             if problem:
                 return fail(name, problem)
@@ -97,14 +96,14 @@ def _intermediate_problem(
     candidate: x509.Certificate, child: x509.Certificate, path: list[x509.Certificate]
 ) -> str:
     label = f"intermediate {describe_certificate(candidate)}"
-    if not _issued_by(child, candidate):
+    if not issued_by(child, candidate):
         return f"{label} did not sign {describe_certificate(child)}"
     return _ca_problem(candidate, label, cas_below=len(path) - 1)
 
 
 def _anchor_problem(root: x509.Certificate, path: list[x509.Certificate], now: dt.datetime) -> str:
     label = f"trust anchor {describe_certificate(root)}"
-    if not _valid_at(root, now):
+    if not valid_at(root, now):
         return f"{label} is not valid at {now:%Y-%m-%d %H:%M}"
     return _ca_problem(root, label, cas_below=len(path) - 1, need_key_usage=False)
 
@@ -133,7 +132,7 @@ def _ca_problem(
     return ""
 
 
-def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
+def issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
     if child.issuer != issuer.subject:
         return False
     try:
@@ -143,14 +142,14 @@ def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
-def _is_ca(certificate: x509.Certificate) -> bool:
+def is_ca(certificate: x509.Certificate) -> bool:
     try:
         return certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
         return False
 
 
-def _valid_at(certificate: x509.Certificate, now: dt.datetime) -> bool:
+def valid_at(certificate: x509.Certificate, now: dt.datetime) -> bool:
     return certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
 
 
@@ -193,9 +192,7 @@ def check_tpm_certificate_profile(
         else fail(f"{prefix}.eku", f"EKU {eku.dotted_string} is missing")
     )
     checks.append(
-        fail(f"{prefix}.not_ca", "certificate says CA=true")
-        if _is_ca(certificate)
-        else ok(f"{prefix}.not_ca")
+        fail(f"{prefix}.not_ca", "certificate says CA=true") if is_ca(certificate) else ok(f"{prefix}.not_ca")
     )
     identity = parse_tpm_san(certificate)
     if identity is None:
