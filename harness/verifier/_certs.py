@@ -6,9 +6,9 @@ import datetime as dt
 from collections.abc import Sequence
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from .._x509 import is_ca, issued_by, valid_at
 from ..tcg import OID_AIK_CERTIFICATE, OID_EK_CERTIFICATE, TPMIdentity, parse_tpm_san
 from ._checks import Check, fail, ok
 from ._tpm import key_strength
@@ -130,27 +130,6 @@ def _ca_problem(
     if not usage.key_cert_sign:
         return f"{label} lacks keyCertSign in keyUsage"
     return ""
-
-
-def issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if child.issuer != issuer.subject:
-        return False
-    try:
-        child.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
-def is_ca(certificate: x509.Certificate) -> bool:
-    try:
-        return certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        return False
-
-
-def valid_at(certificate: x509.Certificate, now: dt.datetime) -> bool:
-    return certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
 
 
 def _authority_key(certificate: x509.Certificate) -> str:
