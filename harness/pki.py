@@ -39,6 +39,36 @@ def write_private(path: Path, data: bytes) -> None:
     path.chmod(0o600)
 
 
+def _key_usage(
+    *,
+    digital_signature: bool = False,
+    key_encipherment: bool = False,
+    key_agreement: bool = False,
+    key_cert_sign: bool = False,
+) -> x509.KeyUsage:
+    """A keyUsage with only the given bits; a CA's keyCertSign comes with cRLSign."""
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=False,
+        key_encipherment=key_encipherment,
+        data_encipherment=False,
+        key_agreement=key_agreement,
+        key_cert_sign=key_cert_sign,
+        crl_sign=key_cert_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _ca_subject(common_name: str, organization: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
 @dataclass(frozen=True)
 class CertificateAuthority:
     key: ec.EllipticCurvePrivateKey
@@ -56,12 +86,7 @@ class CertificateAuthority:
     @classmethod
     def create(cls, common_name: str, organization: str, *, now: dt.datetime) -> CertificateAuthority:
         key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name(
-            [
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
-                x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-            ]
-        )
+        subject = _ca_subject(common_name, organization)
         certificate = (
             x509.CertificateBuilder()
             .subject_name(subject)
@@ -71,20 +96,7 @@ class CertificateAuthority:
             .not_valid_before(now - dt.timedelta(days=1))
             .not_valid_after(now + CA_LIFETIME)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(_key_usage(key_cert_sign=True), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA256())
         )
@@ -123,23 +135,8 @@ class CertificateAuthority:
         """A CA below this one (a regional AIK CA under a root); `ca`/`key_cert_sign` off make
         the broken intermediates a verifier must refuse."""
         key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name(
-            [
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
-                x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-            ]
-        )
-        usage = x509.KeyUsage(
-            digital_signature=True,
-            content_commitment=False,
-            key_encipherment=False,
-            data_encipherment=False,
-            key_agreement=False,
-            key_cert_sign=key_cert_sign,
-            crl_sign=key_cert_sign,
-            encipher_only=False,
-            decipher_only=False,
-        )
+        subject = _ca_subject(common_name, organization)
+        usage = _key_usage(digital_signature=True, key_cert_sign=key_cert_sign)
         certificate = (
             x509.CertificateBuilder()
             .subject_name(subject)
@@ -191,18 +188,7 @@ class CertificateAuthority:
         builder = self._leaf(ek_public, identity, now=now, one_rdn=one_rdn)
         is_rsa = isinstance(ek_public, rsa.RSAPublicKey)
         builder = builder.add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=is_rsa,
-                data_encipherment=False,
-                key_agreement=not is_rsa,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
+            _key_usage(key_encipherment=is_rsa, key_agreement=not is_rsa), critical=True
         ).add_extension(x509.ExtendedKeyUsage([OID_EK_CERTIFICATE]), critical=False)
         return builder.sign(self.key, hashes.SHA256())
 
@@ -212,20 +198,7 @@ class CertificateAuthority:
         """An AIK certificate per the TCG profile: EKU 2.23.133.8.3, CA=false, empty subject."""
         builder = (
             self._leaf(aik_public, identity, now=now)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(_key_usage(digital_signature=True), critical=True)
             .add_extension(x509.ExtendedKeyUsage([OID_AIK_CERTIFICATE]), critical=False)
         )
         return builder.sign(self.key, hashes.SHA256())

@@ -200,7 +200,7 @@ def decode_payload(payload: dict[str, Any]) -> list[DeviceResult]:
                         trigger=strings[d],
                         decision=strings[e],
                     )
-                    for a, b, c, d, e in row.get("attempts", [])
+                    for a, b, c, d, e in row["attempts"]
                 ],
                 engine=strings[row["engine"]],
             )

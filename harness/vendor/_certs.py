@@ -6,9 +6,9 @@ import datetime as dt
 from collections.abc import Sequence
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from .._x509 import is_ca, issued_by, valid_at
 from ..tcg import OID_EK_CERTIFICATE, TPMIdentity, parse_tpm_san, vendor_hex
 from ._model import EK_PROFILE, Row, failed, passed, warned
 
@@ -116,30 +116,9 @@ def _key_usage_row(row_id: str, certificate: x509.Certificate, clause: str) -> R
 
 
 def _ca_row(row_id: str, certificate: x509.Certificate, clause: str) -> Row:
-    if _is_ca(certificate):
+    if is_ca(certificate):
         return failed(row_id, AREA, "basicConstraints says CA=true", clause)
     return passed(row_id, AREA, "not a CA", clause)
-
-
-def _is_ca(certificate: x509.Certificate) -> bool:
-    try:
-        return certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        return False
-
-
-def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if child.issuer != issuer.subject:
-        return False
-    try:
-        child.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
-def _valid_at(certificate: x509.Certificate, now: dt.datetime) -> bool:
-    return certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
 
 
 def chain_row(
@@ -167,17 +146,17 @@ def chain_row(
     path = [leaf]
     current = leaf
     for _ in range(_MAX_DEPTH):
-        if not _valid_at(current, now):
+        if not valid_at(current, now):
             return failed(
                 row_id, AREA, f"{describe(current)} is not valid at {now:%Y-%m-%d %H:%M} UTC", clause
             )
-        anchor = next((a for a in anchors if _issued_by(current, a)), None)
+        anchor = next((a for a in anchors if issued_by(current, a)), None)
         if anchor is not None:
-            if not _valid_at(anchor, now):
+            if not valid_at(anchor, now):
                 return failed(row_id, AREA, f"CA {describe(anchor)} is not valid now", clause)
             steps = " -> ".join(describe(c) for c in [*path, anchor])
             return passed(row_id, AREA, f"chains: {steps}", clause)
-        parent = next((c for c in intermediates if _issued_by(current, c) and _is_ca(c)), None)
+        parent = next((c for c in intermediates if issued_by(current, c) and is_ca(c)), None)
         if parent is None:
             return failed(
                 row_id,

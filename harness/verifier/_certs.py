@@ -6,9 +6,9 @@ import datetime as dt
 from collections.abc import Sequence
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from .._x509 import is_ca, issued_by, valid_at
 from ..tcg import OID_AIK_CERTIFICATE, OID_EK_CERTIFICATE, TPMIdentity, parse_tpm_san
 from ._checks import Check, fail, ok
 from ._tpm import key_strength
@@ -45,8 +45,7 @@ def verify_chain(
     the certificate by subject and serial. Where several intermediates carry the issuer's
     name, each is tried, and the first failure is reported if none leads to a root.
     """
-    result = _extend(name, [leaf], roots, intermediates, now, max_depth)
-    return result
+    return _extend(name, [leaf], roots, intermediates, now, max_depth)
 
 
 def _extend(
@@ -58,11 +57,11 @@ def _extend(
     max_depth: int,
 ) -> Check:
     current = path[-1]
-    if not _valid_at(current, now):
+    if not valid_at(current, now):
         role = "certificate" if len(path) == 1 else "intermediate"
         return fail(name, f"{role} {describe_certificate(current)} is not valid at {now:%Y-%m-%d %H:%M}")
     for root in roots:
-        if _issued_by(current, root):
+        if issued_by(current, root):
             problem = _anchor_problem(root, path, now)
             if problem:
                 return fail(name, problem)
@@ -97,14 +96,14 @@ def _intermediate_problem(
     candidate: x509.Certificate, child: x509.Certificate, path: list[x509.Certificate]
 ) -> str:
     label = f"intermediate {describe_certificate(candidate)}"
-    if not _issued_by(child, candidate):
+    if not issued_by(child, candidate):
         return f"{label} did not sign {describe_certificate(child)}"
     return _ca_problem(candidate, label, cas_below=len(path) - 1)
 
 
 def _anchor_problem(root: x509.Certificate, path: list[x509.Certificate], now: dt.datetime) -> str:
     label = f"trust anchor {describe_certificate(root)}"
-    if not _valid_at(root, now):
+    if not valid_at(root, now):
         return f"{label} is not valid at {now:%Y-%m-%d %H:%M}"
     return _ca_problem(root, label, cas_below=len(path) - 1, need_key_usage=False)
 
@@ -131,27 +130,6 @@ def _ca_problem(
     if not usage.key_cert_sign:
         return f"{label} lacks keyCertSign in keyUsage"
     return ""
-
-
-def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if child.issuer != issuer.subject:
-        return False
-    try:
-        child.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
-def _is_ca(certificate: x509.Certificate) -> bool:
-    try:
-        return certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        return False
-
-
-def _valid_at(certificate: x509.Certificate, now: dt.datetime) -> bool:
-    return certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
 
 
 def _authority_key(certificate: x509.Certificate) -> str:
@@ -193,9 +171,7 @@ def check_tpm_certificate_profile(
         else fail(f"{prefix}.eku", f"EKU {eku.dotted_string} is missing")
     )
     checks.append(
-        fail(f"{prefix}.not_ca", "certificate says CA=true")
-        if _is_ca(certificate)
-        else ok(f"{prefix}.not_ca")
+        fail(f"{prefix}.not_ca", "certificate says CA=true") if is_ca(certificate) else ok(f"{prefix}.not_ca")
     )
     identity = parse_tpm_san(certificate)
     if identity is None:

@@ -9,6 +9,7 @@ from typing import Any
 from cryptography import x509
 
 from ..status import AttestationStatus, StatusDetail
+from ..tcg import MICROSOFT_VTPM_ID
 from ._advisories import FirmwareAdvisory
 from ._checks import Check
 from ._tokens import DEVICE_ID_CLAIM
@@ -32,7 +33,7 @@ VIRTUAL_MODELS = (
 # "MSFT": Hyper-V and Azure vTPMs; "VMW": VMware's vTPM. libtpms ("IBM": swtpm under
 # QEMU/KVM and Xen, VirtualBox's vTPM) is left out: TPM vendors validate firmware on simulators
 # built on it, so those VMs are recognised by their SMBIOS model.
-VIRTUAL_TPM_VENDORS = ("4D534654", "564D5700")
+VIRTUAL_TPM_VENDORS = (MICROSOFT_VTPM_ID, "564D5700")
 
 
 @dataclass(frozen=True)
