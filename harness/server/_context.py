@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -40,6 +41,14 @@ class ServiceFailure(Exception):
 
 def bad_request(reason: str, error: str = "malformed_request") -> ServiceFailure:
     return ServiceFailure(400, error, HResult.E_FAIL, reason)
+
+
+def too_many_requests(error: str, reason: str, wait_seconds: float) -> ServiceFailure:
+    """429 with Retry-After: whole seconds, at least one."""
+    seconds = max(1, math.ceil(wait_seconds))
+    return ServiceFailure(
+        429, error, HResult.E_FAIL, f"{reason}; retry in {seconds} s", headers={"Retry-After": str(seconds)}
+    )
 
 
 @dataclass
