@@ -15,7 +15,7 @@ from ..status import RETRY_RECOMMENDED, AttestationStatus, StatusDetail
 from ._auth import E_ACCESSDENIED
 from ._clock import ClockLimitError, ManualClock
 from ._config import Principal
-from ._context import ServerContext, ServiceFailure, bad_request, too_many_requests
+from ._context import ServerContext, ServiceFailure, bad_request, too_many_requests, unauthenticated
 from ._deps import context
 from ._openapi import ADMIN_SECURITY, errors
 
@@ -37,7 +37,7 @@ def principal(
     scheme, _, token = (authorization or "").partition(" ")
     found = ctx.principals.get(token.strip()) if scheme.lower() == "bearer" else None
     if found is None:
-        raise ServiceFailure(401, "unauthenticated", HResult.E_FAIL, "a known admin bearer token is required")
+        raise unauthenticated("a known admin bearer token is required", realm="admin")
     return found
 
 
