@@ -100,7 +100,7 @@ class EKCertificateService:
         self._thread.join(timeout=5)
 
 
-def find_certificate(directory: Path, request_path: str) -> bytes | None:
+def _find_certificate(directory: Path, request_path: str) -> bytes | None:
     path = urllib.parse.unquote(request_path.split("?", 1)[0])
     for prefix, keyed in ((INTEL_PATH, intel_key), (AMD_PATH, amd_key)):
         if not path.startswith(prefix):
@@ -109,8 +109,9 @@ def find_certificate(directory: Path, request_path: str) -> bytes | None:
         for file in sorted(directory.glob("*.der")):
             der = file.read_bytes()
             key = x509.load_der_x509_certificate(der).public_key()
-            usable = isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey)
-            if usable and urllib.parse.unquote(keyed(key)) == wanted:  # type: ignore[arg-type]
+            if isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey) and (
+                urllib.parse.unquote(keyed(key)) == wanted
+            ):
                 return der
     return None
 
@@ -118,7 +119,7 @@ def find_certificate(directory: Path, request_path: str) -> bytes | None:
 def _handler(directory: Path) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            der = find_certificate(directory, self.path)
+            der = _find_certificate(directory, self.path)
             body = der if der is not None else b"no EK certificate for this key\n"
             self.send_response(200 if der is not None else 404)
             self.send_header("Content-Type", "application/pkix-cert" if der is not None else "text/plain")

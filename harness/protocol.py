@@ -195,7 +195,6 @@ class NonceResponse(_Model):
 
 AttestationOutcome = Literal["Success", "Failure"]
 # The MS-MDE2 enrollment protocol versions a Windows client sends; attestation items from 5.0.
-ENROLLMENT_VERSIONS = ("1.0", "2.0", "3.0", "4.0", "5.0", "6.0", "7.0")
 EnrollmentVersion = Literal["1.0", "2.0", "3.0", "4.0", "5.0", "6.0", "7.0"]
 _CLAIM = (
     "TPM2B_ATTEST immediately followed by TPMT_SIGNATURE, marshalled, base64: a TPM2_Certify of "

@@ -82,6 +82,8 @@ def assert_error(
     assert response.headers["content-type"].startswith("application/json")
     body: dict[str, Any] = response.json()
     assert set(body) == {"error", "hresult", "reason"}, body
+    if status == 401:
+        assert response.headers["www-authenticate"].startswith("Bearer "), response.headers
     assert isinstance(body["error"], str) and body["error"]
     assert re.fullmatch(r"0x[0-9A-Fa-f]{8}", body["hresult"]), body
     assert isinstance(body["reason"], str) and body["reason"]

@@ -380,6 +380,34 @@ def test_a_vtpm_claiming_to_be_an_infineon_in_a_thinkpad_is_not_supported(
     assert "platform.verified_tpm" in row["decision"]
 
 
+def test_the_verified_tpm_is_found_through_the_aik_chain_the_evaluator_follows() -> None:
+    """An AIK certificate issued through an intermediate names a verified TPM when the
+    intermediate comes in AIKCertChain or from the trust store, as the evaluator accepts it."""
+    from harness.pki import certificate_der
+    from harness.server._evidence import verified_tpm
+    from harness.verifier import Policy
+
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    root = CertificateAuthority.create("Test AIK Root", "Test AIK PKI", now=now)
+    regional = root.issue_intermediate("Regional AIK CA", "Test AIK PKI", now=now)
+    identity = TPMIdentity("id:49465800", "SLB9672", "id:00070002")
+    aik = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    cert = certificate_der(regional.issue_aik_certificate(aik, identity, now=now))
+    policy = Policy(aik_roots=(root.certificate,), token_keys={}, token_issuer="", token_audience="")
+    sent = (certificate_der(regional.certificate),)
+    assert verified_tpm(cert, policy, now) is None, "no path to the root without the intermediate"
+    assert verified_tpm(cert, policy, now, sent) == identity
+    trusted = Policy(
+        aik_roots=(root.certificate,),
+        token_keys={},
+        token_issuer="",
+        token_audience="",
+        aik_intermediates=(regional.certificate,),
+    )
+    assert verified_tpm(cert, trusted, now) == identity
+    assert verified_tpm(cert, policy, now, (b"not a certificate",)) is None
+
+
 def test_a_standalone_server_creates_its_secrets_private_from_the_start(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:

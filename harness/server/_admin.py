@@ -4,7 +4,6 @@ device action, and (on a manual clock only) moving the server's time."""
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
@@ -16,7 +15,7 @@ from ..status import RETRY_RECOMMENDED, AttestationStatus, StatusDetail
 from ._auth import E_ACCESSDENIED
 from ._clock import ClockLimitError, ManualClock
 from ._config import Principal
-from ._context import ServerContext, ServiceFailure, bad_request
+from ._context import ServerContext, ServiceFailure, bad_request, too_many_requests, unauthenticated
 from ._deps import context
 from ._openapi import ADMIN_SECURITY, errors
 
@@ -38,7 +37,7 @@ def principal(
     scheme, _, token = (authorization or "").partition(" ")
     found = ctx.principals.get(token.strip()) if scheme.lower() == "bearer" else None
     if found is None:
-        raise ServiceFailure(401, "unauthenticated", HResult.E_FAIL, "a known admin bearer token is required")
+        raise unauthenticated("a known admin bearer token is required", realm="admin")
     return found
 
 
@@ -153,13 +152,10 @@ def attest_devices(
         principal=who.name, device_ids=device_ids, now=ctx.clock.now(), min_interval=ACTION_INTERVAL
     )
     if outcome.retry_after is not None:
-        seconds = max(1, math.ceil(outcome.retry_after.total_seconds()))
-        raise ServiceFailure(
-            429,
+        raise too_many_requests(
             "too_many_actions",
-            HResult.E_FAIL,
-            f"wait at least 1 minute between Attest device actions; retry in {seconds} s",
-            headers={"Retry-After": str(seconds)},
+            "wait at least 1 minute between Attest device actions",
+            outcome.retry_after.total_seconds(),
         )
     if outcome.action_id is None:
         shown = ", ".join(outcome.unknown[:5]) + (", ..." if len(outcome.unknown) > 5 else "")

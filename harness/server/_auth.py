@@ -22,7 +22,7 @@ from fastapi import Header
 
 from ..hresult import HResult
 from ..verifier import DEVICE_ID_CLAIM, verify_token
-from ._context import ServerContext, ServiceFailure
+from ._context import ServerContext, ServiceFailure, unauthenticated
 
 CREDENTIAL_HEADER = "Device-Credential"
 # The headers a device proves itself with, as the enrollment and check-in routes declare them
@@ -75,13 +75,7 @@ def bearer(authorization: str | None) -> str | None:
 
 
 def refuse(reason: str) -> ServiceFailure:
-    return ServiceFailure(
-        401,
-        "unauthenticated",
-        E_ACCESSDENIED,
-        reason,
-        headers={"WWW-Authenticate": 'Bearer realm="enrollment"'},
-    )
+    return unauthenticated(reason, realm="enrollment", hresult=E_ACCESSDENIED)
 
 
 def identify(

@@ -37,7 +37,7 @@ def checkin(
     caller = _auth.identify(
         ctx, body.emm_device_id, token=_auth.bearer(authorization), credential=device_credential, now=now
     )
-    if not caller.bound or caller.proof not in (_auth.Proof.CREDENTIAL, _auth.Proof.TOKEN):
+    if caller.proof not in (_auth.Proof.CREDENTIAL, _auth.Proof.TOKEN):  # both only for a bound id
         raise _auth.refuse(f"check-in needs the {_auth.CREDENTIAL_HEADER} of an enrolled device")
     delivered = ctx.store.checkin(body.emm_device_id, now) or []
     return CheckinResponse(commands=[Command(actionId=action_id) for action_id in delivered])

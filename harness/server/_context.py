@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -40,6 +41,22 @@ class ServiceFailure(Exception):
 
 def bad_request(reason: str, error: str = "malformed_request") -> ServiceFailure:
     return ServiceFailure(400, error, HResult.E_FAIL, reason)
+
+
+def unauthenticated(
+    reason: str, *, realm: str, error: str = "unauthenticated", hresult: int = HResult.E_FAIL
+) -> ServiceFailure:
+    """401 with the WWW-Authenticate challenge every 401 carries (RFC 9110, section 15.5.2)."""
+    challenge = {"WWW-Authenticate": f'Bearer realm="{realm}"'}
+    return ServiceFailure(401, error, hresult, reason, headers=challenge)
+
+
+def too_many_requests(error: str, reason: str, wait_seconds: float) -> ServiceFailure:
+    """429 with Retry-After: whole seconds, at least one."""
+    seconds = max(1, math.ceil(wait_seconds))
+    return ServiceFailure(
+        429, error, HResult.E_FAIL, f"{reason}; retry in {seconds} s", headers={"Retry-After": str(seconds)}
+    )
 
 
 @dataclass

@@ -134,7 +134,7 @@ def enroll(
             registered[caller.token_device] = spki
     try:
         verdict = evaluate(evidence, ctx.policy, now=now, nonce=nonce_state, registered_keys=registered)
-        tpm = verified_tpm(evidence.aik_cert, ctx.policy, now)
+        tpm = verified_tpm(evidence.aik_cert, ctx.policy, now, evidence.aik_chain)
     except Exception as exc:  # the evaluator must never turn bad evidence into a 500
         log.exception("evaluation failed for %s", items.emm_device_id)
         raise bad_request(f"evidence could not be evaluated: {exc}", "unevaluable_evidence") from exc

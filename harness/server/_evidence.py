@@ -8,6 +8,7 @@ columns of the report; the client's TPMManufacturer and TPMFirmwareVersion are o
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from ..status import AttestationStatus, StatusDetail
 from ..tcg import TCG_VENDORS, TPMIdentity
@@ -29,16 +30,24 @@ def _vendor(manufacturer: str) -> str:
     return manufacturer.strip().removeprefix("id:").upper()
 
 
-def verified_tpm(aik_cert: bytes | None, policy: Policy, now: dt.datetime) -> TPMIdentity | None:
+def verified_tpm(
+    aik_cert: bytes | None, policy: Policy, now: dt.datetime, chain: Sequence[bytes] = ()
+) -> TPMIdentity | None:
     """The TPM named by an AIK certificate that chains to a trusted AIK root and follows the
-    TCG profile; None when there is no such certificate."""
+    TCG profile; None when there is no such certificate. The path is built as the evaluator
+    builds it: through the intermediates the client sent (AIKCertChain) and the trusted ones."""
     if aik_cert is None:
         return None
     try:
         certificate = load_certificate(aik_cert)
+        sent = [load_certificate(der) for der in chain]
     except ValueError:
         return None
-    if not verify_chain("aik_cert.chain", certificate, roots=policy.aik_roots, now=now).passed:
+    intermediates = [*sent, *policy.aik_intermediates]
+    path = verify_chain(
+        "aik_cert.chain", certificate, roots=policy.aik_roots, intermediates=intermediates, now=now
+    )
+    if not path.passed:
         return None
     checks, identity = check_aik_certificate(certificate)
     if identity is None or not all(c.passed for c in checks):

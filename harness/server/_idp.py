@@ -20,7 +20,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import APIRouter, Depends
 from jwt.algorithms import RSAAlgorithm
 
-from ..hresult import HResult
 from ..protocol import (
     AssertionNonceResponse,
     DeviceRegistrationRequest,
@@ -29,7 +28,7 @@ from ..protocol import (
     TokenResponse,
 )
 from ..verifier import DEVICE_ID_CLAIM
-from ._context import ServerContext, ServiceFailure, bad_request
+from ._context import ServerContext, ServiceFailure, bad_request, unauthenticated
 from ._deps import context, rate_limited
 from ._openapi import errors
 
@@ -40,7 +39,7 @@ _LATEST_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z
 
 
 def _refuse(reason: str) -> ServiceFailure:
-    return ServiceFailure(401, "invalid_grant", HResult.E_FAIL, reason)
+    return unauthenticated(reason, realm="entra", error="invalid_grant")
 
 
 @router.post(

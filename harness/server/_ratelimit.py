@@ -6,7 +6,6 @@ and a manual clock that tests move would otherwise open or shut it at will.
 
 from __future__ import annotations
 
-import math
 import time
 
 from fastapi import Request
@@ -14,8 +13,7 @@ from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from ..hresult import HResult
-from ._context import ServiceFailure
+from ._context import too_many_requests
 
 
 class RateLimits:
@@ -36,11 +34,6 @@ class RateLimits:
         if self._limiter.hit(item, kind, key):
             return
         reset = self._limiter.get_window_stats(item, kind, key).reset_time
-        seconds = max(1, math.ceil(reset - time.time()))
-        raise ServiceFailure(
-            429,
-            "rate_limited",
-            HResult.E_FAIL,
-            f"more than {item.amount} requests a minute from {who}; retry in {seconds} s",
-            headers={"Retry-After": str(seconds)},
+        raise too_many_requests(
+            "rate_limited", f"more than {item.amount} requests a minute from {who}", reset - time.time()
         )
