@@ -180,11 +180,14 @@ class PytssTPM:
 
     @_reported
     def identity(self) -> TPMIdentity:
-        tpm = self._session()
-        _, data = tpm.get_capability(TPM2_CAP.TPM_PROPERTIES, TPM2_PT.MANUFACTURER, 1)
-        manufacturer = vendor_id_from_int(int(data.data.tpmProperties[0].value))
-        _, data = tpm.get_capability(TPM2_CAP.TPM_PROPERTIES, _PT_FIRMWARE_VERSION_1, 1)
-        firmware = int(data.data.tpmProperties[0].value)
+        # TPM_PT_MANUFACTURER through TPM_PT_FIRMWARE_VERSION_1 are neighbours: one command reads both.
+        first = int(TPM2_PT.MANUFACTURER)
+        _, data = self._session().get_capability(
+            TPM2_CAP.TPM_PROPERTIES, first, _PT_FIRMWARE_VERSION_1 - first + 1
+        )
+        properties = {int(p.property): int(p.value) for p in data.data.tpmProperties}
+        manufacturer = vendor_id_from_int(properties[first])
+        firmware = properties[_PT_FIRMWARE_VERSION_1]
         return TPMIdentity(f"id:{manufacturer}", "swtpm", f"id:{firmware:08X}")
 
     @_reported
