@@ -8,9 +8,7 @@ flushes every object it loaded when a session ends.
 from __future__ import annotations
 
 import contextlib
-import functools
-from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from tpm2_pytss import (
     ESYS_TR,
@@ -36,7 +34,7 @@ from ..hresult import HResult, describe, from_tpm_rc
 from ..tcg import TPMIdentity, vendor_id_from_int
 from ..tpm import TimedESAPI, open_tcti
 from . import _templates
-from ._failure import ClientFailure
+from ._failure import ClientFailure, reported
 from ._provider import EndorsementKey, KeyBlob, LoadedKey
 
 # TCG EK Credential Profile 2.x §2.2.1.6: the EK certificate chain lives in these indices,
@@ -49,9 +47,6 @@ _TPM12_FORMAT = 0x0FFF  # TPM 1.2 response codes fit in 12 bits with no format b
 _TPM12_RESPONSE_TAG = b"\x00\xc4"  # TPM_TAG_RSP_COMMAND
 # TPM2_GetCapability(TPM_PROPERTIES, TPM_PT_MANUFACTURER, 1), marshalled.
 _GET_MANUFACTURER = bytes.fromhex("8001 00000016 0000017A 00000006 00000105 00000001")
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 def tpm_hresult(exc: TSS2_Exception) -> int:
@@ -67,18 +62,13 @@ def tpm_hresult(exc: TSS2_Exception) -> int:
     return HResult.TBS_E_TPM_NOT_FOUND
 
 
-def _reported(method: Callable[P, R]) -> Callable[P, R]:
-    """A TSS error in `method` becomes the ClientFailure Windows would report."""
+def _tss_failure(exc: TSS2_Exception) -> ClientFailure:
+    hresult = tpm_hresult(exc)
+    return ClientFailure(hresult, f"TPM error {exc} -> {describe(hresult)}")
 
-    @functools.wraps(method)
-    def call(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except TSS2_Exception as exc:
-            hresult = tpm_hresult(exc)
-            raise ClientFailure(hresult, f"TPM error {exc} -> {describe(hresult)}") from exc
 
-    return call
+# A TSS error in a provider method becomes the ClientFailure Windows would report.
+_reported = reported(TSS2_Exception, _tss_failure)
 
 
 def split_der(data: bytes) -> list[bytes]:
