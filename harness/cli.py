@@ -330,8 +330,7 @@ def vendor_check(
             console.print(f"  [{colour}]{row.status:7}[/{colour}] {row.id}: {row.evidence}", highlight=False)
     colour = "green" if result.ok else "red"
     console.print(f"[{colour}]{result.summary()}[/{colour}]", highlight=False)
-    for kind, path in paths.items():
-        console.print(f"  {kind:5} {path}", highlight=False)
+    print_paths(console, paths)
     raise typer.Exit(EXIT_MATCHED if result.ok else EXIT_MISMATCH)
 
 

@@ -23,6 +23,15 @@ def describe_mismatches(result_devices: list[DeviceResult]) -> str:
     )
 
 
+def describe_checkpoints(result_devices: list[DeviceResult]) -> str:
+    return "\n".join(
+        f"{d.group} {c.step}: expected {c.expected}, got {c.actual} ({c.reason})"
+        for d in result_devices
+        for c in d.checkpoints
+        if not c.matched
+    )
+
+
 def test_status_details_catalogue_produces_every_detail_from_its_cause() -> None:
     scenario = load_scenario(ROOT / "scenarios" / "status-details.yaml")
     result = run_fleet([scenario], RunOptions(workers=2))
@@ -41,12 +50,7 @@ def test_status_details_catalogue_produces_every_detail_from_its_cause() -> None
 def test_recovery_scenario_heals_devices_and_enforces_the_action_rules() -> None:
     scenario = load_scenario(ROOT / "scenarios" / "recovery.yaml")
     result = run_fleet([scenario], RunOptions(workers=1))
-    assert result.all_matched, "\n".join(
-        f"{d.group} {c.step}: expected {c.expected}, got {c.actual} ({c.reason})"
-        for d in result.devices
-        for c in d.checkpoints
-        if not c.matched
-    )
+    assert result.all_matched, describe_checkpoints(result.devices)
     answers = {(c.step.partition(": ")[2], c.actual) for d in result.devices for c in d.checkpoints}
     assert ("attest as helpdesk", "HTTP 403") in answers
     assert ("attest as admin", "HTTP 429") in answers
@@ -62,12 +66,7 @@ def test_recovery_scenario_heals_devices_and_enforces_the_action_rules() -> None
 def test_workflows_scenario_walks_every_remedy_to_attested() -> None:
     scenario = load_scenario(ROOT / "scenarios" / "workflows.yaml")
     result = run_fleet([scenario], RunOptions(workers=1))
-    assert result.all_matched, "\n".join(
-        f"{d.group} {c.step}: expected {c.expected}, got {c.actual} ({c.reason})"
-        for d in result.devices
-        for c in d.checkpoints
-        if not c.matched
-    ) + describe_mismatches(result.devices)
+    assert result.all_matched, describe_checkpoints(result.devices) + describe_mismatches(result.devices)
     by_group = {d.group: d for d in result.devices}
     # Each walk failed first and ends attested, and the server's history says what drove it.
     walks = {

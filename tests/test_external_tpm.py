@@ -187,18 +187,12 @@ def test_a_device_already_holding_an_mdm_key_keeps_it(
     swtpm_setup_tpm: tuple[VendorSwtpm, Path, Path], tmp_path: Path
 ) -> None:
     # Not the harness's key: it stays, and the device reports what Windows would.
-    from tpm2_pytss import ESYS_TR, TPM2B_SENSITIVE_CREATE
+    from tpm2_pytss import ESYS_TR
 
-    from harness.client import key_templates
+    from harness.fleet._world import leave_mdm_key
 
     tpm, root, issuer = swtpm_setup_tpm
-    with TimedESAPI(tpm.tcti) as esapi:
-        srk, *_ = esapi.create_primary(TPM2B_SENSITIVE_CREATE(), key_templates.srk(), ESYS_TR.OWNER)
-        private, public, *_ = esapi.create(srk, TPM2B_SENSITIVE_CREATE(), key_templates.bound_signing_key())
-        key = esapi.load(srk, private, public)
-        esapi.evict_control(ESYS_TR.OWNER, key, MDM_KEY_HANDLE)
-        esapi.flush_context(key)
-        esapi.flush_context(srk)
+    leave_mdm_key(tpm)  # it uses only the TPM's TCTI
     try:
         _run(tmp_path, tpm, NOT_TRUSTED, "--trust", str(_trust(tmp_path, root, issuer)))
         assert MDM_KEY_HANDLE in _persistent_handles(tpm)

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
+E = TypeVar("E", bound=Exception)
+
 
 class ClientFailure(Exception):
     """A step failed; `hresult` is what Windows would report for it.
@@ -15,3 +23,21 @@ class ClientFailure(Exception):
         super().__init__(reason)
         self.hresult = hresult
         self.reason = reason
+
+
+def reported(
+    error: type[E], failure: Callable[[E], ClientFailure]
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """A decorator: an `error` raised in the method becomes the ClientFailure `failure` makes of it."""
+
+    def decorate(method: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(method)
+        def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return method(*args, **kwargs)
+            except error as exc:
+                raise failure(exc) from exc
+
+        return call
+
+    return decorate

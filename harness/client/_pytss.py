@@ -8,9 +8,7 @@ flushes every object it loaded when a session ends.
 from __future__ import annotations
 
 import contextlib
-import functools
-from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from tpm2_pytss import (
     ESYS_TR,
@@ -36,7 +34,7 @@ from ..hresult import HResult, describe, from_tpm_rc
 from ..tcg import TPMIdentity, vendor_id_from_int
 from ..tpm import TimedESAPI, open_tcti
 from . import _templates
-from ._failure import ClientFailure
+from ._failure import ClientFailure, reported
 from ._provider import EndorsementKey, KeyBlob, LoadedKey
 
 # TCG EK Credential Profile 2.x §2.2.1.6: the EK certificate chain lives in these indices,
@@ -49,9 +47,6 @@ _TPM12_FORMAT = 0x0FFF  # TPM 1.2 response codes fit in 12 bits with no format b
 _TPM12_RESPONSE_TAG = b"\x00\xc4"  # TPM_TAG_RSP_COMMAND
 # TPM2_GetCapability(TPM_PROPERTIES, TPM_PT_MANUFACTURER, 1), marshalled.
 _GET_MANUFACTURER = bytes.fromhex("8001 00000016 0000017A 00000006 00000105 00000001")
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 def tpm_hresult(exc: TSS2_Exception) -> int:
@@ -67,18 +62,13 @@ def tpm_hresult(exc: TSS2_Exception) -> int:
     return HResult.TBS_E_TPM_NOT_FOUND
 
 
-def _reported(method: Callable[P, R]) -> Callable[P, R]:
-    """A TSS error in `method` becomes the ClientFailure Windows would report."""
+def _tss_failure(exc: TSS2_Exception) -> ClientFailure:
+    hresult = tpm_hresult(exc)
+    return ClientFailure(hresult, f"TPM error {exc} -> {describe(hresult)}")
 
-    @functools.wraps(method)
-    def call(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except TSS2_Exception as exc:
-            hresult = tpm_hresult(exc)
-            raise ClientFailure(hresult, f"TPM error {exc} -> {describe(hresult)}") from exc
 
-    return call
+# A TSS error in a provider method becomes the ClientFailure Windows would report.
+_reported = reported(TSS2_Exception, _tss_failure)
 
 
 def split_der(data: bytes) -> list[bytes]:
@@ -180,11 +170,14 @@ class PytssTPM:
 
     @_reported
     def identity(self) -> TPMIdentity:
-        tpm = self._session()
-        _, data = tpm.get_capability(TPM2_CAP.TPM_PROPERTIES, TPM2_PT.MANUFACTURER, 1)
-        manufacturer = vendor_id_from_int(int(data.data.tpmProperties[0].value))
-        _, data = tpm.get_capability(TPM2_CAP.TPM_PROPERTIES, _PT_FIRMWARE_VERSION_1, 1)
-        firmware = int(data.data.tpmProperties[0].value)
+        # TPM_PT_MANUFACTURER through TPM_PT_FIRMWARE_VERSION_1 are neighbours: one command reads both.
+        first = int(TPM2_PT.MANUFACTURER)
+        _, data = self._session().get_capability(
+            TPM2_CAP.TPM_PROPERTIES, first, _PT_FIRMWARE_VERSION_1 - first + 1
+        )
+        properties = {int(p.property): int(p.value) for p in data.data.tpmProperties}
+        manufacturer = vendor_id_from_int(properties[first])
+        firmware = properties[_PT_FIRMWARE_VERSION_1]
         return TPMIdentity(f"id:{manufacturer}", "swtpm", f"id:{firmware:08X}")
 
     @_reported

@@ -10,19 +10,16 @@ from __future__ import annotations
 import base64
 import functools
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import httpx
 
 from ..hresult import HResult, describe
 from ..protocol import b64
 from ._config import Endpoints
-from ._failure import ClientFailure
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from ._failure import ClientFailure, reported
 
 
 @functools.cache
@@ -39,19 +36,13 @@ def _network_hresult(exc: httpx.HTTPError) -> int:
     return HResult.WINHTTP_CONNECTION_ERROR
 
 
-def _reported(method: Callable[P, R]) -> Callable[P, R]:
-    """A network error in `method` becomes the ClientFailure Windows would report."""
+def _network_failure(exc: httpx.HTTPError) -> ClientFailure:
+    hresult = _network_hresult(exc)
+    return ClientFailure(hresult, f"{type(exc).__name__}: {exc or 'no answer'} -> {describe(hresult)}")
 
-    @functools.wraps(method)
-    def call(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except httpx.HTTPError as exc:
-            hresult = _network_hresult(exc)
-            reason = f"{type(exc).__name__}: {exc or 'no answer'} -> {describe(hresult)}"
-            raise ClientFailure(hresult, reason) from exc
 
-    return call
+# A network error in a service method becomes the ClientFailure Windows would report.
+_reported = reported(httpx.HTTPError, _network_failure)
 
 
 def _raise_for_service(response: httpx.Response) -> None:

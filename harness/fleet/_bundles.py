@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-import time
 from pathlib import Path
 
 import jwt
@@ -30,9 +29,6 @@ class BundleWriter:
 
     def __init__(self, directory: Path, trust: TrustStore | None) -> None:
         self.directory = directory
-        self.with_trust = trust is not None
-        self.written = 0
-        self.seconds = 0.0
         # A run's bundles replace an earlier run's in the same place, never mix with them.
         for old in directory.glob("*.json") if directory.is_dir() else ():
             old.unlink()
@@ -44,13 +40,10 @@ class BundleWriter:
             trust.write(directory / TRUST_DIR)
 
     def __call__(self, plan: DevicePlan, run: DeviceRun | None, result: DeviceResult) -> None:
-        start = time.perf_counter()
         document = device_bundle(run, dt.datetime.now(dt.UTC)) if run is not None else None
         if document is not None:
             path = self.directory / f"{result.device_id or plan.emm_device_id}.json"
             path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
-            self.written += 1
-        self.seconds += time.perf_counter() - start
 
 
 def device_bundle(run: DeviceRun, judged_at: dt.datetime) -> dict[str, object] | None:

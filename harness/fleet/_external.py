@@ -25,16 +25,21 @@ from ..windows import MDM_KEY_HANDLE
 _held: set[str] = set()  # TCTIs this process holds a turn on
 
 
+def _holds(esapi: TimedESAPI, handle: int) -> bool:
+    _, data = esapi.get_capability(TPM2_CAP.HANDLES, handle, 1)
+    return handle in [int(h) for h in data.data.handles]
+
+
 def persisted(tcti: tuple[str, str], handle: int) -> bool:
     with TimedESAPI(tcti) as esapi:
-        _, data = esapi.get_capability(TPM2_CAP.HANDLES, handle, 1)
-        return handle in [int(h) for h in data.data.handles]
+        return _holds(esapi, handle)
 
 
 def evict(tcti: tuple[str, str], handle: int) -> None:
+    """Evict the persistent object at `handle`; nothing when there is none."""
     with TimedESAPI(tcti) as esapi:
-        obj = esapi.tr_from_tpmpublic(handle)
-        esapi.evict_control(ESYS_TR.OWNER, obj, handle)
+        if _holds(esapi, handle):
+            esapi.evict_control(ESYS_TR.OWNER, esapi.tr_from_tpmpublic(handle), handle)
 
 
 @contextmanager
@@ -73,5 +78,4 @@ def left_as_found(spec: str) -> Iterator[None]:
         if not before:
             # Nothing is there when the flow stopped before persisting the key.
             with contextlib.suppress(TSS2_Exception):
-                if persisted(tcti, MDM_KEY_HANDLE):
-                    evict(tcti, MDM_KEY_HANDLE)
+                evict(tcti, MDM_KEY_HANDLE)

@@ -103,7 +103,14 @@ def _run(
             pool = Pool(options.workers, options.backend, run_id)
         try:
             session = stack.enter_context(
-                fleet_session(every_plan, options, now=started_at, run_id=run_id, stepped=stepped)
+                fleet_session(
+                    every_plan,
+                    options,
+                    now=started_at,
+                    run_id=run_id,
+                    stepped=stepped,
+                    backend_checked=pool is not None,
+                )
             )
         except BaseException:
             if pool is not None:

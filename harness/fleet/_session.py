@@ -156,10 +156,13 @@ def fleet_session(
     now: dt.datetime | None = None,
     run_id: str | None = None,
     stepped: Sequence[Scenario] = (),
+    backend_checked: bool = False,
 ) -> Iterator[FleetSession]:
     """The work directory, the vendor CAs, the reference server and the services the plans need.
 
-    Everything is stopped and removed when the block ends, however it ends.
+    `backend_checked`: options.backend is what check_backend returned (the caller checked it
+    already), so its pre-flight does not run twice. Everything is stopped and removed when the
+    block ends, however it ends.
     """
     # The server and its helpers are imported here, not at module level: pool workers import
     # this package to run devices and have no use for the web framework's import time.
@@ -167,7 +170,7 @@ def fleet_session(
 
     now = now or dt.datetime.now(dt.UTC)
     run_id = run_id or new_run_id()
-    backend = check_backend(options.backend, workers=options.workers)
+    backend = options.backend if backend_checked else check_backend(options.backend, workers=options.workers)
     for tcti in sorted({p.tpm.tcti for p in plans if p.tpm.tcti}):
         check_backend(BackendSpec("device", tcti))  # groups' own external TPMs answer
     with ExitStack() as stack:

@@ -130,7 +130,11 @@ class StepRunner:
 
     def _move_clock(self, seconds: float) -> None:
         if seconds > 0:
-            self._admin("POST", "/admin/clock/advance", "admin", {"seconds": seconds})
+            response = self._admin("POST", "/admin/clock/advance", "admin", {"seconds": seconds})
+            if not response.is_success:
+                raise ServerError(
+                    f"the server's clock cannot be advanced: HTTP {response.status_code} {response.text}"
+                )
             self.now += seconds
 
     def _expect_action(self, device: LiveDevice, label: str, expected: GroupExpectation) -> None:
@@ -181,10 +185,6 @@ class StepRunner:
             response = self._http.request(method, path, json=body, headers=headers)
         except httpx.HTTPError as exc:
             raise ServerError(f"{method} {path}: {exc}") from exc
-        if path == "/admin/clock/advance" and not response.is_success:
-            raise ServerError(
-                f"the server's clock cannot be advanced: HTTP {response.status_code} {response.text}"
-            )
         return response
 
     def _expect_all(self, label: str) -> None:

@@ -38,10 +38,6 @@ class EnginePoolBackend:
         self._next = start_at
         self._backends: dict[int, DockerBackend] = {}
 
-    def engine_for(self, position: int) -> Engine:
-        """The engine of the device started at `position` of the schedule."""
-        return self.engines[self._order[position % len(self._order)]]
-
     def start(self, request: TPMRequest, workdir: Path) -> DockerTPM:
         index = self._order[self._next % len(self._order)]
         self._next += 1
