@@ -383,4 +383,8 @@ def version() -> None:
 
 
 def main() -> None:
+    from ._device_cli import device_app, k8s_app
+
+    app.add_typer(device_app, name="device")
+    app.add_typer(k8s_app, name="k8s")
     app(prog_name="harness")

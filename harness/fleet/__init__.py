@@ -14,6 +14,7 @@ from ._plan import DevicePlan, IdentitySource, NetworkPlan, TPMPlan, plan_fleet,
 from ._pool import Progress
 from ._runner import run_fleet
 from ._session import FleetSession, RunOptions, choose_backend, fleet_session
+from ._wire import DeviceTask, run_from_json, run_to_json, task_from_json, task_to_json
 
 __all__ = [
     "PLATFORMS",
@@ -21,6 +22,7 @@ __all__ = [
     "AdminReader",
     "DevicePlan",
     "DeviceRun",
+    "DeviceTask",
     "FleetEnvironment",
     "FleetSession",
     "IdentitySource",
@@ -38,6 +40,10 @@ __all__ = [
     "plan_fleet",
     "plan_group",
     "run_and_check",
+    "run_from_json",
+    "run_to_json",
     "run_device",
     "run_fleet",
+    "task_from_json",
+    "task_to_json",
 ]
