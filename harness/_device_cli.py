@@ -33,7 +33,9 @@ def device_run(
         str,
         typer.Option(help="environment variable with the index when --index is not given"),
     ] = "HARNESS_DEVICE_INDEX",
-    server: Annotated[str | None, typer.Option(help="the reference server's URL (default: the task's)")] = None,
+    server: Annotated[
+        str | None, typer.Option(help="the reference server's URL (default: the task's)")
+    ] = None,
     vendor_cas: Annotated[
         Path | None, typer.Option(help="the vendor CAs (a JSON secret) for manufacturing the TPM")
     ] = None,
@@ -53,7 +55,9 @@ def device_run(
             task = task_from_json(text, f"${plan_env}")
         if index is None:
             if len(task.plans) != 1 and not os.environ.get(index_env):
-                raise HarnessError(f"the task has {len(task.plans)} plans: say which with --index or ${index_env}")
+                raise HarnessError(
+                    f"the task has {len(task.plans)} plans: say which with --index or ${index_env}"
+                )
             index = slot_index(os.environ.get(index_env) or "0")
         cas = vendor_cas.read_text(encoding="ascii") if vendor_cas is not None else None
     except (HarnessError, OSError) as exc:

@@ -20,13 +20,14 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from ..ek_service import EKCertificateService
 from ..errors import HarnessError
 from ..fleet import DevicePlan, DeviceRun, DeviceTask, FleetEnvironment, run_device
+from ..scenario import Scenario
 from ..tpm import SwtpmBackend
 
 # The line of a task's output that carries its device's run, for the controller to read.
@@ -124,3 +125,20 @@ def run_task_device(
         backend = SwtpmBackend()
         stack.callback(backend.close)
         return run_device(plan, env, backend)
+
+
+def refuse_for_tasks(scenarios: Sequence[Scenario], backend: str) -> None:
+    """Raise HarnessError for what a device task cannot do, before anything starts."""
+    for scenario in scenarios:
+        if scenario.steps:
+            raise HarnessError(
+                f"{scenario.path}: scenario '{scenario.name}' has steps: its devices stay alive between "
+                f"steps, and a device task under '{backend}' ends with its first enrollment; run it "
+                "with --backend process or docker"
+            )
+        for number, group in enumerate(scenario.groups):
+            if group.tpm.tcti is not None:
+                raise HarnessError(
+                    f"{scenario.path}: groups[{number}].tpm.tcti: a group on an external TPM runs next to "
+                    f"that TPM, not as a task under '{backend}'"
+                )

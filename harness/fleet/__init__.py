@@ -40,10 +40,10 @@ __all__ = [
     "plan_fleet",
     "plan_group",
     "run_and_check",
-    "run_from_json",
-    "run_to_json",
     "run_device",
     "run_fleet",
+    "run_from_json",
+    "run_to_json",
     "task_from_json",
     "task_to_json",
 ]

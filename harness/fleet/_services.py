@@ -51,8 +51,11 @@ def auxiliary_services(
     *,
     primary_data_dir: Path | None,
     roots: list[x509.Certificate],
+    host: str = "127.0.0.1",
 ) -> Iterator[AuxiliaryURLs]:
-    """Start what the plans need; `primary_data_dir` is None when the primary is not ours."""
+    """Start what the plans need; `primary_data_dir` is None when the primary is not ours.
+
+    `host`: where the servers listen, the primary's bind address (device tasks reach them there)."""
     wants_replica = any(
         p.network.nonce_from == "lagging-replica" or p.network.identity == "lagging-replica" for p in plans
     )
@@ -65,7 +68,7 @@ def auxiliary_services(
             replica = stack.enter_context(EmbeddedServer(config, clock=LaggingClock(REPLICA_LAG))).url
         if wants_foreign:
             config = ServerConfig(data_dir=workdir / "foreign-tenant", manufacturer_roots=roots)
-            foreign = stack.enter_context(EmbeddedServer(config)).url
+            foreign = stack.enter_context(EmbeddedServer(config, host=host)).url
         ek_service = ek_dir = ""
         if wants_ek_service:
             directory = workdir / "ek-service"

@@ -8,7 +8,7 @@ the services its world may point it at, never an expectation: those stay with th
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -16,7 +16,7 @@ from ..errors import HarnessError
 from ._device import DeviceRun
 from ._plan import DevicePlan
 
-TASK_FORMAT = "enrollment-harness-device-task/1"
+TASK_FORMAT: Final = "enrollment-harness-device-task/1"
 
 
 class DeviceTask(BaseModel):
