@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +14,7 @@ from rich.console import Console
 from .cluster import EXIT_BAD_INPUT, EXIT_DONE, EXIT_HARNESS_ERROR, RUN_MARKER, run_task_device, slot_index
 from .errors import HarnessError
 from .fleet import run_to_json, task_from_json
+from .tpm import DEFAULT_DEVICE_IMAGE
 
 device_app = typer.Typer(
     add_completion=False,
@@ -80,3 +82,60 @@ k8s_app = typer.Typer(
     no_args_is_help=True,
     help="Kubernetes: a scenario's devices as an Indexed Job of the device image",
 )
+
+
+@k8s_app.command("manifests")
+def k8s_manifests_command(
+    scenarios: Annotated[list[Path], typer.Argument(help="scenario YAML files", show_default=False)],
+    server_url: Annotated[str, typer.Option(help="the reference server's URL as the pods reach it")],
+    pki_dir: Annotated[
+        Path, typer.Option(help="the vendor CAs the server trusts (harness serve --pki-dir DIR)")
+    ],
+    image: Annotated[str, typer.Option(help="the device image in your registry")] = DEFAULT_DEVICE_IMAGE,
+    namespace: Annotated[str, typer.Option(help="the namespace of every object")] = "enrollment-harness",
+    parallelism: Annotated[int, typer.Option(min=1, help="pods at once per Job")] = 4,
+    restarts: Annotated[int, typer.Option(min=0, help="retries of a failed device (per index)")] = 2,
+    lagging_replica_url: Annotated[
+        str, typer.Option(help="a lagging replica's URL, if a world needs it")
+    ] = "",
+    foreign_identity_url: Annotated[
+        str, typer.Option(help="another tenant's identity provider, if a world needs it")
+    ] = "",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="file to write (default: stdout)")] = None,
+) -> None:
+    """Write the Kubernetes objects that run the scenarios' devices as Indexed Jobs (YAML)."""
+    import yaml
+
+    from .cluster import k8s_manifests
+    from .fleet import plan_fleet
+    from .scenario import load_scenario
+
+    try:
+        loaded = [load_scenario(path) for path in scenarios]
+        for scenario in loaded:
+            if scenario.steps:
+                raise HarnessError(
+                    f"{scenario.path}: scenario '{scenario.name}' has steps, which a Job cannot run"
+                )
+        plans, _ = plan_fleet(loaded)  # the expectations stay here
+        objects = k8s_manifests(
+            plans,
+            pki_dir=pki_dir,
+            image=image,
+            server_url=server_url,
+            namespace=namespace,
+            lagging_replica_url=lagging_replica_url,
+            foreign_identity_url=foreign_identity_url,
+            parallelism=parallelism,
+            restarts=restarts,
+            run_id=secrets.token_hex(4),  # names this run's objects apart from another's
+        )
+    except (HarnessError, OSError) as exc:
+        _err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from exc
+    text = yaml.safe_dump_all(objects, sort_keys=False)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        out.chmod(0o600)  # it holds the vendor CAs' keys

@@ -92,17 +92,16 @@ def remove_run_services(run_id: str, *, client: Any = None) -> int:
 
 
 def _wait_containers_gone(client: Any, run_id: str) -> None:
-    # The tasks' containers carry the run's label too; on this engine's node they must be gone
-    # before the run ends (other nodes' agents remove theirs when the service is gone).
+    # The tasks' containers carry the run's label too. Swarm stops a removed service's running
+    # tasks, but keeps exited ones as task history: once none runs, this node's are removed
+    # (other nodes' agents clean theirs when the service is gone).
     deadline = time.monotonic() + _GONE_TIMEOUT
     selector = {"label": f"{RUN_LABEL}={run_id}"}
-    while time.monotonic() < deadline:
-        try:
-            if not client.containers.list(all=True, filters=selector):
-                return
-        except Exception:
-            return
-        time.sleep(0.2)
-    for container in client.containers.list(all=True, filters=selector):
-        with contextlib.suppress(Exception):
-            container.remove(force=True)
+    try:
+        while time.monotonic() < deadline and client.containers.list(filters=selector):
+            time.sleep(0.2)
+        for container in client.containers.list(all=True, filters=selector):
+            with contextlib.suppress(Exception):  # removed meanwhile
+                container.remove(force=True)
+    except Exception:  # the engine went away: nothing more can be removed from here
+        return
