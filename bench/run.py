@@ -537,11 +537,14 @@ def main(argv: list[str] | None = None) -> int:
     if "f" in args.only:
         from bench.engines import bench_engines
 
-        engines = bench_engines(args.scaling, args.workers, _say)
-        if engines is not None:
-            summary["engine_cores_per_controller_core"] = f"{engines.cores_per_controller_core:.2f}"
+        docker, swarm = bench_engines(args.scaling, args.workers, _say)
+        if docker is not None:
+            summary["docker_engine_cores_per_controller_core"] = f"{docker.cores_per_controller_core:.2f}"
+        # With the clients in Swarm tasks the controller keeps the server and the results only.
+        if swarm is not None:
+            summary["engine_cores_per_controller_core"] = f"{swarm.cores_per_controller_core:.2f}"
     _say(f"benchmark took {time.perf_counter() - started:.0f} s; load average {_load()} at the end")
     order = ("devices_per_min", "floor_ratio", "manufacture_speedup", "evals_per_s", "scaling_2w")
-    order += ("engine_cores_per_controller_core",)
+    order += ("docker_engine_cores_per_controller_core", "engine_cores_per_controller_core")
     _say(" ".join(f"{key}={summary.get(key, 'n/a')}" for key in order))
     return 0
