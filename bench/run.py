@@ -7,6 +7,8 @@
                the signature and chain verifications it cannot avoid.
 (d) scaling    the same fleet with 1 and with 2 workers.
 (e) report     a 10,000-device results.json rendered to one HTML page.
+(f) engines    controller CPU against engine CPU per device: the docker backend, then the
+               devices as Swarm tasks (bench/engines.py); needs root for private engines.
 
 Definitions (kept as stated, whatever the results):
   TPM floor   = sum over devices of DeviceResult.tpm_seconds (time inside TPM commands,
@@ -17,6 +19,7 @@ Definitions (kept as stated, whatever the results):
 
 The last line printed is the summary:
   devices_per_min=… floor_ratio=… manufacture_speedup=… evals_per_s=… scaling_2w=…
+  docker_engine_cores_per_controller_core=… engine_cores_per_controller_core=… (the swarm run)
 """
 
 from __future__ import annotations

@@ -142,8 +142,11 @@ class SwarmFleet:
             # The slot of a replicated job's task is its device's index (0..N-1, kept on restart).
             env=["HARNESS_DEVICE_INDEX={{.Task.Slot}}"],
             mode=ServiceMode("replicated-job", concurrency=concurrency, replicas=len(task.plans)),
+            # Swarm reads max_attempts 0 as "no limit": no restart is the condition "none".
             restart_policy=RestartPolicy(
-                condition="on-failure", delay=1_000_000_000, max_attempts=self._restarts
+                condition="on-failure" if self._restarts else "none",
+                delay=1_000_000_000,
+                max_attempts=self._restarts,
             ),
             configs=[ConfigReference(config.id, config.name, filename=_TASK_PATH, uid="10001", mode=0o400)],
             secrets=[
