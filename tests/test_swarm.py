@@ -134,6 +134,39 @@ def test_the_server_url_tasks_get_is_one_they_can_reach(monkeypatch: pytest.Monk
     assert task_server_url("http://0.0.0.0:8000", 3, True) == "http://10.0.0.7:8000"
 
 
+def _task(task_id: str, state: str, created: str, exit_code: int | None = None) -> dict[str, Any]:
+    status: dict[str, Any] = {"State": state, "Message": state, "Timestamp": created}
+    if exit_code is not None:
+        status["ContainerStatus"] = {"ExitCode": exit_code}
+        status["Err"] = f"task: non-zero exit ({exit_code})"
+    return {"ID": task_id, "CreatedAt": created, "Status": status}
+
+
+def test_a_slot_is_judged_from_its_tasks_states_restarts_and_output() -> None:
+    # Swarm's task list as the API gives it; the device's own run comes from the task's output.
+    from harness.cluster._swarm import SwarmFleet, _Slot
+
+    plans, _ = plan_fleet([load_scenario(ROOT / "scenarios" / "smoke.yaml")])
+    fleet = SwarmFleet(None, None, concurrency=2, restarts=1)  # type: ignore[arg-type]
+    slot = _Slot(plans[0])
+    killed = _task("a" * 25, "failed", "2026-01-01T00:00:01Z", 137)
+    assert fleet._judge(slot, [killed]) is None  # Swarm restarts it: not judged yet
+    again = _task("b" * 25, "running", "2026-01-01T00:00:05Z")
+    assert fleet._judge(slot, [again, killed]) is None
+    done = _task("b" * 25, "complete", "2026-01-01T00:00:05Z")
+    fleet._outputs["b" * 25] = DeviceRun(key=plans[0].key, emm_device_id=plans[0].emm_device_id)
+    run = fleet._judge(slot, [done, killed])
+    assert run is not None and not run.error
+    assert [s.step for s in run.steps] == ["swarm.task"]
+    assert "aaaaaaaaaaaa failed: task: non-zero exit (137) (exit code 137)" in run.steps[0].detail
+    other = _Slot(plans[1])
+    twice = [killed, _task("c" * 25, "failed", "2026-01-01T00:00:09Z", 3)]
+    lost = fleet._judge(other, twice)
+    assert lost is not None
+    assert lost.error.startswith("the device's task failed 2 time(s) and Swarm restarts it at most 1")
+    assert "cccccccccccc failed" in lost.error and "(exit code 3)" in lost.error
+
+
 # --- harness device run, as a process here ------------------------------------------------------
 
 
