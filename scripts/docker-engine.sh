@@ -214,7 +214,7 @@ stop_engine() {
   fi
   # The engine's own containerd and shims live under its exec root: end whatever is left there.
   for proc in /proc/[0-9]*; do
-    if tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | grep -q -- "$STATE/"; then
+    if tr '\0' ' ' 2>/dev/null <"$proc/cmdline" | grep -q -- "$STATE/"; then
       kill -KILL "${proc#/proc/}" 2>/dev/null || true
     fi
   done
