@@ -111,12 +111,12 @@ def test_no_module_imports_another_packages_private_module() -> None:
     assert offenders == {}
 
 
-def test_the_server_imports_no_scenario_or_fleet_code() -> None:
+def test_the_server_imports_no_scenario_world_or_fleet_code() -> None:
     # The server knows only what a real service would: nothing of the world a scenario sets up.
     offenders = {}
     for path in sorted((ROOT / "harness" / "server").rglob("*.py")):
         names = imported_names(path.read_text(), _module_name(path), is_package=path.name == "__init__.py")
-        found = [n for n in names if n.startswith(("harness.scenario", "harness.fleet"))]
+        found = [n for n in names if n.startswith(("harness.scenario", "harness.world", "harness.fleet"))]
         if found:
             offenders[str(path.relative_to(ROOT))] = found
     assert offenders == {}

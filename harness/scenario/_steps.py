@@ -6,8 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from ..world import REGISTRY
-from ..world import Strict
+from ..world import REGISTRY, Strict
 from ._types import Expectation, Name
 
 

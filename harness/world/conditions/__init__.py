@@ -1,12 +1,15 @@
 """The built-in world conditions, one module each; importing this package registers them.
 
-The order of BUILT_IN is the registration order: it orders each section's fields in the
-scenario model and the conditions' hooks in a device's life.
+The registration order orders each section's fields in the scenario model and the
+conditions' hooks in a device's life: the modules named in _ORDER first, in that order
+(a network condition's hook can then override what a TPM condition set on the path), then
+every other module of this package by name, so that a new condition needs no edit here.
 """
 
 import importlib
+import pkgutil
 
-BUILT_IN = (
+_ORDER = (
     "_tpm_ek_certificate",
     "_tpm_state",
     "_tpm_mdm_key",
@@ -26,6 +29,9 @@ BUILT_IN = (
     "_history",
     "_wipe",
 )
+_OTHERS = sorted({module.name for module in pkgutil.iter_modules(__path__)} - set(_ORDER))
+# Every module of the package, in the order it was imported (and its conditions registered).
+BUILT_IN: tuple[str, ...] = (*_ORDER, *_OTHERS)
 for _module in BUILT_IN:
     importlib.import_module(f"{__name__}.{_module}")
 
