@@ -128,6 +128,8 @@ class LiveDevice:
     def first_enrollment(self) -> None:
         self.tpm = self._factory()
         self._client = self._new_client(self._open_path())
+        for condition in REGISTRY.conditions():
+            condition.before_join(self)
         self._client.join()
         for condition in REGISTRY.conditions():
             condition.after_join(self)

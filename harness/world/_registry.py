@@ -46,9 +46,12 @@ class Setting(Generic[T]):
         return f"{self.section}.{self.name}" if self.section else self.name
 
     def of(self, group: object) -> T:
-        """The value in a scenario group (or the section model itself, for section checks)."""
-        holder = getattr(group, self.section) if self.section and hasattr(group, self.section) else group
-        return cast(T, getattr(holder, self.name))
+        """The value in a scenario group (a resolved one: every setting is decided)."""
+        return self.in_section(getattr(group, self.section) if self.section else group)
+
+    def in_section(self, section: object) -> T:
+        """The value in the section's own model (what check_section is given)."""
+        return cast(T, getattr(section, self.name))
 
     def planned(self, world: WorldValues) -> T:
         """The value in a device's plan (or its world as changed by steps since)."""
@@ -107,6 +110,9 @@ class WorldCondition:
 
     def after_manufacture(self, life: DeviceLife) -> None:
         """The TPM as it left the factory, before Windows runs (e.g. an earlier enrollment)."""
+
+    def before_join(self, life: DeviceLife) -> None:
+        """Windows is installed and its client exists; the Entra join comes next (out of box)."""
 
     def after_join(self, life: DeviceLife) -> None:
         """After the Entra join, before the first enrollment (e.g. the TPM's later state)."""
@@ -171,7 +177,10 @@ class ConditionRegistry:
         return sorted(steps, key=lambda s: s.order)
 
     def for_step(self, name: str) -> WorldCondition:
-        return next(c for c in self._conditions.values() if c.step is not None and c.step.name == name)
+        for condition in self._conditions.values():
+            if condition.step is not None and condition.step.name == name:
+                return condition
+        raise HarnessError(f"no world condition owns the step key {name!r}")
 
     def defaults(self) -> dict[str, object]:
         return {s.path: s.default for s in self.settings()}

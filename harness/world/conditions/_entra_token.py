@@ -61,7 +61,7 @@ class EntraToken(WorldCondition):
     settings = (TOKEN,)
 
     def check_section(self, section: BaseModel) -> str | None:
-        if JOIN.of(section) == "none" and TOKEN.of(section) == "previous-device":
+        if JOIN.in_section(section) == "none" and TOKEN.in_section(section) == "previous-device":
             return "a device that never joined has no earlier device object"
         return None
 
