@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..client import ClientBehaviour
-
 if TYPE_CHECKING:
+    from ..client import ClientBehaviour
     from ..scenario import EKKind, TPMFamilySetting
 
 

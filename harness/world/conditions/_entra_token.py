@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
-from ...client import ClientBehaviour
 from .. import (
     DeviceLife,
     HelperContext,
@@ -30,6 +29,7 @@ from ._entra_join import JOIN
 from ._lagging_replica import LAGGING_REPLICA
 
 if TYPE_CHECKING:
+    from ...client import ClientBehaviour
     from ...scenario import ResolvedGroup
 
 TokenSource = Literal["own-device", "previous-device", "foreign-tenant", "lagging-replica"]

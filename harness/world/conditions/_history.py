@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ...client import ClientBehaviour
 from .. import PlanDraft, Setting, WorldCondition, world_condition
 
 if TYPE_CHECKING:
+    from ...client import ClientBehaviour
     from ...scenario import ResolvedGroup
 
 ENROLLED_BEFORE_ATTESTATION: Setting[bool] = Setting(

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Literal
 
 from tpm2_pytss import ESYS_TR, TPM2B_SENSITIVE_CREATE
 
-from ...client import key_templates
 from ...results import ClientStep
 from ...tpm import RunningTPM, TimedESAPI
 from ...windows import MDM_KEY_HANDLE
@@ -28,6 +27,8 @@ MDM_KEY: Setting[MDMKeySetting] = Setting(
 
 def leave_mdm_key(tpm: RunningTPM) -> float:
     """An earlier enrollment's MDM key, persisted where the client keeps it; returns TPM seconds."""
+    from ...client import key_templates  # the client's own templates; imported when a device runs
+
     with TimedESAPI(tpm.tcti) as esapi:
         srk, *_ = esapi.create_primary(TPM2B_SENSITIVE_CREATE(), key_templates.srk(), ESYS_TR.OWNER)
         private, public, *_ = esapi.create(srk, TPM2B_SENSITIVE_CREATE(), key_templates.bound_signing_key())
