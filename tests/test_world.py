@@ -205,3 +205,24 @@ def test_a_registered_condition_acts_at_its_hooks_in_a_real_run(debug_pcr: World
     assert names.index("entra.token") < names.index("world.lab.pcr16") < names.index("enrollment.request")
     assert not any(s.step == "world.lab.pcr16" for s in by_group["plain"].evidence.client_steps)
     assert re.fullmatch(r"[0-9a-f]{64}", steps[0].detail)
+
+
+class Rack(WorldCondition):
+    """A group-level setting (no section), which only the plan carries."""
+
+    name = "rack"
+    settings = (Setting("", "rack", Measurement | None, None, "where the devices stand"),)
+
+
+def test_a_registered_group_level_setting_takes_defaults_and_reaches_the_plan() -> None:
+    text = "name: racks\ndefaults: {rack: r1}\ngroups:\n  - {name: a, expect: {status: Attested}}\n"
+    text += "  - {name: b, rack: r2, expect: {status: Attested}}\n"
+    with REGISTRY.registered(Rack()):
+        plans, _ = plan_fleet([parse_scenario(text, "racks.yaml")])
+        assert {p.group: p.world["rack"] for p in plans} == {"a": "r1", "b": "r2"}
+        with pytest.raises(ScenarioError) as caught:
+            parse_scenario(text.replace("rack: r2", "rack: R2"), "racks.yaml")
+        assert (caught.value.line, caught.value.field) == (5, "groups[1].rack")
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, "racks.yaml")
+    assert caught.value.field == "defaults.rack" and caught.value.message.startswith("unknown field")
