@@ -17,10 +17,12 @@ from typing import Any
 
 from ..errors import HarnessError
 from ..fleet import DevicePlan, DeviceTask, task_to_json
+from ..world import wanted_helpers
 from ._swarm import DEFAULT_RESTARTS, PLANS_PER_JOB
 from ._task import issuers_of, vendor_ca_bundle
 
 NAME = "enrollment-harness"
+LAGGING_REPLICA = "lagging-replica"  # the helper that shares the server's storage
 _TASK_DIR = "/etc/enrollment-harness/task"
 _CAS_DIR = "/etc/enrollment-harness/vendor-cas"
 _DEVICE_UID = 10001  # the device image's user
@@ -51,7 +53,8 @@ def k8s_manifests(
     """The objects that run `plans` as Indexed Jobs: namespace, accounts, RBAC, secret,
     and a ConfigMap and Job per PLANS_PER_JOB devices. Raises HarnessError when a plan needs
     a service no URL was given for."""
-    _require(plans, lagging_replica_url, foreign_identity_url)
+    helpers = {name: {"url": url} for name, url in _given(lagging_replica_url, foreign_identity_url) if url}
+    _require(plans, helpers)
     objects: list[dict[str, Any]] = [
         {
             "apiVersion": "v1",
@@ -75,12 +78,7 @@ def k8s_manifests(
     ]
     for number in range(0, len(plans), PLANS_PER_JOB):
         chunk = plans[number : number + PLANS_PER_JOB]
-        task = DeviceTask(
-            server_url=server_url,
-            lagging_replica_url=lagging_replica_url,
-            foreign_identity_url=foreign_identity_url,
-            plans=chunk,
-        )
+        task = DeviceTask(server_url=server_url, helpers=helpers, plans=chunk)
         name = f"{NAME}-{run_id}-devices-{number // PLANS_PER_JOB}"
         objects.append(
             {
@@ -94,15 +92,15 @@ def k8s_manifests(
     return objects
 
 
-def _require(plans: list[DevicePlan], lagging_replica_url: str, foreign_identity_url: str) -> None:
+def _given(lagging_replica_url: str, foreign_identity_url: str) -> list[tuple[str, str]]:
+    return [(LAGGING_REPLICA, lagging_replica_url), ("foreign-identity", foreign_identity_url)]
+
+
+def _require(plans: list[DevicePlan], helpers: dict[str, dict[str, str]]) -> None:
     for plan in plans:
-        wants_replica = "lagging-replica" in (plan.network.nonce_from, plan.network.identity)
-        if wants_replica and not lagging_replica_url:
+        # A lagging replica shares the server's storage: a pod cannot start one of its own.
+        if LAGGING_REPLICA in wanted_helpers([plan.world]) and LAGGING_REPLICA not in helpers:
             raise HarnessError(f"{plan.key}: its world needs the lagging replica: --lagging-replica-url")
-        if plan.network.identity == "foreign-tenant" and not foreign_identity_url:
-            raise HarnessError(
-                f"{plan.key}: its world needs another tenant's identity provider: --foreign-identity-url"
-            )
         if plan.tpm.tcti is not None:
             raise HarnessError(f"{plan.key}: a device on an external TPM runs next to that TPM, not as a pod")
 

@@ -18,6 +18,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -116,12 +117,7 @@ class SwarmFleet:
         per_job = max(1, math.ceil(self._concurrency / len(chunks)))
         jobs: list[tuple[Any, list[_Slot]]] = []
         for number, chunk in enumerate(chunks):
-            task = DeviceTask(
-                server_url=server_url,
-                lagging_replica_url=env.lagging_replica_url,
-                foreign_identity_url=env.foreign_identity_url,
-                plans=chunk,
-            )
+            task = DeviceTask(server_url=server_url, helpers=_shared_helpers(env.helpers), plans=chunk)
             service = self._submit(number, task, secret, per_job)
             jobs.append((service, [_Slot(plan) for plan in chunk]))
             self._follow(service)
@@ -254,6 +250,13 @@ class SwarmFleet:
         run.steps[:0] = [ClientStep(step="swarm.task", ok=False, detail=what) for what in slot.failures]
         run.engine = run.engine or "swarm"
         return run
+
+
+def _shared_helpers(running: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
+    """The controller's helpers a task can use: those it reaches by URL. One that offers a
+    directory of this machine (the EK-certificate service the factory publishes into) the task
+    runs itself."""
+    return {name: dict(offer) for name, offer in running.items() if "dir" not in offer}
 
 
 def _task_message(task: dict[str, Any]) -> str:

@@ -7,10 +7,11 @@ client did as one line for the controller. The server stays the source of truth:
 controller reads each device's status from it, as for a device run in its own workers.
 
 Everything a world puts next to the device runs in the task too: the TCP relays and the
-refusing or resetting endpoints on the task's loopback, and the vendor's online
-EK-certificate service serving the certificate the task's factory published. The services
-that share the server's storage (a lagging replica) or are another tenant's run with the
-controller, and the task reaches them by the URLs it is given.
+refusing or resetting endpoints on the task's loopback, and every helper service the
+controller did not hand it (the vendor's online EK-certificate service serving what the
+task's factory published, another tenant's identity provider). A helper that shares the
+server's storage (a lagging replica) runs with the controller, and the task reaches it by
+the URL it is given.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from ..ek_service import EKCertificateService
 from ..errors import HarnessError
 from ..fleet import DevicePlan, DeviceRun, DeviceTask, FleetEnvironment, run_device
 from ..scenario import Scenario
 from ..tpm import SwtpmBackend
+from ..world import HELPERS, HelperContext, wanted_helpers
 
 # The line of a task's output that carries its device's run, for the controller to read.
 RUN_MARKER = "HARNESS-DEVICE-RUN "
@@ -108,19 +109,20 @@ def run_task_device(
             if vendor_cas is None:
                 raise HarnessError(f"{plan.key}: its factory needs the vendor CAs (--vendor-cas FILE)")
             unpack_vendor_cas(vendor_cas, pki_dir)
-        ek_service_url = ek_service_dir = ""
-        if plan.tpm.ek_certificate_online:
-            directory = workdir / "ek-service"
-            ek_service_url = stack.enter_context(EKCertificateService(directory)).url
-            ek_service_dir = str(directory)
+        helpers: dict[str, dict[str, str]] = {name: dict(o) for name, o in task.helpers.items()}
+        # No primary storage here: a helper that needs it offers nothing, and the device then
+        # says that its world needs what the controller did not hand the task.
+        context = HelperContext(workdir=workdir, roots=[], primary_data_dir=None)
+        for name in wanted_helpers([plan.world]):
+            if name not in helpers:
+                offered = stack.enter_context(HELPERS[name].start(context))
+                if offered:
+                    helpers[name] = dict(offered)
         env = FleetEnvironment(
             server_url=(server_url or task.server_url).rstrip("/"),
             pki_dir=pki_dir,
             workdir=workdir,
-            lagging_replica_url=task.lagging_replica_url,
-            foreign_identity_url=task.foreign_identity_url,
-            ek_service_url=ek_service_url,
-            ek_service_dir=ek_service_dir,
+            helpers=helpers,
         )
         backend = SwtpmBackend()
         stack.callback(backend.close)

@@ -12,7 +12,9 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ..client import ClientBehaviour
 from ..errors import HarnessError
+from ..scenario import EKKind, TPMFamilySetting
 from ._device import DeviceRun
 from ._plan import DevicePlan
 
@@ -29,14 +31,26 @@ class DeviceTask(BaseModel):
 
     format: Literal["enrollment-harness-device-task/1"] = TASK_FORMAT
     server_url: str
-    lagging_replica_url: str = ""  # a replica of the server whose clock is behind
-    foreign_identity_url: str = ""  # another tenant's identity provider
+    # Helper services the controller runs for the task (a lagging replica shares the server's
+    # storage), by name: what each offers ('url'). The task starts any other helper itself.
+    helpers: dict[str, dict[str, str]] = {}
     plans: list[DevicePlan]
 
     def plan(self, index: int) -> DevicePlan:
         if not 0 <= index < len(self.plans):
             raise HarnessError(f"device index {index} is outside this task's {len(self.plans)} plan(s)")
         return self.plans[index]
+
+
+# The plan's dataclasses name some of their field types for type checkers only: give pydantic
+# the types they stand for.
+DeviceTask.model_rebuild(
+    _types_namespace={
+        "ClientBehaviour": ClientBehaviour,
+        "EKKind": EKKind,
+        "TPMFamilySetting": TPMFamilySetting,
+    }
+)
 
 
 class _RunDocument(BaseModel):
