@@ -25,7 +25,14 @@ from ..protocol import (
     NonceResponse,
     b64,
 )
-from ..verifier import NonceState, claimed_nonce, evaluate, evidence_from_request, load_certificate
+from ..verifier import (
+    EvidenceFormatError,
+    NonceState,
+    claimed_nonce,
+    evaluate,
+    evidence_from_request,
+    load_certificate,
+)
 from . import _auth
 from ._context import ServerContext, ServiceFailure, bad_request
 from ._deps import context, rate_limits
@@ -116,7 +123,10 @@ def enroll(
     caller = _auth.identify(ctx, items.emm_device_id, token=token, credential=device_credential, now=now)
     if caller.bound:
         _auth.require_device(caller, items.emm_device_id)
-    evidence = evidence_from_request(body, token)
+    try:
+        evidence = evidence_from_request(body, token)
+    except EvidenceFormatError as exc:
+        raise bad_request(str(exc)) from exc
     claimed = claimed_nonce(evidence)
     if claimed is None:
         nonce_state = NonceState(value=b"", issued=False)

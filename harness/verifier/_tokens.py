@@ -9,10 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ._checks import Check, fail, ok
 
-ACCEPTED_ALGORITHMS = ("RS256", "ES256")
+# Each accepted algorithm with the key type it verifies with: a header naming ES256 and the
+# kid of an RSA key is a forgery attempt (or a broken issuer), refused before PyJWT sees it.
+_KEY_TYPES: dict[str, type[Any]] = {"RS256": rsa.RSAPublicKey, "ES256": ec.EllipticCurvePublicKey}
+ACCEPTED_ALGORITHMS = tuple(_KEY_TYPES)
 DEVICE_ID_CLAIM = "deviceid"
 CLOCK_SKEW = dt.timedelta(minutes=5)
 
@@ -34,6 +38,14 @@ def _finite(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _key_type(key: object) -> str:
+    if isinstance(key, rsa.RSAPublicKey):
+        return "an RSA key"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "an ECC key"
+    return f"a {type(key).__name__}"
+
+
 def verify_token(
     token: str,
     *,
@@ -50,9 +62,14 @@ def verify_token(
     algorithm = header.get("alg")
     if algorithm not in ACCEPTED_ALGORITHMS:
         return TokenVerdict([fail("token.algorithm", f"algorithm {algorithm!r} is not accepted")])
-    key = keys.get(str(header.get("kid", "")))
+    kid = header.get("kid")
+    key = keys.get(kid) if isinstance(kid, str) else None
     if key is None:
-        return TokenVerdict([fail("token.signature", f"signed by unknown key id {header.get('kid')!r}")])
+        return TokenVerdict([fail("token.signature", f"signed by unknown key id {kid!r}")])
+    if not isinstance(key, _KEY_TYPES[algorithm]):
+        return TokenVerdict(
+            [fail("token.algorithm", f"algorithm {algorithm} does not fit key id {kid!r} ({_key_type(key)})")]
+        )
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
@@ -71,6 +88,8 @@ def verify_token(
         return TokenVerdict([fail("token.signature", "signature does not verify")])
     except jwt.PyJWTError as exc:
         return TokenVerdict([fail("token.claims", str(exc))])
+    except (TypeError, ValueError) as exc:  # PyJWT's own parsers raise these on odd payloads
+        return TokenVerdict([fail("token.format", f"not a JWT: {exc}")])
     checks = [ok("token.signature", f"key id {header.get('kid')}")]
     times = {name: _finite(claims.get(name)) for name in ("exp", "iat", "nbf")}
     bad = [name for name in ("exp", "iat") if times[name] is None]
