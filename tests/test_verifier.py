@@ -29,20 +29,26 @@ from harness.hresult import HResult, from_tpm_rc
 from harness.pki import CertificateAuthority, certificate_der
 from harness.recording import RecordedEnrollment
 from harness.status import AttestationStatus, StatusDetail
-from harness.tcg import OID_AIK_CERTIFICATE, tpm_san
+from harness.tcg import OID_AIK_CERTIFICATE, TPMIdentity, tpm_san
 from harness.verifier import (
     DEVICE_ID_CLAIM,
     Evidence,
     FirmwareAdvisory,
     NonceState,
+    PlatformRules,
     Policy,
     Verdict,
     VersionRange,
+    VirtualPlatform,
     evaluate,
     parse_public,
     parse_version,
 )
 from tests.conftest import IDENTITY
+
+# Microsoft Pluton as the TPM of a physical laptop, and a Hyper-V vTPM: both report MSFT.
+PLUTON = TPMIdentity("id:4D534654", "Pluton.TPM.A", "id:00060001")
+HYPER_V_VTPM = TPMIdentity("id:4D534654", "Virtual TPM", "id:00020000")
 
 pytestmark = pytest.mark.swtpm
 
@@ -140,6 +146,7 @@ def build_aik_cert(
     *,
     eku: bool = True,
     is_ca: bool = False,
+    identity: TPMIdentity = IDENTITY,
     subject: x509.Name | None = None,
     san: bool = True,
     san_critical: bool = True,
@@ -158,7 +165,7 @@ def build_aik_cert(
         .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
     )
     if san:
-        builder = builder.add_extension(tpm_san(IDENTITY), critical=san_critical)
+        builder = builder.add_extension(tpm_san(identity), critical=san_critical)
     if eku:
         builder = builder.add_extension(x509.ExtendedKeyUsage([OID_AIK_CERTIFICATE]), critical=False)
     return certificate_der(builder.sign(issuer.key, hashes.SHA256()))
@@ -595,9 +602,19 @@ class TestPlatform:
     @pytest.mark.parametrize(
         "changes",
         [
-            pytest.param({"device_model": "Virtual Machine"}, id="hyper-v-model"),
-            pytest.param({"device_model": "Cloud PC Enterprise 2vCPU"}, id="cloud-pc"),
-            pytest.param({"tpm_manufacturer": "id:4D534654"}, id="microsoft-vtpm"),
+            pytest.param(
+                {"device_manufacturer": "Microsoft Corporation", "device_model": "Virtual Machine"},
+                id="hyper-v-model",
+            ),
+            pytest.param(
+                {"device_manufacturer": "Microsoft Corporation", "device_model": "Cloud PC Enterprise 2vCPU"},
+                id="cloud-pc",
+            ),
+            pytest.param({"device_manufacturer": "Amazon EC2", "device_model": "m7i.large"}, id="aws-nitro"),
+            pytest.param({"device_manufacturer": "Nutanix", "device_model": "AHV"}, id="nutanix-ahv"),
+            pytest.param(
+                {"tpm_manufacturer": "id:564D5700", "aik_cert": None}, id="claimed-vmware-vtpm-unverified"
+            ),
             pytest.param({"os_version": "10.0.22631.2791"}, id="build-below-minimum"),
             pytest.param({"os_version": "10.0.19044.5000"}, id="unsupported-release"),
         ],
@@ -606,6 +623,78 @@ class TestPlatform:
         verdict = judge(recorded, tampered(recorded, **changes))
         check = "platform.os_build" if "os_version" in changes else "platform.physical"
         assert_refused(verdict, StatusDetail.FEATURE_NOT_SUPPORTED, check)
+
+    def test_a_claimed_tpm_maker_contradicting_the_verified_one_is_rejected(
+        self, recorded: RecordedEnrollment
+    ) -> None:
+        """A ThinkPad claiming a Microsoft TPM whose AIK certificate names an Infineon: a client
+        lying about its TPM, not a virtual machine (MSFT alone is no vTPM: Pluton reports it)."""
+        verdict = judge(recorded, tampered(recorded, tpm_manufacturer="id:4D534654"))
+        assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "tpm.claims_match_evidence")
+        assert verdict.tpm == IDENTITY
+
+    def test_a_physical_pluton_tpm_attests(
+        self,
+        recorded: RecordedEnrollment,
+        aik_ca: CertificateAuthority,
+        aik_policy: Policy,
+        aik_public: rsa.RSAPublicKey | ec.EllipticCurvePublicKey,
+    ) -> None:
+        cert = build_aik_cert(aik_ca, aik_public, recorded.now, identity=PLUTON)
+        evidence = tampered(
+            recorded,
+            aik_cert=cert,
+            device_model="ThinkPad Z13 Gen 1",
+            tpm_manufacturer=PLUTON.manufacturer,
+            tpm_firmware=PLUTON.version,
+        )
+        verdict = judge(recorded, evidence, policy=aik_policy)
+        assert verdict.status == AttestationStatus.ATTESTED, verdict.decision
+        assert verdict.tpm == PLUTON
+
+    @pytest.mark.parametrize("claimed", ["id:4D534654", "id:49465800"])
+    def test_a_verified_hyper_v_vtpm_is_not_supported_whatever_is_claimed(
+        self,
+        recorded: RecordedEnrollment,
+        aik_ca: CertificateAuthority,
+        aik_policy: Policy,
+        aik_public: rsa.RSAPublicKey | ec.EllipticCurvePublicKey,
+        claimed: str,
+    ) -> None:
+        cert = build_aik_cert(aik_ca, aik_public, recorded.now, identity=HYPER_V_VTPM)
+        evidence = tampered(recorded, aik_cert=cert, tpm_manufacturer=claimed)
+        verdict = judge(recorded, evidence, policy=aik_policy)
+        assert_refused(verdict, StatusDetail.FEATURE_NOT_SUPPORTED, "platform.verified_tpm")
+        assert ("the client claimed" in verdict.decision) == (claimed != HYPER_V_VTPM.manufacturer)
+
+    def test_a_pluton_in_a_hyper_v_guest_is_still_a_virtual_machine(
+        self,
+        recorded: RecordedEnrollment,
+        aik_ca: CertificateAuthority,
+        aik_policy: Policy,
+        aik_public: rsa.RSAPublicKey | ec.EllipticCurvePublicKey,
+    ) -> None:
+        cert = build_aik_cert(aik_ca, aik_public, recorded.now, identity=PLUTON)
+        evidence = tampered(
+            recorded,
+            aik_cert=cert,
+            device_manufacturer="Microsoft Corporation",
+            device_model="Virtual Machine",
+        )
+        verdict = judge(recorded, evidence, policy=aik_policy)
+        assert_refused(verdict, StatusDetail.FEATURE_NOT_SUPPORTED, "platform.physical")
+
+    def test_which_platform_is_virtual_is_the_policys_data(self, recorded: RecordedEnrollment) -> None:
+        """With a platform file that names no VM, a Hyper-V model is judged as any other device;
+        with one that names ThinkPads, the recorded ThinkPad is a virtual machine."""
+        hyper_v = tampered(
+            recorded, device_manufacturer="Microsoft Corporation", device_model="Virtual Machine"
+        )
+        nothing_virtual = replace(recorded.policy, platforms=PlatformRules())
+        assert judge(recorded, hyper_v, policy=nothing_virtual).status == AttestationStatus.ATTESTED
+        thinkpads = PlatformRules(platforms=(VirtualPlatform("test", "a test", model="ThinkPad*"),))
+        verdict = judge(recorded, policy=replace(recorded.policy, platforms=thinkpads))
+        assert_refused(verdict, StatusDetail.FEATURE_NOT_SUPPORTED, "platform.physical")
 
 
 # --- 11. the client's own failure ------------------------------------------------------
@@ -749,6 +838,7 @@ class TestDecisionOrder:
     def test_virtual_machine_beats_the_clients_tpm_error(self, recorded: RecordedEnrollment) -> None:
         evidence = tampered(
             recorded,
+            device_manufacturer="Microsoft Corporation",
             device_model="Virtual Machine",
             client_status="Failure",
             client_hresult=0x80280921,
@@ -757,14 +847,19 @@ class TestDecisionOrder:
         assert_refused(verdict, StatusDetail.FEATURE_NOT_SUPPORTED, "platform.physical")
 
     def test_authentication_beats_the_platform(self, recorded: RecordedEnrollment) -> None:
-        evidence = tampered(recorded, token=None, device_model="Virtual Machine")
+        evidence = tampered(
+            recorded, token=None, device_manufacturer="Microsoft Corporation", device_model="Virtual Machine"
+        )
         assert_refused(judge(recorded, evidence), StatusDetail.AUTHENTICATION_FAILED, "token.present")
 
     def test_missing_device_identity_beats_the_platform(
         self, recorded: RecordedEnrollment, idp: IdentityProvider
     ) -> None:
         evidence = tampered(
-            recorded, token=idp.token(drop=(DEVICE_ID_CLAIM,)), device_model="Virtual Machine"
+            recorded,
+            token=idp.token(drop=(DEVICE_ID_CLAIM,)),
+            device_manufacturer="Microsoft Corporation",
+            device_model="Virtual Machine",
         )
         verdict = judge(recorded, evidence, policy=idp.policy)
         assert_refused(verdict, StatusDetail.TOKEN_MISSING_DEVICE_ID, "token.device_id")

@@ -37,6 +37,7 @@ def evidence_from_request(request: EnrollmentRequest | Mapping[str, Any], token:
         device_manufacturer=items.device_manufacturer,
         device_model=items.device_model,
         tpm_manufacturer=items.tpm_manufacturer,
+        tpm_firmware=items.tpm_firmware,
         aik_claim=items.aik_attestation_claim,
         aik_pub=items.aik_pub,
         aik_cert=items.aik_cert,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
@@ -11,6 +12,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from ..hresult import HResult
 from ..status import StatusDetail
+from ..tcg import TPMIdentity
 from ..windows import supports_enrollment_attestation
 from ._advisories import format_version, matching_advisory, parse_version
 from ._certs import check_aik_certificate, load_certificate, same_public_key, verify_chain
@@ -53,39 +55,32 @@ def client_error_detail(code: int, evidence: Evidence) -> StatusDetail:
     return _CLIENT_ERRORS.get(code, StatusDetail.CLIENT_REQUEST_REJECTED)
 
 
-def check_platform(evidence: Evidence, policy: Policy) -> list[Check]:
-    model = f"{evidence.device_manufacturer} {evidence.device_model}".lower()
-    hit = next((m for m in policy.virtual_models if m in model), None)
-    if hit is not None:
-        return [fail("platform.physical", f"model '{evidence.device_model}' is a virtual machine")]
-    vendor = evidence.tpm_manufacturer.removeprefix("id:").upper()
-    if vendor in policy.virtual_tpm_vendors:
-        return [
-            fail(
-                "platform.physical",
-                f"TPM manufacturer {evidence.tpm_manufacturer} is a virtual TPM",
-            )
-        ]
-    checks = [ok("platform.physical", evidence.device_model)]
-    if supports_enrollment_attestation(evidence.os_version):
-        checks.append(ok("platform.os_build", evidence.os_version))
-    else:
-        checks.append(fail("platform.os_build", f"OS {evidence.os_version} is below the minimum builds"))
-    return checks
+@dataclass(frozen=True)
+class AikCertificate:
+    """The AIK certificate, parsed and its path built once per evaluation."""
+
+    checks: list[Check]
+    certificate: x509.Certificate | None = None
+    identity: TPMIdentity | None = None
+
+    @property
+    def verified_tpm(self) -> TPMIdentity | None:
+        """The TPM the certificate names, when it chains to a trusted AIK root and follows the
+        TCG profile: the AIK CA wrote it from an EK certificate it chained to the vendor."""
+        if self.certificate is None or not all(c.passed for c in self.checks):
+            return None
+        return self.identity
 
 
-def check_aik(
-    cert_der: bytes,
-    pub_blob: bytes,
-    policy: Policy,
-    now: dt.datetime,
-    chain: tuple[bytes, ...] = (),
-) -> tuple[list[Check], Any, Check | None]:
-    """The AIK checks, the AIK's key, and a failed tpm.firmware check if an advisory covers it."""
+def examine_aik_certificate(
+    cert_der: bytes, policy: Policy, now: dt.datetime, chain: tuple[bytes, ...] = ()
+) -> AikCertificate:
+    """Parse the AIK certificate and the intermediates the client sent, build the path to a
+    trusted AIK root (through them and the policy's), and check the TCG profile."""
     try:
         certificate = load_certificate(cert_der)
     except ValueError as exc:
-        return [fail("aik_cert.parses", str(exc))], None, None
+        return AikCertificate([fail("aik_cert.parses", str(exc))])
     checks = [ok("aik_cert.parses")]
     sent: list[x509.Certificate] = []
     for index, der in enumerate(chain):
@@ -93,7 +88,7 @@ def check_aik(
             sent.append(load_certificate(der))
         except ValueError as exc:
             checks.append(fail("aik_cert.chain", f"AIKCertChain certificate {index + 1}: {exc}"))
-            return checks, None, None
+            return AikCertificate(checks)
     checks.append(
         verify_chain(
             "aik_cert.chain",
@@ -105,6 +100,78 @@ def check_aik(
     )
     profile, identity = check_aik_certificate(certificate)
     checks.extend(profile)
+    return AikCertificate(checks, certificate, identity)
+
+
+def check_platform(evidence: Evidence, policy: Policy, tpm: TPMIdentity | None) -> list[Check]:
+    """Virtual machines by their SMBIOS strings, then by their TPM: the verified one when the
+    AIK certificate names it (evidence beats the client's claim), else the claimed maker."""
+    rules = policy.platforms
+    platform = rules.virtual_platform(evidence.device_manufacturer, evidence.device_model)
+    if platform is not None:
+        return [
+            fail(
+                "platform.physical", f"model '{evidence.device_model}' is a virtual machine ({platform.name})"
+            )
+        ]
+    if tpm is not None:
+        virtual = rules.virtual_tpm(tpm.manufacturer, tpm.model)
+        if virtual is not None:
+            claimed = evidence.tpm_manufacturer
+            differs = claimed and _vendor(claimed) != _vendor(tpm.manufacturer)
+            told = f"; the client claimed {claimed}" if differs else ""
+            return [
+                fail(
+                    "platform.verified_tpm",
+                    f"the verified AIK certificate names {tpm.manufacturer} '{tpm.model}', a virtual TPM "
+                    f"({virtual.name}){told}",
+                )
+            ]
+    else:
+        virtual = rules.virtual_tpm(evidence.tpm_manufacturer, None)
+        if virtual is not None:
+            return [
+                fail(
+                    "platform.physical",
+                    f"TPM manufacturer {evidence.tpm_manufacturer} is a virtual TPM ({virtual.name})",
+                )
+            ]
+    checks = [ok("platform.physical", evidence.device_model)]
+    if supports_enrollment_attestation(evidence.os_version):
+        checks.append(ok("platform.os_build", evidence.os_version))
+    else:
+        checks.append(fail("platform.os_build", f"OS {evidence.os_version} is below the minimum builds"))
+    return checks
+
+
+def _vendor(manufacturer: str) -> str:
+    return manufacturer.strip().removeprefix("id:").upper()
+
+
+def check_tpm_claims(evidence: Evidence, tpm: TPMIdentity | None) -> Check | None:
+    """A failed check when the client's TPMManufacturer or TPMFirmwareVersion contradicts the
+    verified TPM: a client lying about its TPM. None when they agree or nothing is verified."""
+    if tpm is None:
+        return None
+    claimed, firmware = evidence.tpm_manufacturer, evidence.tpm_firmware
+    contradictions = []
+    if claimed and _vendor(claimed) != _vendor(tpm.manufacturer):
+        contradictions.append(f"manufacturer {claimed}, verified {tpm.manufacturer}")
+    if firmware and firmware.upper() != tpm.version.upper():
+        contradictions.append(f"firmware {firmware}, verified {tpm.version}")
+    if not contradictions:
+        return None
+    return fail("tpm.claims_match_evidence", "client claimed " + "; ".join(contradictions))
+
+
+def check_aik(
+    certificate: AikCertificate, pub_blob: bytes, policy: Policy
+) -> tuple[list[Check], Any, Check | None]:
+    """The AIK checks, the AIK's key, and a failed tpm.firmware check if an advisory covers it."""
+    checks = list(certificate.checks)
+    if certificate.certificate is None:
+        return checks, None, None
+    identity = certificate.identity
     try:
         aik = parse_public(pub_blob)
         aik_key = aik.crypto_key()
@@ -115,7 +182,7 @@ def check_aik(
     checks.append(key_strength("aik_pub.key_strength", aik_key))
     checks.append(
         ok("aik_pub.matches_cert")
-        if same_public_key(certificate, aik_key)
+        if same_public_key(certificate.certificate, aik_key)
         else fail("aik_pub.matches_cert", "AIKPub is not the key the AIK certificate certifies")
     )
     advisory = matching_advisory(identity, policy.firmware_advisories) if identity is not None else None
@@ -170,3 +237,13 @@ def check_token_device(device_id: str, aad_pub: bytes, registered: Mapping[str, 
     if not same_public_key(presented, registered_key):  # type: ignore[arg-type]
         return fail("entra.token_device", f"AADPub is not the key registered for device {device_id}")
     return ok("entra.token_device", device_id)
+
+
+def verified_tpm(
+    cert_der: bytes | None, policy: Policy, now: dt.datetime, chain: tuple[bytes, ...] = ()
+) -> TPMIdentity | None:
+    """The TPM named by an AIK certificate that chains to a trusted AIK root and follows the
+    TCG profile, the path built as the evaluator builds it; None without such a certificate."""
+    if cert_der is None:
+        return None
+    return examine_aik_certificate(cert_der, policy, now, tuple(chain)).verified_tpm
