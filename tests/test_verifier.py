@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
-from tpm2_pytss import TPMA_OBJECT
+from tpm2_pytss import TPM2_ALG, TPM2B_PUBLIC, TPMA_OBJECT
 
 from harness.hresult import HResult, from_tpm_rc
 from harness.pki import CertificateAuthority, certificate_der
@@ -459,6 +459,32 @@ class TestAikPub:
         assert blob is not None
         verdict = judge(recorded, tampered(recorded, aik_pub=with_attributes(blob, change)))
         assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "aik_pub.attributes")
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            pytest.param("nameAlg", 0x0012, id="name-alg-sm3"),
+            pytest.param("symmetric", int(TPM2_ALG.AES), id="aes-symmetric"),
+            pytest.param("scheme", int(TPM2_ALG.NULL), id="null-scheme"),
+        ],
+    )
+    def test_aik_pub_no_tpm_can_hold_is_rejected_by_the_aik_cas_rule(
+        self, recorded: RecordedEnrollment, field: str, value: int
+    ) -> None:
+        """The rule the AIK CA refuses these with (aik_pub.structure, a 400 there) refuses them here."""
+        assert recorded.evidence.aik_pub is not None
+        public, _ = TPM2B_PUBLIC.unmarshal(recorded.evidence.aik_pub)
+        area = public.publicArea
+        if field == "nameAlg":
+            area.nameAlg = value
+        elif field == "symmetric":
+            area.parameters.rsaDetail.symmetric.algorithm = value
+            area.parameters.rsaDetail.symmetric.keyBits.aes = 128
+            area.parameters.rsaDetail.symmetric.mode.aes = TPM2_ALG.CFB
+        else:
+            area.parameters.rsaDetail.scheme.scheme = value
+        verdict = judge(recorded, tampered(recorded, aik_pub=bytes(public.marshal())))
+        assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "aik_pub.structure")
 
 
 # --- 8. tokens -------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from ._model import Evidence, NonceState, Policy, Verdict, claimed_nonce
 from ._platforms import PlatformRules, VirtualPlatform, VirtualTPM
 from ._request import certificate_chain_item, evidence_from_request, split_certificate_chain
 from ._steps import verified_tpm
+from ._structures import check_ek_structure, check_signing_key_structure
 from ._tokens import DEVICE_ID_CLAIM, TokenVerdict, verify_token
 from ._tpm import (
     AttestationClaim,
@@ -74,6 +75,8 @@ __all__ = [
     "check_aik_certificate",
     "check_certify",
     "check_ek_certificate",
+    "check_ek_structure",
+    "check_signing_key_structure",
     "claimed_nonce",
     "describe_certificate",
     "evaluate",

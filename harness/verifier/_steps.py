@@ -18,6 +18,7 @@ from ._advisories import format_version, matching_advisory, parse_version
 from ._certs import check_aik_certificate, load_certificate, same_public_key, verify_chain
 from ._checks import Check, fail, ok
 from ._model import Evidence, NonceState, Policy
+from ._structures import check_signing_key_structure
 from ._tpm import (
     EvidenceFormatError,
     TPMKey,
@@ -178,6 +179,7 @@ def check_aik(
     except EvidenceFormatError as exc:
         checks.append(fail("aik_pub.parses", str(exc)))
         return checks, None, None
+    checks.append(check_signing_key_structure("aik_pub.structure", aik, restricted=True))
     checks.append(check_aik_attributes("aik_pub.attributes", aik))
     checks.append(key_strength("aik_pub.key_strength", aik_key))
     checks.append(
@@ -215,7 +217,8 @@ def check_certified_key(
         key: TPMKey = parse_public(pub_blob)
     except EvidenceFormatError as exc:
         return [fail(f"{prefix}.parses", str(exc))]
-    checks = check_certify(prefix, claim.attest, certified=key, nonce=nonce)
+    checks = [check_signing_key_structure(f"{prefix}.key_structure", key, restricted=False)]
+    checks.extend(check_certify(prefix, claim.attest, certified=key, nonce=nonce))
     checks.append(verify_signature(f"{prefix}.signature", aik_key, claim.attest, claim.signature))
     checks.append(check_bound_key_attributes(f"{prefix}.key_attributes", key))
     try:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from cryptography.hazmat.primitives.serialization import load_der_public_key
 from tpm2_pytss import (
     TPM2_ALG,
+    TPM2_ECC,
     TPM2_ST,
     TPM2B_ATTEST,
     TPM2B_PUBLIC,
@@ -41,21 +42,29 @@ class EvidenceFormatError(ValueError):
     """Bytes that do not parse as the TPM structure they claim to be."""
 
 
+_CURVES: dict[int, ec.EllipticCurve] = {
+    int(TPM2_ECC.NIST_P256): ec.SECP256R1(),
+    int(TPM2_ECC.NIST_P384): ec.SECP384R1(),
+    int(TPM2_ECC.NIST_P521): ec.SECP521R1(),
+}
+
+
 @dataclass(frozen=True)
 class TPMKey:
-    """A TPM2B_PUBLIC as sent, with what the checks need from it."""
+    """A TPM2B_PUBLIC as sent, with the fields the checks read, each read once at parsing."""
 
     blob: bytes
     area: bytes  # the marshalled TPMT_PUBLIC inside
     public: TPM2B_PUBLIC
-
-    @property
-    def attributes(self) -> int:
-        return int(self.public.publicArea.objectAttributes)
-
-    @property
-    def name_alg(self) -> int:
-        return int(self.public.publicArea.nameAlg)
+    type: int = 0
+    name_alg: int = 0
+    attributes: int = 0
+    symmetric: int = 0  # TPMT_SYM_DEF_OBJECT.algorithm (TPM_ALG_NULL for a signing key)
+    scheme: int = 0  # the key's signing or encryption scheme (TPM_ALG_NULL: any)
+    exponent: int = 0  # RSA
+    modulus: bytes = b""  # RSA
+    curve: int = 0  # ECC
+    point: tuple[bytes, bytes] = (b"", b"")  # ECC
 
     def name(self) -> bytes:
         """nameAlg || H_nameAlg(TPMT_PUBLIC), computed from the bytes, not asked of a TPM."""
@@ -65,13 +74,21 @@ class TPMKey:
         return struct.pack(">H", self.name_alg) + hashlib.new(algorithm[0], self.area).digest()
 
     def crypto_key(self) -> PublicKey:
+        """The public key, built from its numbers (an RSA exponent of 0 means 65537)."""
         try:
-            key = load_der_public_key(self.public.to_der())
-        except Exception as exc:  # tpm2-pytss raises several types for odd keys
+            if self.type == int(TPM2_ALG.RSA):
+                return rsa.RSAPublicNumbers(
+                    self.exponent or 65537, int.from_bytes(self.modulus, "big")
+                ).public_key()
+            if self.type == int(TPM2_ALG.ECC):
+                curve = _CURVES.get(self.curve)
+                if curve is None:
+                    raise EvidenceFormatError(f"ECC curve 0x{self.curve:04x} is not accepted")
+                x, y = (int.from_bytes(c, "big") for c in self.point)
+                return ec.EllipticCurvePublicNumbers(x, y, curve).public_key()
+        except ValueError as exc:  # not a valid RSA modulus or curve point
             raise EvidenceFormatError(f"key cannot be converted: {exc}") from exc
-        if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
-            raise EvidenceFormatError("key is neither RSA nor ECC")
-        return key
+        raise EvidenceFormatError("key is neither RSA nor ECC")
 
 
 def parse_public(blob: bytes) -> TPMKey:
@@ -87,7 +104,33 @@ def parse_public(blob: bytes) -> TPMKey:
         raise EvidenceFormatError(f"TPM2B_PUBLIC does not parse: {exc}") from exc
     if consumed != len(blob):
         raise EvidenceFormatError("TPM2B_PUBLIC has trailing bytes")
-    return TPMKey(blob=blob, area=blob[2:], public=public)
+    area = public.publicArea
+    kind = int(area.type)
+    fields: dict[str, Any] = {
+        "type": kind,
+        "name_alg": int(area.nameAlg),
+        "attributes": int(area.objectAttributes),
+    }
+    try:
+        if kind == int(TPM2_ALG.RSA):
+            detail = area.parameters.rsaDetail
+            fields |= {
+                "symmetric": int(detail.symmetric.algorithm),
+                "scheme": int(detail.scheme.scheme),
+                "exponent": int(detail.exponent),
+                "modulus": bytes(area.unique.rsa),
+            }
+        elif kind == int(TPM2_ALG.ECC):
+            detail = area.parameters.eccDetail
+            fields |= {
+                "symmetric": int(detail.symmetric.algorithm),
+                "scheme": int(detail.scheme.scheme),
+                "curve": int(detail.curveID),
+                "point": (bytes(area.unique.ecc.x), bytes(area.unique.ecc.y)),
+            }
+    except Exception as exc:  # tpm2-pytss raises several types for odd unions
+        raise EvidenceFormatError(f"TPM2B_PUBLIC parameters do not parse: {exc}") from exc
+    return TPMKey(blob=blob, area=blob[2:], public=public, **fields)
 
 
 @dataclass(frozen=True)
