@@ -10,7 +10,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from ..hresult import HResult
+from ..hresult import NETWORK, TPM_ABSENT, TPM_NOT_READY, HResult
 from ..status import StatusDetail
 from ..tcg import TPMIdentity
 from ..windows import supports_enrollment_attestation
@@ -32,24 +32,16 @@ from ._tpm import (
 )
 
 _CLIENT_ERRORS: dict[int, StatusDetail] = {
-    HResult.TBS_E_TPM_NOT_FOUND: StatusDetail.TPM_NOT_AVAILABLE,
-    HResult.TPM_E_PCP_UNSUPPORTED_TPM_VERSION: StatusDetail.TPM_NOT_AVAILABLE,
-    HResult.TPM_E_LOCKOUT: StatusDetail.TPM_NOT_READY,
-    HResult.TPM_E_AUTH_FAIL: StatusDetail.TPM_NOT_READY,
-    HResult.TPM_E_BAD_AUTH: StatusDetail.TPM_NOT_READY,
-    HResult.TPM_E_HIERARCHY: StatusDetail.TPM_NOT_READY,
-    HResult.TPM_E_INITIALIZE: StatusDetail.TPM_NOT_READY,
+    **dict.fromkeys(TPM_ABSENT, StatusDetail.TPM_NOT_AVAILABLE),
+    **dict.fromkeys(TPM_NOT_READY, StatusDetail.TPM_NOT_READY),
     HResult.CERTSRV_E_INVALID_EK: StatusDetail.TPM_NOT_TRUSTED,
     HResult.NTE_EXISTS: StatusDetail.MDM_KEY_ALREADY_IN_TPM,
     HResult.NTE_NOT_SUPPORTED: StatusDetail.ENTRA_KEY_NOT_ATTESTED,
 }
-_NETWORK_ERRORS = frozenset(
-    {HResult.WINHTTP_CANNOT_CONNECT, HResult.WINHTTP_CONNECTION_ERROR, HResult.WINHTTP_TIMEOUT}
-)
 
 
 def client_error_detail(code: int, evidence: Evidence) -> StatusDetail:
-    if code in _NETWORK_ERRORS:
+    if code in NETWORK:
         if evidence.aik_pub is not None and evidence.aik_cert is None:
             return StatusDetail.AIK_CERT_NOT_PROVIDED
         return StatusDetail.CLIENT_REQUEST_REJECTED
