@@ -120,7 +120,15 @@ def enroll(
     rate_limits(request).check(request, items.emm_device_id)
     now = ctx.clock.now()
     token = _auth.bearer(authorization)
-    caller = _auth.identify(ctx, items.emm_device_id, token=token, credential=device_credential, now=now)
+    token_verdict = _auth.verify_token_once(ctx, token, now) if token else None
+    caller = _auth.identify(
+        ctx,
+        items.emm_device_id,
+        token=token,
+        credential=device_credential,
+        now=now,
+        token_verdict=token_verdict,
+    )
     if caller.bound:
         _auth.require_device(caller, items.emm_device_id)
     try:
@@ -143,7 +151,14 @@ def enroll(
         if spki is not None:
             registered[caller.token_device] = spki
     try:
-        verdict = evaluate(evidence, ctx.policy, now=now, nonce=nonce_state, registered_keys=registered)
+        verdict = evaluate(
+            evidence,
+            ctx.policy,
+            now=now,
+            nonce=nonce_state,
+            registered_keys=registered,
+            token_verdict=token_verdict,
+        )
     except Exception as exc:  # the evaluator must never turn bad evidence into a 500
         log.exception("evaluation failed for %s", items.emm_device_id)
         raise bad_request(f"evidence could not be evaluated: {exc}", "unevaluable_evidence") from exc

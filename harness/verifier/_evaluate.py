@@ -73,7 +73,7 @@ from ._steps import (
     client_error_detail,
     examine_aik_certificate,
 )
-from ._tokens import DEVICE_ID_CLAIM, verify_token
+from ._tokens import DEVICE_ID_CLAIM, TokenVerdict, verify_token
 
 
 def _not_attested(detail: StatusDetail, checks: list[Check], decision: str, **kw: Any) -> Verdict:
@@ -101,15 +101,21 @@ def evaluate(
     now: dt.datetime,
     nonce: NonceState,
     registered_keys: Mapping[str, bytes],
+    token_verdict: TokenVerdict | None = None,
 ) -> Verdict:
-    """Decide a device's attestation status from its enrollment evidence (see module doc)."""
+    """Decide a device's attestation status from its enrollment evidence (see module doc).
+
+    `token_verdict`: verify_token's verdict on evidence.token with this policy at `now`, when
+    the caller has it already (the server authenticates the request with it), so that the
+    token is verified once per enrollment.
+    """
     checks: list[Check] = []
 
     # 1-2. Authentication and device identity.
     if not evidence.token:
         checks.append(fail("token.present", "no bearer token"))
         return _not_attested(StatusDetail.AUTHENTICATION_FAILED, checks, "token.present: no bearer token")
-    token = verify_token(
+    token = token_verdict or verify_token(
         evidence.token,
         keys=policy.token_keys,
         issuer=policy.token_issuer,
