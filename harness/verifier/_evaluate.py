@@ -213,7 +213,7 @@ def evaluate(
     # 8. MDM key.
     nonce_checks = check_nonce(nonce)
     checks.extend(nonce_checks)
-    mdm_checks = check_certified_key("mdm", evidence.aik_claim, evidence.mdm_pub, aik_key, nonce.value)
+    mdm_checks, _ = check_certified_key("mdm", evidence.aik_claim, evidence.mdm_pub, aik_key, nonce.value)
     checks.extend(mdm_checks)
     failed = _first_failure(nonce_checks + mdm_checks)
     if failed is not None:
@@ -224,14 +224,17 @@ def evaluate(
         check = fail("entra.claim", "no AadAIKAttestationClaim/AADPub: the Entra key is not TPM-bound")
         checks.append(check)
         return _not_attested(StatusDetail.ENTRA_KEY_NOT_ATTESTED, checks, _reason(check), **kw)
-    entra_checks = check_certified_key("entra", evidence.aad_claim, evidence.aad_pub, aik_key, nonce.value)
+    entra_checks, entra_key = check_certified_key(
+        "entra", evidence.aad_claim, evidence.aad_pub, aik_key, nonce.value
+    )
     checks.extend(entra_checks)
     failed = _first_failure(entra_checks)
-    if failed is not None:
-        return _not_attested(StatusDetail.CLIENT_REQUEST_REJECTED, checks, _reason(failed), **kw)
+    if failed is not None or entra_key is None:
+        reason = _reason(failed) if failed else "entra: AADPub unusable"
+        return _not_attested(StatusDetail.CLIENT_REQUEST_REJECTED, checks, reason, **kw)
 
     # 10. Token versus the Entra key presented.
-    match = check_token_device(str(device_id), evidence.aad_pub, registered_keys)
+    match = check_token_device(str(device_id), entra_key, registered_keys)
     checks.append(match)
     if not match.passed:
         return _not_attested(StatusDetail.TOKEN_DEVICE_MISMATCH, checks, _reason(match), **kw)

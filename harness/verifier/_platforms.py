@@ -9,12 +9,19 @@ laptop both report MSFT, and only the vendor string tells them apart.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
+from fnmatch import translate
+from functools import lru_cache
+
+
+@lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(translate(pattern.casefold()))
 
 
 def _fits(value: str, pattern: str) -> bool:
-    return fnmatchcase(value.strip().casefold(), pattern.casefold())
+    return pattern == "*" or _compiled(pattern).match(value.strip().casefold()) is not None
 
 
 @dataclass(frozen=True)

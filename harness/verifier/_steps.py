@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import load_der_public_key
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
 
 from ..hresult import NETWORK, TPM_ABSENT, TPM_NOT_READY, HResult
 from ..status import StatusDetail
@@ -21,6 +21,7 @@ from ._model import Evidence, NonceState, Policy
 from ._structures import check_signing_key_structure
 from ._tpm import (
     EvidenceFormatError,
+    PublicKey,
     TPMKey,
     check_aik_attributes,
     check_bound_key_attributes,
@@ -203,31 +204,38 @@ def check_nonce(nonce: NonceState) -> list[Check]:
 
 def check_certified_key(
     prefix: str, claim_blob: bytes, pub_blob: bytes, aik_key: Any, nonce: bytes
-) -> list[Check]:
+) -> tuple[list[Check], PublicKey | None]:
+    """The checks of a key the AIK certified, and the key (None when it does not convert)."""
     try:
         claim = split_claim(claim_blob)
         key: TPMKey = parse_public(pub_blob)
     except EvidenceFormatError as exc:
-        return [fail(f"{prefix}.parses", str(exc))]
+        return [fail(f"{prefix}.parses", str(exc))], None
     checks = [check_signing_key_structure(f"{prefix}.key_structure", key, restricted=False)]
     checks.extend(check_certify(prefix, claim.attest, certified=key, nonce=nonce))
     checks.append(verify_signature(f"{prefix}.signature", aik_key, claim.attest, claim.signature))
     checks.append(check_bound_key_attributes(f"{prefix}.key_attributes", key))
     try:
-        checks.append(key_strength(f"{prefix}.key_strength", key.crypto_key()))
+        crypto_key = key.crypto_key()
     except EvidenceFormatError as exc:
         checks.append(fail(f"{prefix}.key_strength", str(exc)))
-    return checks
+        return checks, None
+    checks.append(key_strength(f"{prefix}.key_strength", crypto_key))
+    return checks, crypto_key
 
 
-def check_token_device(device_id: str, aad_pub: bytes, registered: Mapping[str, bytes]) -> Check:
+def check_token_device(device_id: str, presented: PublicKey, registered: Mapping[str, bytes]) -> Check:
+    """The Entra key presented (AADPub, already parsed) is the one registered for the device."""
     spki = registered.get(device_id)
     if spki is None:
         return fail("entra.token_device", f"device {device_id} is not registered with the identity provider")
+    # The identity provider keeps the SubjectPublicKeyInfo it was given: equal DER is the same
+    # key; otherwise (another encoding of a point, say) the keys are compared by their numbers.
+    if presented.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo) == spki:
+        return ok("entra.token_device", device_id)
     try:
-        presented = parse_public(aad_pub).crypto_key()
         registered_key = load_der_public_key(spki)
-    except (EvidenceFormatError, ValueError) as exc:
+    except ValueError as exc:
         return fail("entra.token_device", str(exc))
     if not same_public_key(presented, registered_key):  # type: ignore[arg-type]
         return fail("entra.token_device", f"AADPub is not the key registered for device {device_id}")

@@ -22,6 +22,9 @@ ECC = int(TPM2_ALG.ECC)
 ATTEST_CERTIFY = int(TPM2_ST.ATTEST_CERTIFY)
 
 
+_U8, _U16, _U32, _U64 = (struct.Struct(f">{code}") for code in "BHIQ")
+
+
 class WireError(ValueError):
     """Bytes that end early, run long, or hold a selector this reader does not know."""
 
@@ -30,24 +33,25 @@ class Reader:
     def __init__(self, data: bytes, what: str) -> None:
         self.data, self.offset, self.what = data, 0, what
 
-    def _unpack(self, fmt: str, size: int) -> int:
-        if self.offset + size > len(self.data):
-            raise WireError(f"{self.what} ends early")
-        (value,) = struct.unpack_from(fmt, self.data, self.offset)
-        self.offset += size
+    def _unpack(self, layout: struct.Struct) -> int:
+        try:
+            (value,) = layout.unpack_from(self.data, self.offset)
+        except struct.error:
+            raise WireError(f"{self.what} ends early") from None
+        self.offset += layout.size
         return int(value)
 
     def u8(self) -> int:
-        return self._unpack(">B", 1)
+        return self._unpack(_U8)
 
     def u16(self) -> int:
-        return self._unpack(">H", 2)
+        return self._unpack(_U16)
 
     def u32(self) -> int:
-        return self._unpack(">I", 4)
+        return self._unpack(_U32)
 
     def u64(self) -> int:
-        return self._unpack(">Q", 8)
+        return self._unpack(_U64)
 
     def sized(self) -> bytes:
         """A TPM2B: a 16-bit size, then that many bytes."""
