@@ -1,9 +1,12 @@
 """The verifier refuses tampered evidence, for the reason an admin reads in the report.
 
-Every test starts from one real enrollment recorded from a swtpm TPM (the `recorded`
-fixture, which evaluates to Attested), changes one thing, and asserts three facts:
+Every test starts from one real enrollment recorded from a swtpm TPM into a bundle
+(tests/data/bundles, recorded by scripts/record_bundles.py; the `recorded` fixture, which
+evaluates to Attested), changes one thing, and asserts three facts:
 the device is not Attested, the status detail is the documented one, and the check
 that decided it is the one named in `verdict.decision` (and failed in `verdict.checks`).
+No TPM is needed: these tests pass with swtpm absent. Tests that need one carry the
+`swtpm` marker (`pytest -m "not swtpm"` runs the rest).
 """
 
 from __future__ import annotations
@@ -44,13 +47,19 @@ from harness.verifier import (
     parse_public,
     parse_version,
 )
+from tests.bundled import recorded_from_bundle
 from tests.conftest import IDENTITY
 
 # Microsoft Pluton as the TPM of a physical laptop, and a Hyper-V vTPM: both report MSFT.
 PLUTON = TPMIdentity("id:4D534654", "Pluton.TPM.A", "id:00060001")
 HYPER_V_VTPM = TPMIdentity("id:4D534654", "Virtual TPM", "id:00020000")
 
-pytestmark = pytest.mark.swtpm
+
+@pytest.fixture(scope="module")
+def recorded() -> RecordedEnrollment:
+    """A real enrollment recorded from swtpm (tests/data/bundles): no TPM needed to judge it."""
+    return recorded_from_bundle()
+
 
 BINARY_FIELDS = ("aik_claim", "aik_pub", "aik_cert", "aad_claim", "aad_pub", "mdm_pub")
 ATTESTATION_FIELDS = (*BINARY_FIELDS, "client_status", "client_hresult")
