@@ -31,6 +31,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("swtpm") is not None:
             item.add_marker(skip)
+
+
 ADMIN_TOKEN = "test-admin-token"
 IDENTITY = TPMIdentity("id:49465800", "SLB9672", "id:001A000D")
 
