@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -141,6 +142,7 @@ def _authority_key(certificate: x509.Certificate) -> str:
     return f" (key id {aki.key_identifier.hex()})" if aki.key_identifier else ""
 
 
+@lru_cache(maxsize=256)  # trust anchors and intermediates are described on every evaluation
 def describe_certificate(certificate: x509.Certificate) -> str:
     """A certificate by subject and serial: an AIK certificate's subject is empty."""
     subject = certificate.subject.rfc4514_string()
