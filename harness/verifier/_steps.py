@@ -15,7 +15,13 @@ from ..status import StatusDetail
 from ..tcg import TPMIdentity
 from ..windows import supports_enrollment_attestation
 from ._advisories import format_version, matching_advisory, parse_version
-from ._certs import check_aik_certificate, load_certificate, same_public_key, verify_chain
+from ._certs import (
+    check_aik_certificate,
+    load_certificate,
+    load_certificate_and_key,
+    same_public_key,
+    verify_chain,
+)
 from ._checks import Check, fail, ok
 from ._model import Evidence, NonceState, Policy
 from ._structures import check_signing_key_structure
@@ -56,6 +62,7 @@ class AikCertificate:
     checks: list[Check]
     certificate: x509.Certificate | None = None
     identity: TPMIdentity | None = None
+    key: Any = None  # the certificate's public key, parsed once
 
     @property
     def verified_tpm(self) -> TPMIdentity | None:
@@ -72,7 +79,7 @@ def examine_aik_certificate(
     """Parse the AIK certificate and the intermediates the client sent, build the path to a
     trusted AIK root (through them and the policy's), and check the TCG profile."""
     try:
-        certificate = load_certificate(cert_der)
+        certificate, key = load_certificate_and_key(cert_der)
     except ValueError as exc:
         return AikCertificate([fail("aik_cert.parses", str(exc))])
     checks = [ok("aik_cert.parses")]
@@ -92,9 +99,9 @@ def examine_aik_certificate(
             now=now,
         )
     )
-    profile, identity = check_aik_certificate(certificate)
+    profile, identity = check_aik_certificate(certificate, key)
     checks.extend(profile)
-    return AikCertificate(checks, certificate, identity)
+    return AikCertificate(checks, certificate, identity, key)
 
 
 def check_platform(evidence: Evidence, policy: Policy, tpm: TPMIdentity | None) -> list[Check]:
@@ -177,7 +184,7 @@ def check_aik(
     checks.append(key_strength("aik_pub.key_strength", aik_key))
     checks.append(
         ok("aik_pub.matches_cert")
-        if same_public_key(certificate.certificate, aik_key)
+        if same_public_key(certificate.key, aik_key)
         else fail("aik_pub.matches_cert", "AIKPub is not the key the AIK certificate certifies")
     )
     advisory = matching_advisory(identity, policy.firmware_advisories) if identity is not None else None
