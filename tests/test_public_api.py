@@ -130,10 +130,10 @@ PUBLIC_API: dict[str, list[str]] = {
         "next_checkin", "probe_family", "tpm_hresult"
     ],
     "harness.fleet": [
-        "PLATFORMS", "VENDORS", "AdminReader", "DevicePlan", "DeviceRun", "FleetEnvironment",
-        "FleetSession", "IdentitySource", "NetworkPlan", "PlatformProfile", "Progress", "RunInterrupted",
-        "RunOptions", "RunStopped", "TPMPlan", "Vendor", "check_device", "choose_backend", "fleet_session",
-        "plan_fleet", "plan_group", "run_and_check", "run_device", "run_fleet"
+        "PLATFORMS", "VENDORS", "AdminReader", "DeviceObserver", "DevicePlan", "DeviceRun", "FinishedDevice",
+        "FleetEnvironment", "FleetRun", "FleetSession", "IdentitySource", "NetworkPlan", "PlatformProfile",
+        "Progress", "RunInterrupted", "RunOptions", "RunStopped", "TPMPlan", "Vendor", "check_device",
+        "choose_backend", "plan_fleet", "plan_group", "run_device", "run_fleet"
     ],
     "harness.network": [
         "Fault", "Link", "RefusingEndpoint", "ResettingEndpoint", "Route", "Rule"
