@@ -141,7 +141,8 @@ PUBLIC_API: dict[str, list[str]] = {
     "harness.pytest_plugin": [
         "DeviceItem", "DeviceMismatch", "ScenarioFile", "explain", "is_scenario_file", "pytest_addoption",
         "pytest_collect_file", "pytest_collection_modifyitems", "pytest_configure", "pytest_configure_node",
-        "pytest_runtest_makereport", "pytest_sessionfinish", "pytest_unconfigure"
+        "pytest_runtest_makereport", "pytest_sessionfinish", "pytest_unconfigure",
+        "pytest_xdist_make_scheduler"
     ],
     "harness.report": [
         "decode_payload", "load_results", "write_html", "write_json", "write_junit", "write_reports"

@@ -205,8 +205,9 @@ class FleetRun:
         self._finish(plan, run, result)
         return result
 
-    def run_steps(self, scenario: Scenario) -> list[DeviceResult]:
+    def run_steps(self, scenario: Scenario) -> dict[str, DeviceResult]:
         """A scenario with steps, in this process: its devices stay alive between steps.
+        Returns each device's result by its plan's key.
 
         No other device of the run is in flight meanwhile, in any process: steps move the
         server's clock.
@@ -234,7 +235,7 @@ class FleetRun:
             results = runner.run(backend)
         for plan, result in zip(plans, results, strict=True):
             self._finish(plan, runner.devices[plan.key].run, result)
-        return results
+        return {plan.key: result for plan, result in zip(plans, results, strict=True)}
 
     def _finish(self, plan: DevicePlan, run: DeviceRun, result: DeviceResult) -> None:
         """The one place a device is done: recorded for the run's result, then observed."""
