@@ -51,6 +51,9 @@ class FinishedDevice:
     result: DeviceResult
 
 
+# How far ahead of real time (and of the scenario before) a scenario with steps starts.
+SCENARIO_SEPARATION = 3600.0
+
 # Told of each device as soon as it is judged, in the process that ran it.
 DeviceObserver = Callable[[FinishedDevice], None]
 
@@ -191,6 +194,7 @@ class FleetRun:
             for plan, run in self._pool.run(self.plans, session.env):
                 # Read the device's status now, while the workers go on: no collect phase at the end.
                 self._finish(plan, run, check_device(plan, expectations[plan.key], run, admin))
+                self._catch_up()  # for the devices the workers start next
         for scenario in stepped:
             self.run_steps(scenario)
 
@@ -200,6 +204,7 @@ class FleetRun:
         backend = self._here()
         expectation = expectation or self._collected.expectations[plan.key]
         with self._clock_lock().shared():
+            self._catch_up()
             run = run_device(plan, session.env, backend)
             result = check_device(plan, expectation, run, self._admin_reader())
         self._finish(plan, run, result)
@@ -232,10 +237,28 @@ class FleetRun:
             check=lambda plan, expectation, run: check_device(plan, expectation, run, admin),
         )
         with self._clock_lock().exclusive(scenario.name):
+            self._catch_up(ahead=SCENARIO_SEPARATION)
             results = runner.run(backend)
         for plan, result in zip(plans, results, strict=True):
             self._finish(plan, runner.devices[plan.key].run, result)
         return {plan.key: result for plan, result in zip(plans, results, strict=True)}
+
+    def _catch_up(self, ahead: float = 0.0) -> None:
+        """Bring a manual clock up to real time, plus `ahead` seconds.
+
+        A server started for scenarios with steps is on a clock that moves only when told.
+        What a device brings from the real world (an EK certificate made this minute) must
+        not come from the server's future, so the clock is caught up before devices begin,
+        never while steps run (the clock lock). A scenario with steps also starts `ahead` of
+        the one before, so that no rule of time (the one-minute limit of the Attest device
+        action) reaches from one scenario into the next.
+        """
+        if not self._session().stepped:
+            return  # the real clock
+        admin = self._admin_reader()
+        behind = (dt.datetime.now(dt.UTC) - admin.server_time()).total_seconds()
+        if max(behind, 0.0) + ahead > 0:
+            admin.advance_clock(max(behind, 0.0) + ahead)
 
     def _finish(self, plan: DevicePlan, run: DeviceRun, result: DeviceResult) -> None:
         """The one place a device is done: recorded for the run's result, then observed."""
