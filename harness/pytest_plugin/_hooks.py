@@ -152,9 +152,9 @@ def pytest_collection_modifyitems(
 ) -> None:
     # Scenarios with steps after the other devices, as `harness run` orders them: steps move
     # the server's clock, and every other device enrolls before it moves.
-    stepped: list[pytest.Item] = [i for i in items if isinstance(i, DeviceItem) and i.scenario.steps]
+    stepped = {id(i) for i in items if isinstance(i, DeviceItem) and i.scenario.steps}
     if stepped:
-        items[:] = [item for item in items if item not in stepped] + stepped
+        items[:] = [i for i in items if id(i) not in stepped] + [i for i in items if id(i) in stepped]
     # Without xdist this process owns the server; start it only when there are devices to run.
     if is_worker(config) or config.option.collectonly:
         return

@@ -58,25 +58,29 @@ def bundle_dir(config: pytest.Config) -> Path | None:
 
 
 def read_options(config: pytest.Config) -> None:
-    """Read the options that name files now, so that a mistake is a usage error before anything runs."""
+    """Read the options that name files now, so that a mistake is a usage error before anything runs.
+
+    The harness is imported only when such an option is given: most pytest runs that load the
+    plugin have none.
+    """
+    trust, advisories = config.getoption("harness_trust"), config.getoption("harness_advisories")
+    engines, bind = config.getoption("harness_engines"), config.getoption("harness_server_bind")
+    if not (trust or advisories or engines or bind != "127.0.0.1"):
+        return
     from ..errors import HarnessError
     from ..fleet import RunOptions
     from ..tpm import load_engine_file
     from ..trust import trust_from_options
 
     state = state_of(config)
-    trust, advisories = config.getoption("harness_trust"), config.getoption("harness_advisories")
-    engines = config.getoption("harness_engines")
     try:
         state.trust = trust_from_options(
             Path(trust) if trust else None, Path(advisories) if advisories else None
         )
         if engines:
-            config.option.harness_engine = [
-                *config.getoption("harness_engine"),
-                *load_engine_file(Path(engines)),
-            ]
-        RunOptions(server_bind=config.getoption("harness_server_bind"))  # an address, not a name
+            named = config.getoption("harness_engine")
+            config.option.harness_engine = [*named, *load_engine_file(Path(engines))]
+        RunOptions(server_bind=bind)  # an address, not a name
     except HarnessError as exc:
         raise pytest.UsageError(f"harness: {exc}") from exc
 
