@@ -11,7 +11,7 @@ from ._admin import AdminReader
 from ._compare import check_device
 from ._device import DeviceRun, FleetEnvironment, run_device
 from ._partial import RunInterrupted, RunStopped
-from ._plan import DevicePlan, IdentitySource, NetworkPlan, TPMPlan, plan_fleet, plan_group
+from ._plan import DevicePlan, plan_fleet, plan_group
 from ._pool import Progress
 from ._runner import DeviceObserver, FinishedDevice, FleetRun, run_fleet
 from ._session import FleetSession, RunOptions, choose_backend
@@ -27,14 +27,11 @@ __all__ = [
     "FleetEnvironment",
     "FleetRun",
     "FleetSession",
-    "IdentitySource",
-    "NetworkPlan",
     "PlatformProfile",
     "Progress",
     "RunInterrupted",
     "RunOptions",
     "RunStopped",
-    "TPMPlan",
     "Vendor",
     "check_device",
     "choose_backend",
