@@ -135,7 +135,7 @@ class FleetFigures:
 
 
 def run_fleet_figures(scenario_path: Path, workers: int, label: str) -> FleetFigures:
-    from harness.fleet import RunOptions, run_fleet
+    from harness.fleet import FleetRun, RunOptions
     from harness.scenario import load_scenario
 
     scenario = load_scenario(scenario_path)
@@ -149,7 +149,8 @@ def run_fleet_figures(scenario_path: Path, workers: int, label: str) -> FleetFig
             print(f"    {label}: {done}/{scenario.device_count} devices", file=sys.stderr, flush=True)
 
     with _cpu_use() as cpu:
-        result = run_fleet([scenario], RunOptions(workers=workers), progress=progress)
+        # The run object of `harness run` and the pytest plugin: the same devices, the same costs.
+        result = FleetRun([scenario], RunOptions(workers=workers), progress=progress).run()
     summary = result.summary
     return FleetFigures(
         devices=summary.total,

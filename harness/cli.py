@@ -16,7 +16,7 @@ from . import __version__
 from ._engine_options import EngineOption, EnginesFileOption, ServerBindOption, SwarmOption, backend_option
 from ._runview import print_bundles, print_paths, report_run
 from .errors import HarnessError, RbacError, ScenarioError, TrustError
-from .fleet import DeviceRun, RunInterrupted, RunOptions, RunStopped, choose_backend, run_fleet
+from .fleet import DeviceRun, FleetRun, RunInterrupted, RunOptions, RunStopped, choose_backend
 from .report import load_results, write_reports
 from .scenario import Scenario, load_scenario
 from .status import AttestationStatus
@@ -157,7 +157,7 @@ def run(
     )
     reporter = _Reporter(total)
     try:
-        result = run_fleet(
+        result = FleetRun(
             loaded,
             RunOptions(
                 workers=workers,
@@ -170,7 +170,7 @@ def run(
                 server_bind=server_bind,
             ),
             progress=reporter,
-        )
+        ).run()
     except RunInterrupted as stop:
         reporter.close()
         report_run(console, stop.result, out)

@@ -135,11 +135,11 @@ PUBLIC_API: dict[str, list[str]] = {
         "next_checkin", "probe_family", "tpm_hresult"
     ],
     "harness.fleet": [
-        "PLATFORMS", "VENDORS", "AdminReader", "DevicePlan", "DeviceRun", "DeviceTask", "FleetEnvironment",
-        "FleetSession", "PlatformProfile", "Progress", "RunInterrupted",
-        "RunOptions", "RunStopped", "Vendor", "check_device", "choose_backend", "fleet_session",
-        "plan_fleet", "plan_group", "run_and_check", "run_device", "run_fleet", "run_from_json",
-        "run_to_json", "task_from_json", "task_to_json"
+        "PLATFORMS", "VENDORS", "AdminReader", "DeviceObserver", "DevicePlan", "DeviceRun", "DeviceTask",
+        "FinishedDevice", "FleetEnvironment", "FleetRun", "FleetSession", "PlatformProfile", "Progress",
+        "RunInterrupted", "RunOptions", "RunStopped", "Vendor", "check_device", "choose_backend",
+        "plan_fleet", "plan_group", "run_device", "run_fleet", "run_from_json", "run_to_json",
+        "task_from_json", "task_to_json"
     ],
     "harness.network": [
         "Fault", "Link", "RefusingEndpoint", "ResettingEndpoint", "Route", "Rule"
@@ -147,7 +147,8 @@ PUBLIC_API: dict[str, list[str]] = {
     "harness.pytest_plugin": [
         "DeviceItem", "DeviceMismatch", "ScenarioFile", "explain", "is_scenario_file", "pytest_addoption",
         "pytest_collect_file", "pytest_collection_modifyitems", "pytest_configure", "pytest_configure_node",
-        "pytest_runtest_makereport", "pytest_sessionfinish", "pytest_unconfigure"
+        "pytest_runtest_makereport", "pytest_sessionfinish", "pytest_unconfigure",
+        "pytest_xdist_make_scheduler"
     ],
     "harness.report": [
         "decode_payload", "load_results", "write_html", "write_json", "write_junit", "write_reports"

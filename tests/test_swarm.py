@@ -36,9 +36,9 @@ from harness.fleet import (
     AdminReader,
     DeviceRun,
     DeviceTask,
+    FleetRun,
     RunOptions,
     check_device,
-    fleet_session,
     plan_fleet,
     run_from_json,
     run_to_json,
@@ -112,7 +112,9 @@ def test_the_device_index_comes_from_a_number_or_swarms_slot_zero() -> None:
 
 def test_vendor_cas_travel_as_one_document_and_unpack_private(tmp_path: Path) -> None:
     plans, _ = plan_fleet([load_scenario(STATUS_DETAILS)])
-    with fleet_session(plans[:1], RunOptions()) as session:
+    with FleetRun([load_scenario(STATUS_DETAILS)], RunOptions()) as run:
+        assert run.session is not None
+        session = run.session
         document = vendor_ca_bundle(session.env.pki_dir, issuers_of(plans))
     unpack_vendor_cas(document, tmp_path / "cas")
     written = sorted(p.name for p in (tmp_path / "cas").iterdir())
@@ -184,7 +186,9 @@ def test_harness_device_run_lives_one_device_from_its_plan_and_the_server_judges
         "task.yaml",
     )
     plans, expectations = plan_fleet([scenario])
-    with fleet_session(plans, RunOptions()) as session:
+    with FleetRun([scenario], RunOptions()) as run:
+        assert run.session is not None
+        session = run.session
         task_file, cas_file = tmp_path / "task.json", tmp_path / "cas.json"
         task_file.write_text(task_to_json(DeviceTask(server_url="http://127.0.0.1:1", plans=plans)))
         cas_file.write_text(vendor_ca_bundle(session.env.pki_dir, issuers_of(plans)))
@@ -230,7 +234,7 @@ def test_a_scenario_with_steps_is_refused_under_swarm_with_the_reason(tmp_path: 
 
 
 def _manifests(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    with fleet_session([], RunOptions(pki_dir=tmp_path / "pki")):
+    with FleetRun([], RunOptions(pki_dir=tmp_path / "pki")):
         pass  # the vendor CAs a server started with --pki-dir would trust
     return subprocess.run(
         [sys.executable, "-m", "harness", "k8s", "manifests", str(STATUS_DETAILS),
@@ -285,7 +289,7 @@ def test_manifests_refuse_a_world_that_needs_a_service_no_url_was_given_for(tmp_
 
 def test_k8s_manifests_hold_the_vendor_cas_only_in_the_secret(tmp_path: Path) -> None:
     plans, _ = plan_fleet([load_scenario(ROOT / "scenarios" / "smoke.yaml")])
-    with fleet_session([], RunOptions(pki_dir=tmp_path / "pki")):
+    with FleetRun([], RunOptions(pki_dir=tmp_path / "pki")):
         pass
     objects = k8s_manifests(plans, pki_dir=tmp_path / "pki", image="i", server_url="http://s:1")
     holding = [o["kind"] for o in objects if "PRIVATE KEY" in json.dumps(o)]
