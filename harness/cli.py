@@ -312,7 +312,7 @@ def vendor_check(
 
     Exit 0 when no requirement fails, 1 when any fails, 2 when the check cannot run.
     """
-    from .vendor import VendorCheckError, run_vendor_check, write_vendor_reports
+    from .conformance import VendorCheckError, run_vendor_check, write_vendor_reports
 
     signal.signal(signal.SIGTERM, _terminate)
     try:

@@ -144,7 +144,8 @@ PUBLIC_API: dict[str, list[str]] = {
         "pytest_runtest_makereport", "pytest_sessionfinish", "pytest_unconfigure"
     ],
     "harness.report": [
-        "decode_payload", "load_results", "write_html", "write_json", "write_junit", "write_reports"
+        "decode_payload", "load_results", "write_html", "write_json", "write_json_document", "write_junit",
+        "write_reports", "write_text_document", "write_xml_document", "xml_text"
     ],
     "harness.scenario": [
         "ONLINE_EK_VENDORS", "STEP_KINDS", "VIRTUAL_PLATFORMS", "WORLD_CHANGES", "ActionState", "AikCaPath",
@@ -179,7 +180,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "TrustStore", "default_advisories", "load_advisories", "load_trust", "parse_advisories",
         "trust_for", "trust_from_options", "verify_bundle"
     ],
-    "harness.vendor": [
+    "harness.conformance": [
         "FINGERPRINT_PRIMES", "Latency", "Row", "RowStatus", "VendorCheckError", "VendorReport",
         "load_ek_cas", "roca_fingerprint", "run_vendor_check", "write_vendor_reports"
     ],

@@ -11,6 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from tpm2_pytss import TPM2B_PUBLIC, TSS2_Exception
 
+from .._x509 import split_der
 from ..verifier import same_public_key
 from ._certs import chain_row, describe, profile_rows
 from ._model import EK_PROFILE, WINDOWS_ATTESTATION, Row, failed, passed, skipped
@@ -38,26 +39,6 @@ class EKFindings:
     ek: Any = None  # the RSA 2048 EK, loaded, for ActivateCredential
     ek_public: TPM2B_PUBLIC | None = None
     rsa_modulus: int | None = None
-
-
-def split_der(data: bytes) -> list[bytes]:
-    """Certificates stored back to back in one index: DER SEQUENCEs, up to trailing padding."""
-    found: list[bytes] = []
-    offset = 0
-    while offset + 2 <= len(data) and data[offset] == 0x30:
-        first = data[offset + 1]
-        if first < 0x80:
-            header, length = 2, first
-        else:
-            octets = first & 0x7F
-            header = 2 + octets
-            length = int.from_bytes(data[offset + 2 : offset + header], "big")
-        end = offset + header + length
-        if end > len(data):
-            break
-        found.append(data[offset:end])
-        offset = end
-    return found
 
 
 def ek_rows(

@@ -4,37 +4,30 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
-import re
 import xml.etree.ElementTree as ET
 from importlib import resources
 from pathlib import Path
 
 import jinja2
 
+from ..report import write_json_document, write_text_document, write_xml_document, xml_text
 from ._model import Row, VendorReport
 
 # The page loads nothing and runs no script; the browser enforces it even if a vendor
 # string in the evidence looked like markup.
 _CSP = "default-src 'none'; style-src '{style}'; base-uri 'none'; form-action 'none'"
-# Characters XML 1.0 cannot carry even escaped (TPM vendor strings are raw bytes).
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def _clean(text: str) -> str:
-    return _NOT_XML.sub("\ufffd", text)
 
 
 def write_vendor_reports(report: VendorReport, out_dir: Path) -> dict[str, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """report.json, junit.xml and index.html in `out_dir`, each replaced in one step."""
     paths = {"json": out_dir / "report.json", "junit": out_dir / "junit.xml", "html": out_dir / "index.html"}
-    paths["json"].write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
-    paths["junit"].write_bytes(junit_xml(report))
-    paths["html"].write_text(html_page(report), encoding="utf-8")
+    write_json_document(report.to_dict(), paths["json"])
+    write_xml_document(junit_xml(report), paths["junit"])
+    write_text_document(html_page(report), paths["html"])
     return paths
 
 
-def junit_xml(report: VendorReport) -> bytes:
+def junit_xml(report: VendorReport) -> ET.Element:
     counts = report.counts
     suite = ET.Element(
         "testsuite",
@@ -47,22 +40,21 @@ def junit_xml(report: VendorReport) -> bytes:
         timestamp=report.started,
     )
     properties = ET.SubElement(suite, "properties")
-    ET.SubElement(properties, "property", name="tcti", value=_clean(report.tcti))
+    ET.SubElement(properties, "property", name="tcti", value=xml_text(report.tcti))
     for row in report.rows:
         case = ET.SubElement(suite, "testcase", classname=f"vendor-check.{row.area}", name=row.id)
         if row.latency is not None:
             case.set("time", f"{row.latency.median_ms / 1000:.4f}")
-        text = _clean(f"{row.evidence}\nclause: {row.clause}")
+        text = xml_text(f"{row.evidence}\nclause: {row.clause}")
         if row.status == "fail":
-            ET.SubElement(case, "failure", message=_clean(row.evidence)).text = text
+            ET.SubElement(case, "failure", message=xml_text(row.evidence)).text = text
         elif row.status == "skipped":
-            ET.SubElement(case, "skipped", message=_clean(row.evidence))
+            ET.SubElement(case, "skipped", message=xml_text(row.evidence))
         else:
             ET.SubElement(case, "system-out").text = f"{row.status}: {text}"
     suites = ET.Element("testsuites")
     suites.append(suite)
-    ET.indent(suites)
-    return bytes(ET.tostring(suites, encoding="utf-8", xml_declaration=True))
+    return suites
 
 
 def _areas(rows: list[Row]) -> list[tuple[str, list[Row]]]:
@@ -73,7 +65,7 @@ def _areas(rows: list[Row]) -> list[tuple[str, list[Row]]]:
 
 
 def html_page(report: VendorReport) -> str:
-    templates = resources.files("harness.vendor") / "templates"
+    templates = resources.files("harness.conformance") / "templates"
     css = (templates / "vendor.css").read_text(encoding="utf-8")
     digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
