@@ -197,8 +197,7 @@ def _clear(target: LifecycleTarget) -> Row:
         _, listed = esapi.get_capability(TPM2_CAP.HANDLES, _TEST_PERSISTENT, 1)
         persisted = [int(h) for h in listed.data.handles]
         gone = {
-            f"storage key persisted at 0x{_TEST_PERSISTENT:08X}": _TEST_PERSISTENT
-            not in persisted,
+            f"storage key persisted at 0x{_TEST_PERSISTENT:08X}": _TEST_PERSISTENT not in persisted,
             "the storage root key (new storage seed)": srk_spki(esapi) != srk,
         }
     bad = [w for w, ok in survive.items() if not ok] + [w for w, ok in gone.items() if not ok]
