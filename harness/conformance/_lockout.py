@@ -149,8 +149,9 @@ def _lockout_row(esapi: TimedESAPI, tries: int, interval: int, recovery: int) ->
         esapi.dictionary_attack_parameters(tries, interval, recovery, ESYS_TR.LOCKOUT)
     failures = sum(1 for a in answers if _auth_failed(a))
     locked = bool(answers) and answers[-1] == _RC_LOCKOUT
+    codes = ", ".join(f"0x{a:03X}" for a in answers)
     seen = (
-        f"maxTries set to {_TRIES}; wrong authorisations answered {', '.join(f'0x{a:03X}' for a in answers)}; "
+        f"maxTries set to {_TRIES}; wrong authorisations answered {codes}; "
         f"the right one then {'refused with TPM_RC_LOCKOUT' if right_refused else 'ACCEPTED'}; "
         f"lockout reset and parameters restored ({tries}, {interval}, {recovery})"
     )

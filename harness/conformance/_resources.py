@@ -10,10 +10,6 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from cryptography.hazmat.primitives.serialization import load_der_public_key
 from tpm2_pytss import (
     ESYS_TR,
     TPM2_ALG,
@@ -41,6 +37,7 @@ from ._tpmio import (
     PT_PCR_COUNT,
     PT_PCR_SELECT_MIN,
     create_test_key,
+    ecdsa_verifies,
     flush_quietly,
     properties,
     rc,
@@ -90,19 +87,7 @@ def _sign_and_verify(esapi: TimedESAPI, key: Any, public_der: bytes, session: An
     scheme = TPMT_SIG_SCHEME(scheme=TPM2_ALG.ECDSA)
     scheme.details.any.hashAlg = TPM2_ALG.SHA256
     ticket = TPMT_TK_HASHCHECK(tag=TPM2_ST.HASHCHECK, hierarchy=TPM2_RH.NULL)
-    # Keep the TPMT_SIGNATURE referenced: its fields are views into its memory.
-    whole = esapi.sign(key, digest, scheme, ticket, session1=session)
-    signature = whole.signature.ecdsa
-    der = encode_dss_signature(
-        int.from_bytes(bytes(signature.signatureR), "big"), int.from_bytes(bytes(signature.signatureS), "big")
-    )
-    public = load_der_public_key(public_der)
-    assert isinstance(public, ec.EllipticCurvePublicKey)
-    try:
-        public.verify(der, b"vendor-check context probe", ec.ECDSA(hashes.SHA256()))
-    except Exception:
-        return False
-    return True
+    return ecdsa_verifies(public_der, digest, esapi.sign(key, digest, scheme, ticket, session1=session))
 
 
 def _context_rows(esapi: TimedESAPI) -> list[Row]:

@@ -6,7 +6,11 @@ import hashlib
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
 from tpm2_pytss import (
     ESYS_TR,
     TPM2_CAP,
@@ -117,6 +121,22 @@ def certifies(certificate: x509.Certificate, spki: bytes) -> bool:
 def pcr_value(esapi: TimedESAPI, pcr: int) -> bytes:
     _, _, digests = esapi.pcr_read(TPML_PCR_SELECTION.parse(f"sha256:{pcr}"))
     return bytes(digests[0])
+
+
+def ecdsa_verifies(public_der: bytes, digest: bytes, signature: Any) -> bool:
+    """A TPMT_SIGNATURE's ECDSA signature over a SHA-256 digest, checked in software."""
+    ecdsa = signature.signature.ecdsa
+    der = encode_dss_signature(
+        int.from_bytes(bytes(ecdsa.signatureR), "big"), int.from_bytes(bytes(ecdsa.signatureS), "big")
+    )
+    public = load_der_public_key(public_der)
+    if not isinstance(public, ec.EllipticCurvePublicKey):
+        return False
+    try:
+        public.verify(der, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+    except InvalidSignature:
+        return False
+    return True
 
 
 def flush_quietly(esapi: TimedESAPI, *handles: Any) -> None:
