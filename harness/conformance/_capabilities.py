@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+from collections.abc import Callable
 from typing import Any
 
 from tpm2_pytss import (
@@ -262,14 +263,15 @@ def algorithm_rows(tcti: tuple[str, str]) -> tuple[list[Row], bytes]:
     rows: list[Row] = []
     sample = b""
     with TimedESAPI(tcti) as esapi:
-        for row_id, clause, step in (
+        steps: tuple[tuple[str, str, Callable[[], list[Row]]], ...] = (
             ("alg.capability", ALG_CLAUSE, lambda: capability_rows(esapi)),
             ("pcr.sha256_bank", PCR_CLAUSE, lambda: _bank_rows(esapi)),
             ("pcr.extend", PCR_CLAUSE, lambda: [_extend_row(esapi)]),
             ("pcr.quote", QUOTE_CLAUSE, lambda: [_quote_row(esapi)]),
             ("session.salted", SESSION_CLAUSE, lambda: _session_rows(esapi)),
             ("alg.ecc_ek.activate_credential", ECC_EK_CLAUSE, lambda: [_ecc_ek_row(esapi)]),
-        ):
+        )
+        for row_id, clause, step in steps:
             try:
                 rows.extend(step())
             except TSS2_Exception as exc:

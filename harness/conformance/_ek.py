@@ -10,10 +10,12 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from tpm2_pytss import TPM2B_PUBLIC, TSS2_Exception
+from tpm2_pytss.utils import NoSuchIndex
 
 from .._x509 import split_der
 from ..verifier import same_public_key
 from ._certs import chain_row, describe, profile_rows
+from ._credential import PLATFORM_FIRST, PLATFORM_LAST, credential_rows, platform_rows
 from ._model import EK_PROFILE, WINDOWS_ATTESTATION, Row, failed, passed, skipped
 from ._nv import (
     ATTRIBUTE_CLAUSE,
@@ -123,6 +125,16 @@ def ek_rows(
             )
         )
         rows.append(_template_row(probe, findings, prefix, entry, certificate))
+        rows.extend(
+            credential_rows(prefix, certificate, [*intermediates, *known_intermediates, *anchors], now)
+        )
+    platform = {}
+    for index in sorted(h for h in defined if PLATFORM_FIRST <= h <= PLATFORM_LAST):
+        try:
+            platform[index] = _certificate_bytes(probe.nv_read(index))
+        except (TSS2_Exception, NoSuchIndex):
+            platform[index] = b""
+    rows.extend(platform_rows(sorted(defined), platform))
     if findings.ek is None:
         # Windows creates the RSA EK from the default template whether or not NV holds a certificate.
         handle, public = probe.ek_from_template("EK-RSA2048")
