@@ -181,8 +181,10 @@ PUBLIC_API: dict[str, list[str]] = {
         "trust_for", "trust_from_options", "verify_bundle"
     ],
     "harness.conformance": [
-        "FINGERPRINT_PRIMES", "Latency", "Row", "RowStatus", "VendorCheckError", "VendorReport",
-        "load_ek_cas", "roca_fingerprint", "run_vendor_check", "write_vendor_reports"
+        "FINGERPRINT_PRIMES", "Comparison", "Latency", "MadeUnits", "Row", "RowStatus", "Target", "Unit",
+        "VendorCheckError", "VendorReport", "check_command", "compare_command", "compare_reports",
+        "load_ek_cas", "load_report", "made_units", "roca_fingerprint", "run_vendor_check",
+        "write_vendor_reports"
     ],
     "harness.verifier": [
         "BUNDLE_FORMAT", "DEVICE_ID_CLAIM", "AttestationClaim", "Bundle", "BundleFormatError", "Check",

@@ -1,4 +1,8 @@
-"""report.json, junit.xml (one test case per requirement) and one self-contained index.html."""
+"""report.json, junit.xml (one test case per requirement) and one self-contained index.html.
+
+All three carry the same rows with the same evidence and clause; the page and the JUnit
+suite put the failures first, so a vendor reads what to fix before what passed.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from ._model import Row, VendorReport
 # The page loads nothing and runs no script; the browser enforces it even if a vendor
 # string in the evidence looked like markup.
 _CSP = "default-src 'none'; style-src '{style}'; base-uri 'none'; form-action 'none'"
+_ORDER = {"fail": 0, "warning": 1, "skipped": 2, "pass": 3}
 
 
 def write_vendor_reports(report: VendorReport, out_dir: Path) -> dict[str, Path]:
@@ -25,6 +30,11 @@ def write_vendor_reports(report: VendorReport, out_dir: Path) -> dict[str, Path]
     write_xml_document(junit_xml(report), paths["junit"])
     write_text_document(html_page(report), paths["html"])
     return paths
+
+
+def _by_outcome(rows: list[Row]) -> list[Row]:
+    # sorted() is stable: within an outcome the rows keep the order they were checked in.
+    return sorted(rows, key=lambda r: _ORDER[r.status])
 
 
 def junit_xml(report: VendorReport) -> ET.Element:
@@ -41,10 +51,19 @@ def junit_xml(report: VendorReport) -> ET.Element:
     )
     properties = ET.SubElement(suite, "properties")
     ET.SubElement(properties, "property", name="tcti", value=xml_text(report.tcti))
-    for row in report.rows:
-        case = ET.SubElement(suite, "testcase", classname=f"vendor-check.{row.area}", name=row.id)
+    ET.SubElement(properties, "property", name="destructive", value=str(report.destructive).lower())
+    for unit in report.units:
+        ET.SubElement(properties, "property", name=f"unit.{unit.name}", value=xml_text(unit.tcti))
+    for row in _by_outcome(report.rows):
+        group = f"vendor-check.{row.unit}.{row.area}" if row.unit else f"vendor-check.{row.area}"
+        case = ET.SubElement(suite, "testcase", classname=xml_text(group), name=xml_text(row.key))
         if row.latency is not None:
             case.set("time", f"{row.latency.median_ms / 1000:.4f}")
+        case_properties = ET.SubElement(case, "properties")
+        ET.SubElement(case_properties, "property", name="clause", value=xml_text(row.clause))
+        ET.SubElement(case_properties, "property", name="evidence", value=xml_text(row.evidence))
+        if row.latency is not None:
+            ET.SubElement(case_properties, "property", name="latency", value=str(row.latency))
         text = xml_text(f"{row.evidence}\nclause: {row.clause}")
         if row.status == "fail":
             ET.SubElement(case, "failure", message=xml_text(row.evidence)).text = text
@@ -57,11 +76,17 @@ def junit_xml(report: VendorReport) -> ET.Element:
     return suites
 
 
-def _areas(rows: list[Row]) -> list[tuple[str, list[Row]]]:
-    grouped: dict[str, list[Row]] = {}
-    for row in rows:
-        grouped.setdefault(row.area, []).append(row)
-    return list(grouped.items())
+def _sections(report: VendorReport) -> list[tuple[str, list[tuple[str, list[Row]]]]]:
+    """(unit heading, [(area, rows)]) in the order the rows were checked."""
+    units: dict[str, dict[str, list[Row]]] = {}
+    for row in report.rows:
+        units.setdefault(row.unit, {}).setdefault(row.area, []).append(row)
+    tctis = {u.name: u.tcti for u in report.units}
+    sections = []
+    for unit, areas in units.items():
+        heading = f"{unit}: {tctis.get(unit, '')}" if unit else ("All units" if len(report.units) > 1 else "")
+        sections.append((heading, list(areas.items())))
+    return sections
 
 
 def html_page(report: VendorReport) -> str:
@@ -71,5 +96,10 @@ def html_page(report: VendorReport) -> str:
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     template = environment.from_string((templates / "vendor.html.j2").read_text(encoding="utf-8"))
     return template.render(
-        report=report, areas=_areas(report.rows), css=css, csp=_CSP.format(style=f"sha256-{digest}")
+        report=report,
+        failures=report.failures,
+        warnings=[r for r in report.rows if r.status == "warning"],
+        sections=_sections(report),
+        css=css,
+        csp=_CSP.format(style=f"sha256-{digest}"),
     )
