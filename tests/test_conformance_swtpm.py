@@ -114,6 +114,9 @@ def _certificate(ca: CertificateAuthority, key: rsa.RSAPublicKey, fault: str) ->
         .add_extension(tpm_san(IBM), critical=fault == "wrong EKU")
         .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
         .add_extension(_KEY_ENCIPHERMENT, critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
+        )
         .sign(ca.key, hashes.SHA256())
     )
 
