@@ -83,6 +83,8 @@ def _time(row: dict[str, Any]) -> tuple[float, float] | None:
     latency = row.get("latency")
     if not latency:
         return None
+    if int(latency.get("runs", 0)) < _MIN_RUNS:
+        return None  # timed once (a one-off such as the storage root key): no spread to judge by
     median = latency.get("net_median_ms")
     median = latency["median_ms"] if median is None else median
     return float(median), float(latency["max_ms"]) - float(latency["min_ms"])
