@@ -259,3 +259,19 @@ def test_mssim_reset_line_sends_power_off_on_and_nv_on() -> None:
     thread.join(timeout=10)
     listener.close()
     assert signals == [2, 1, 11]  # POWER_OFF, POWER_ON, NV_ON
+
+
+def test_lifecycle_rows_that_cannot_run_are_skipped_with_the_reason_not_passed() -> None:
+    from harness.conformance._lifecycle import LifecycleTarget, lifecycle_rows
+
+    # No reset line and not destructive: no row touches the TPM, so none needs one here.
+    target = LifecycleTarget(("device", "/dev/tpmrm0"), None, "no reset line here", False, "not allowed here")
+    rows = {r.id: r for r in lifecycle_rows(target)}
+    assert {r.status for r in rows.values()} == {"skipped"}
+    assert "no reset line here" in rows["life.sleep_resume"].evidence
+    assert "no reset line here" in rows["life.unorderly_reset"].evidence
+    assert (
+        "not allowed here" in rows["life.clear"].evidence
+        and "not allowed here" in rows["life.change_eps"].evidence
+    )
+    assert "life.change_eps is skipped" in rows["life.firmware_update.reissued"].evidence
