@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tpm2_pytss import ESYS_TR
 from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.conformance import Target, compare_reports, made_units, run_vendor_check, write_vendor_reports
-from harness.tpm import SwtpmProcess, TPMRequest
+from harness.tpm import SwtpmProcess, TimedESAPI, TPMRequest
 
 from .conftest import needs_swtpm, provision_with_swtpm_setup, swtpm_pids_under
 
@@ -52,6 +53,10 @@ def test_destructive_run_on_a_unit_vendor_check_made(tmp_path: Path) -> None:
     timed = [r for r in rows.values() if r["latency"] and r["id"] != "timing.round_trip"]
     assert timed and all(r["latency"]["net_median_ms"] is not None for r in timed)
     assert rows["timing.round_trip"]["latency"]["runs"] == 3
+    sign = rows["tpm.sign"]["latency"]
+    assert sign["runs"] == 3 and sign["spread_ms"] == pytest.approx(
+        sign["max_ms"] - sign["min_ms"], abs=0.011
+    )
     # Every row states its evidence and its clause, in JSON and JUnit alike.
     assert all(r["evidence"] and r["clause"] for r in rows.values())
     junit = (tmp_path / "junit.xml").read_text()
@@ -119,3 +124,22 @@ def test_comparing_a_unit_with_an_ecc_ek_and_one_without(tmp_path: Path) -> None
     assert result.exit_code == 1, result.output
     assert f"{len(comparison.rows)} requirement(s) changed" in result.output
     assert "ek.nv.0x01C0000A: pass -> skipped" in result.output
+
+
+def test_destructive_rows_on_an_external_tpm_with_a_lockout_authorisation(workdir: Path) -> None:
+    """--destructive on a TPM whose owner set a lockout authorisation: the lockout row does not
+    guess it (a wrong one would lock the lockout hierarchy); Clear and ChangeEPS use the platform
+    authorisation, and the EK certificate cannot be re-issued without the vendor's CA."""
+    tpm = SwtpmProcess(TPMRequest(), workdir)
+    try:
+        with TimedESAPI(tpm.tcti) as esapi:
+            esapi.hierarchy_change_auth(ESYS_TR.LOCKOUT, b"owner's secret")
+        report = run_vendor_check(f"{tpm.tcti[0]}:{tpm.tcti[1]}", runs=1, flow=False, destructive=True)
+    finally:
+        tpm.close()
+    assert report.row("da.lockout").status == "skipped"
+    assert "lockout authorisation is set" in report.row("da.lockout").evidence
+    assert report.row("life.clear").status == "pass" and "platform" in report.row("life.clear").evidence
+    assert report.row("life.change_eps").status == "pass"
+    reissued = report.row("life.firmware_update.reissued")
+    assert reissued.status == "skipped" and "vendor's update must re-issue" in reissued.evidence

@@ -21,6 +21,7 @@ from ._nv import EK_CERT_INDICES
 from ._platform import ResetLine
 from ._tpmio import (
     PERMANENT_DISABLE_CLEAR,
+    PERMANENT_LOCKOUT_AUTH_SET,
     PT_PERMANENT,
     PT_STARTUP_CLEAR,
     STARTUP_PH_ENABLE,
@@ -181,12 +182,18 @@ def _clear(target: LifecycleTarget) -> Row:
     with TimedESAPI(target.tcti) as esapi:
         if (prop(esapi, PT_PERMANENT) or 0) & PERMANENT_DISABLE_CLEAR:
             return skipped("life.clear", AREA, "TPM2_ClearControl has disabled TPM2_Clear", CLEAR_CLAUSE)
+        authority = ESYS_TR.PLATFORM if _platform_usable(esapi) else ESYS_TR.LOCKOUT
+        if authority == ESYS_TR.LOCKOUT and (prop(esapi, PT_PERMANENT) or 0) & PERMANENT_LOCKOUT_AUTH_SET:
+            reason = (
+                "no platform authorisation, and the lockout authorisation is set "
+                "(vendor-check knows only the empty one)"
+            )
+            return skipped("life.clear", AREA, reason, CLEAR_CLAUSE)
         ek, srk = ek_spki(esapi), srk_spki(esapi)
         certificates = _ek_certificates(esapi)
         key = create_test_key(esapi)
         esapi.evict_control(ESYS_TR.OWNER, key, _TEST_PERSISTENT)
         esapi.flush_context(key)
-        authority = ESYS_TR.PLATFORM if _platform_usable(esapi) else ESYS_TR.LOCKOUT
         esapi.clear(authority)
         survive = {"the EK": ek_spki(esapi) == ek}
         for index, (ek_type, _) in certificates.items():

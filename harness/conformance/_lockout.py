@@ -28,6 +28,7 @@ from ..tpm import TimedESAPI
 from ._model import TPM_PART1, TPM_PART3, Row, failed, judged, skipped
 from ._tpmio import (
     PERMANENT_IN_LOCKOUT,
+    PERMANENT_LOCKOUT_AUTH_SET,
     PT_LOCKOUT_COUNTER,
     PT_LOCKOUT_INTERVAL,
     PT_LOCKOUT_RECOVERY,
@@ -108,6 +109,11 @@ def lockout_rows(tcti: tuple[str, str], *, destructive: bool, why_not: str) -> l
             rows.append(failed("da.noda_exempt", AREA, f"TPM error: {exc}", NODA_CLAUSE))
         if not destructive:
             rows.append(skipped("da.lockout", AREA, f"destructive, not run: {why_not}", LOCKOUT_CLAUSE))
+            return rows
+        if (prop(esapi, PT_PERMANENT) or 0) & PERMANENT_LOCKOUT_AUTH_SET:
+            # A wrong lockout authorisation would itself lock the lockout hierarchy for lockoutRecovery.
+            reason = "the lockout authorisation is set and vendor-check knows only the empty one"
+            rows.append(skipped("da.lockout", AREA, reason, LOCKOUT_CLAUSE))
             return rows
         try:
             rows.append(_lockout_row(esapi, tries, interval, recovery))

@@ -164,8 +164,15 @@ class VendorReport:
             "ok": self.ok,
             "counts": self.counts,
             "failures": [r.key for r in self.failures],
-            "rows": [{**asdict(r), "key": r.key} for r in self.rows],
+            "rows": [_row_dict(r) for r in self.rows],
         }
 
 
 REPORT_FORMAT = "harness-vendor-check/2"
+
+
+def _row_dict(row: Row) -> dict[str, Any]:
+    document = {**asdict(row), "key": row.key}
+    if row.latency is not None:
+        document["latency"]["spread_ms"] = row.latency.spread_ms
+    return document
