@@ -309,19 +309,14 @@ def vendor_check(
     advisories: AdvisoriesOption = None,
     swtpm: Annotated[int, typer.Option(min=0, help="also check N swtpm units vendor-check makes")] = 0,
     swtpm_ecc: Annotated[bool, typer.Option(help="give the swtpm units an ECC P-256 EK too")] = True,
-    destructive: Annotated[
-        bool, typer.Option(help="lock out, TPM2_Clear and TPM2_ChangeEPS the --tcti TPMs too")
-    ] = False,
+    destructive: Annotated[bool, typer.Option(help="lock out, Clear and ChangeEPS --tcti TPMs too")] = False,
     compare: Annotated[
         tuple[Path, Path] | None,
         typer.Option(help="OLD.json NEW.json: list the requirements that changed between two reports"),
     ] = None,
 ) -> None:
-    """Validate TPMs and their EK certificate chains for Windows enrollment attestation.
-
-    Exit 0 when no requirement fails (or, with --compare, none changed), 1 when any
-    fails (changed), 2 when the check cannot run.
-    """
+    """Validate TPMs and their EK credentials for Windows enrollment attestation (exit 0: none
+    failed, or with --compare none changed; 1: some did; 2: the check cannot run)."""
     from .conformance import VendorCheckError, check_command, compare_command
 
     signal.signal(signal.SIGTERM, _terminate)
