@@ -145,11 +145,16 @@ def _unorderly(target: LifecycleTarget) -> Row:
         saved_key, _ = _saved_contexts(esapi)
         esapi.pcr_event(ESYS_TR.PCR15, os.urandom(16))
         ek = ek_spki(esapi)
+        certificates = _ek_certificates(esapi)
         resets, _ = _clock(esapi)
     target.reset_line.restart(power_lost=True)
     with TimedESAPI(target.tcti) as esapi:
         esapi.startup(TPM2_SU.CLEAR)
         survive = {"the EK": ek_spki(esapi) == ek}
+        for index, (ek_type, _) in certificates.items():
+            again = nv_certificate(esapi, index)
+            key = ek_spki(esapi, ek_type)
+            survive[f"EK certificate 0x{index:08X}"] = again is not None and certifies(again, key)
         gone = {
             f"PCR {_PCR} (reset to zero)": pcr_value(esapi, _PCR) == bytes(32),
             "the saved object context": not _loads(esapi, saved_key),

@@ -20,7 +20,6 @@ VENDOR_REGISTRY = "TCG TPM Vendor ID Registry v1.06 (TPM_PT_MANUFACTURER)"
 WINDOWS_ATTESTATION = "Windows enrollment attestation: AIK enrollment and key attestation"
 TPM_PART1 = "TCG TPM 2.0 Library Part 1 (Architecture), r1.59"
 PTP = "TCG PC Client Platform TPM Profile (PTP) for TPM 2.0, v1.05 r14"
-WINDOWS_HLK = "Windows Hardware Compatibility Program: System.Fundamentals.TPM20"
 
 
 class VendorCheckError(HarnessError):
