@@ -122,7 +122,7 @@ def run_vendor_check(
     samples: dict[str, bytes] = {}
     for number, target in enumerate(targets, 1):
         name = f"unit{number}" if len(targets) > 1 else ""
-        rows, unit, sample = _check_unit(target, name or "unit1", options)
+        rows, unit, sample = _check_unit(target, name, options)
         report.rows.extend(replace(r, unit=name) for r in rows)
         report.units.append(unit)
         if sample:

@@ -106,7 +106,7 @@ def skipped(id: str, area: str, evidence: str, clause: str) -> Row:
 class Unit:
     """One TPM of a run: its name in the report, its TCTI, and whether vendor-check made it."""
 
-    name: str
+    name: str  # unit1, unit2, ... in a many-unit run; "" when the run checks one TPM
     tcti: str
     made: bool = False
     ek_fingerprint: str = ""  # SHA-256 of the RSA EK's SubjectPublicKeyInfo, hex
