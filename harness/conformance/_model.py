@@ -53,10 +53,10 @@ class Latency:
         return replace(self, net_median_ms=round(max(self.median_ms - baseline.median_ms, 0.0), 2))
 
     def __str__(self) -> str:
-        net = f"; {self.net_median_ms:.1f} ms net of round trip" if self.net_median_ms is not None else ""
+        net = f"; {self.net_median_ms:.2f} ms net of round trip" if self.net_median_ms is not None else ""
         return (
-            f"median {self.median_ms:.1f} ms (min {self.min_ms:.1f}, max {self.max_ms:.1f}, "
-            f"spread {self.spread_ms:.1f}) over {self.runs}{net}"
+            f"median {self.median_ms:.2f} ms (min {self.min_ms:.2f}, max {self.max_ms:.2f}, "
+            f"spread {self.spread_ms:.2f}) over {self.runs}{net}"
         )
 
 
