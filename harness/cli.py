@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from . import __version__
-from ._engine_options import EngineOption, EnginesFileOption, ServerBindOption, backend_option
+from ._engine_options import EngineOption, EnginesFileOption, ServerBindOption, SwarmOption, backend_option
 from ._runview import print_bundles, print_paths, report_run
 from .errors import HarnessError, RbacError, ScenarioError, TrustError
 from .fleet import DeviceRun, RunInterrupted, RunOptions, RunStopped, choose_backend, run_fleet
@@ -135,6 +135,7 @@ def run(
     engine: EngineOption = None,
     engines: EnginesFileOption = None,
     server_bind: ServerBindOption = "127.0.0.1",
+    swarm: SwarmOption = False,
 ) -> None:
     """Run scenario fleets end to end and write reports; exit 1 if any device mismatched."""
     signal.signal(signal.SIGTERM, _terminate)
@@ -144,7 +145,7 @@ def run(
         console.print(f"[red]scenario error:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
     try:
-        chosen = choose_backend(backend_option(backend, engine, engines), loaded)
+        chosen = choose_backend(backend_option(backend, engine, engines, swarm), loaded)
         trust_store = trust_from_options(trust, advisories)
     except HarnessError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
@@ -375,6 +376,8 @@ def verify(
             print(f"{result.path}: {verdict.status}{detail}")
             print(f"  decision  {verdict.decision}")
             print(f"  judged at {result.check_time.isoformat()} against {result.trust}")
+            for fact in verdict.not_judged:
+                print(f"  cannot judge offline: {fact}")
             for check in verdict.checks:
                 mark = "pass" if check.passed else "FAIL"
                 print(f"  {mark} {check.name}{': ' + check.detail if check.detail else ''}")
@@ -389,4 +392,8 @@ def version() -> None:
 
 
 def main() -> None:
+    from ._device_cli import device_app, k8s_app
+
+    app.add_typer(device_app, name="device")
+    app.add_typer(k8s_app, name="k8s")
     app(prog_name="harness")
