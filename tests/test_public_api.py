@@ -151,7 +151,8 @@ PUBLIC_API: dict[str, list[str]] = {
         "pytest_xdist_make_scheduler"
     ],
     "harness.report": [
-        "decode_payload", "load_results", "write_html", "write_json", "write_junit", "write_reports"
+        "decode_payload", "load_results", "write_html", "write_json", "write_json_document", "write_junit",
+        "write_reports", "write_text_document", "write_xml_document", "xml_text"
     ],
     "harness.scenario": [
         "STEP_KINDS", "VIRTUAL_PLATFORMS", "ActionState", "AttestAction", "Backend", "ClientSettings",
@@ -193,9 +194,11 @@ PUBLIC_API: dict[str, list[str]] = {
         "load_trust", "parse_advisories", "parse_platforms", "trust_for", "trust_from_options",
         "verify_bundle"
     ],
-    "harness.vendor": [
-        "FINGERPRINT_PRIMES", "Latency", "Row", "RowStatus", "VendorCheckError", "VendorReport",
-        "load_ek_cas", "roca_fingerprint", "run_vendor_check", "write_vendor_reports"
+    "harness.conformance": [
+        "FINGERPRINT_PRIMES", "Comparison", "Latency", "MadeUnits", "Row", "RowStatus", "Target", "Unit",
+        "VendorCheckError", "VendorReport", "check_command", "compare_command", "compare_reports",
+        "load_ek_cas", "load_report", "made_units", "roca_fingerprint", "run_vendor_check",
+        "write_vendor_reports"
     ],
     "harness.verifier": [
         "BUNDLE_FORMAT", "DEVICE_ID_CLAIM", "AttestationClaim", "Bundle", "BundleFormatError", "Check",

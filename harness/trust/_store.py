@@ -8,6 +8,8 @@ A directory (or a YAML manifest file) a user can edit:
     aik-intermediates/   AIK CA intermediates, e.g. Microsoft's regional AIK CAs
     ek-roots/            TPM vendors' EK roots
     ek-intermediates/    TPM vendors' EK intermediates
+    ek-bundle/           vendors' EK CAs laid out like Microsoft's TrustedTpm bundle:
+                         <Vendor>/RootCA/* are roots, <Vendor>/IntermediateCA/* intermediates
     token-keys/          identity-provider public keys, one PEM per key, named <kid>.pem
 
 Certificate files are PEM (one or more certificates) or DER. A manifest file may list the
@@ -49,6 +51,7 @@ _MANIFEST_FIELDS = {
     "aik_intermediates",
     "ek_roots",
     "ek_intermediates",
+    "ek_bundle",
     "token_keys",
 }
 
@@ -144,6 +147,10 @@ def load_trust(path: str | Path, *, advisories: str | Path | None = None) -> Tru
         )
         for folder in CERTIFICATE_FOLDERS
     }
+    for entry in entries("ek_bundle", "ek-bundle"):
+        roots, intermediates = _vendor_bundle(entry)
+        lists["ek_roots"] += roots
+        lists["ek_intermediates"] += intermediates
     token_keys = {
         kid: key for entry in entries("token_keys", "token-keys") for kid, key in _token_keys(entry).items()
     }
@@ -207,6 +214,20 @@ def _certificates(entry: Path) -> list[x509.Certificate]:
         except ValueError as exc:
             raise TrustError(str(file), None, "", f"not a PEM or DER certificate: {exc}") from exc
     return found
+
+
+def _vendor_bundle(entry: Path) -> tuple[tuple[x509.Certificate, ...], tuple[x509.Certificate, ...]]:
+    """Microsoft's published TPM root and intermediate bundle, unpacked: one folder per vendor."""
+    roots: list[x509.Certificate] = []
+    intermediates: list[x509.Certificate] = []
+    vendors = sorted(p for p in entry.iterdir() if p.is_dir()) if entry.is_dir() else []
+    for vendor in vendors:
+        for folder in sorted(p for p in vendor.iterdir() if p.is_dir()):
+            if folder.name.lower() == "rootca":
+                roots.extend(_certificates(folder))
+            elif folder.name.lower() == "intermediateca":
+                intermediates.extend(_certificates(folder))
+    return tuple(roots), tuple(intermediates)
 
 
 def _token_keys(entry: Path) -> dict[str, PublicKey]:
