@@ -13,6 +13,7 @@ import binascii
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -56,6 +57,22 @@ MAX_ID = 128
 ShortText = Annotated[str, StringConstraints(max_length=MAX_TEXT, pattern=PLAIN_TEXT_PATTERN)]
 IdText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=PLAIN_TEXT_PATTERN)]
 HResultText = Annotated[str, StringConstraints(pattern=r"^0x[0-9A-Fa-f]{8}$")]
+# A device id has one spelling: printable ASCII without spaces (so no surrounding blanks, no
+# Unicode hyphen or look-alike letter), compared and stored in lower case. Anything else is
+# refused rather than guessed at; see docs/protocol.md, "Device ids".
+DEVICE_ID_PATTERN = r"^[!-~]+$"
+
+
+def canonical_device_id(value: str) -> str:
+    """The one stored spelling of an id that matched DEVICE_ID_PATTERN: lower case."""
+    return value.lower()
+
+
+DeviceIdText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_ID, pattern=DEVICE_ID_PATTERN),
+    AfterValidator(canonical_device_id),
+]
 
 
 def b64(data: bytes) -> str:
@@ -214,10 +231,11 @@ class ContextItems(_Model):
     """
 
     device_name: ShortText = Field(alias="DeviceName", description="The device's name.")
-    emm_device_id: IdText = Field(
+    emm_device_id: DeviceIdText = Field(
         alias="EmmDeviceId",
-        description="The device's MDM id, chosen by the client; bound to the Entra device of the "
-        "first enrollment that carried a valid token.",
+        description="The device's MDM id, chosen by the client: 1 to 128 printable ASCII characters "
+        "without spaces, compared and stored in lower case. Bound to the Entra device whose token "
+        "first asked for a nonce or enrolled with it.",
     )
     os_version: ShortText = Field(alias="OSVersion", description="Windows version, e.g. 10.0.22631.2792.")
     os_edition: ShortText = Field(default="", alias="OSEdition", description="Windows edition.")
@@ -298,7 +316,9 @@ class EnrollmentResponse(_Model):
 
 
 class CheckinRequest(_Model):
-    emm_device_id: IdText = Field(alias="emmDeviceId", description="The enrolled device.")
+    emm_device_id: DeviceIdText = Field(
+        alias="emmDeviceId", description="The enrolled device (as EmmDeviceId, case-insensitive)."
+    )
 
 
 class Command(_Model):

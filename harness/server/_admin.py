@@ -7,10 +7,10 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..hresult import HResult
-from ..protocol import MAX_ID, PLAIN_TEXT_PATTERN, REPORT_COLUMNS
+from ..protocol import REPORT_COLUMNS, DeviceIdText, canonical_device_id
 from ..status import RETRY_RECOMMENDED, AttestationStatus, StatusDetail
 from ._auth import E_ACCESSDENIED
 from ._clock import ClockLimitError, ManualClock
@@ -100,7 +100,17 @@ def device_detail(
     device_id: str, _: Principal = Depends(principal), ctx: ServerContext = Depends(context)
 ) -> dict[str, Any]:
     """One device, its attempts and its latest Attest action. The id is percent-encoded in the
-    path; any character is allowed, '/' included (as %2F or as is)."""
+    path, '/' included (as %2F or as is), and compared in lower case as every device id is.
+    `attest` is the Attest device action (POST only), never a device id here."""
+    if device_id == "attest":
+        raise ServiceFailure(
+            405,
+            "method_not_allowed",
+            HResult.E_FAIL,
+            "the Attest device action takes POST /admin/devices/attest",
+            headers={"Allow": "POST"},
+        )
+    device_id = canonical_device_id(device_id)
     device = ctx.store.device(device_id, ctx.clock.now())
     if device is None:
         raise ServiceFailure(404, "unknown_device", HResult.E_FAIL, f"no device {device_id}")
@@ -119,13 +129,10 @@ def device_detail(
     }
 
 
-DeviceId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=PLAIN_TEXT_PATTERN)]
-
-
 class AttestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    device_ids: list[DeviceId] = Field(
+    device_ids: list[DeviceIdText] = Field(
         alias="deviceIds",
         min_length=1,
         max_length=MAX_DEVICES_PER_ACTION,

@@ -116,7 +116,12 @@ def create_app(config: ServerConfig, clock: Clock | None = None) -> FastAPI:
         description="AIK CA, identity provider, MDM enrollment, attestation evaluator and report.",
     )
     app.state.context = ctx
-    app.state.rate_limits = RateLimits(config.rate_per_address, config.rate_per_device)
+    app.state.rate_limits = RateLimits(
+        config.rate_per_address,
+        config.rate_per_device,
+        config.rate_unauthenticated_per_address,
+        config.unbound_rows_per_address,
+    )
     for module in (_aik_ca, _idp, _enrollment, _checkin, _admin, _admin_page):
         app.include_router(module.router)
 

@@ -6,6 +6,7 @@ verdict overruled by verified evidence (_evidence).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import secrets
@@ -15,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from ..protocol import (
+    DEVICE_ID_PATTERN,
     MAX_ID,
     MAX_TEXT,
     PLAIN_TEXT_PATTERN,
@@ -24,14 +26,24 @@ from ..protocol import (
     EnrollmentTrigger,
     NonceResponse,
     b64,
+    canonical_device_id,
 )
-from ..verifier import NonceState, claimed_nonce, evaluate, evidence_from_request, load_certificate
+from ..tcg import TPMIdentity
+from ..verifier import (
+    NonceState,
+    Verdict,
+    claimed_nonce,
+    evaluate,
+    evidence_from_request,
+    load_certificate,
+)
 from . import _auth
-from ._context import ServerContext, ServiceFailure, bad_request
-from ._deps import context, rate_limits
+from ._context import ServerContext, ServiceFailure, bad_request, too_many_requests
+from ._deps import context, count_device_request, rate_limits
 from ._evidence import judge_claims, tpm_columns, verified_tpm
 from ._openapi import DEVICE_SECURITY, errors
 from ._schema import iso
+from ._store import UnboundLimitError, UnownedRoom
 
 router = APIRouter(prefix="/enrollment", tags=["MDM enrollment"])
 log = logging.getLogger(__name__)
@@ -52,8 +64,8 @@ def nonce(
             alias="emmDeviceId",
             min_length=1,
             max_length=MAX_ID,
-            pattern=PLAIN_TEXT_PATTERN,
-            description="The EmmDeviceId the nonce is bound to.",
+            pattern=DEVICE_ID_PATTERN,
+            description="The EmmDeviceId the nonce is bound to (case-insensitive, see EmmDeviceId).",
         ),
     ],
     device_name: Annotated[
@@ -68,7 +80,10 @@ def nonce(
     ],
     trigger: Annotated[
         EnrollmentTrigger | None,
-        Query(description="Why the device starts this attempt (as EnrollmentTrigger); kept with it."),
+        Query(
+            description="Why the device starts this attempt (as EnrollmentTrigger). The server's own "
+            "records win: 'attest-action' only if it handed this device an Attest command."
+        ),
     ] = None,
     authorization: _auth.AuthorizationHeader = None,
     device_credential: _auth.CredentialHeader = None,
@@ -76,16 +91,22 @@ def nonce(
 ) -> NonceResponse:
     """A fresh nonce for TPM2_Certify, bound to the device; it shows as 'in process' until it enrolls.
 
-    An enrolled device sends its device credential; a device not yet enrolled, a valid Entra token.
+    An enrolled device sends its device credential; a device not yet enrolled, a valid Entra token,
+    whose identity then claims the id: until the device enrolls, only that identity may change it.
     """
-    rate_limits(request).check(request, emm_device_id)
+    emm_device_id = canonical_device_id(emm_device_id)
+    rate_limits(request).check(request)
     now = ctx.clock.now()
     caller = _auth.identify(
         ctx, emm_device_id, token=_auth.bearer(authorization), credential=device_credential, now=now
     )
+    count_device_request(request, caller, emm_device_id)
     _auth.require_device(caller, emm_device_id)
     value = secrets.token_bytes(32)
-    ctx.store.issue_nonce(value, emm_device_id, device_name, now, ctx.config.nonce_lifetime, trigger or "")
+    claim = caller.token_identity if caller.proof is _auth.Proof.FIRST_ENROLLMENT else ""
+    ctx.store.issue_nonce(
+        value, emm_device_id, device_name, now, ctx.config.nonce_lifetime, trigger or "", claim=claim
+    )
     return NonceResponse(nonce=b64(value), expiresAt=iso(now + ctx.config.nonce_lifetime))
 
 
@@ -110,12 +131,19 @@ def enroll(
     whose nonce was used already is a replay (409). Neither records anything.
     """
     items = body.context_items
-    rate_limits(request).check(request, items.emm_device_id)
+    rate_limits(request).check(request)
     now = ctx.clock.now()
     token = _auth.bearer(authorization)
     caller = _auth.identify(ctx, items.emm_device_id, token=token, credential=device_credential, now=now)
+    count_device_request(request, caller, items.emm_device_id)
     if caller.bound:
         _auth.require_device(caller, items.emm_device_id)
+    unowned = None
+    if not caller.authenticated:
+        # Judged, and recorded as nobody's: bounded per address and in all (docs/protocol.md).
+        if not caller.known:
+            rate_limits(request).new_unbound_row(request)
+        unowned = UnownedRoom(ctx.config.max_unbound_devices, ctx.config.stale_unbound_after)
     evidence = evidence_from_request(body, token)
     claimed = claimed_nonce(evidence)
     if claimed is None:
@@ -146,6 +174,23 @@ def enroll(
         policy=ctx.policy,
     )
     credential, digest = _auth.new_credential() if caller.may_bind else (None, None)
+    try:
+        _record(ctx, items, verdict, tpm, caller, digest, now, unowned)
+    except UnboundLimitError as exc:
+        raise too_many_requests("too_many_unbound_devices", str(exc), 60) from exc
+    return EnrollmentResponse(deviceId=items.emm_device_id, enrolled=True, deviceCredential=credential)
+
+
+def _record(
+    ctx: ServerContext,
+    items: ContextItems,
+    verdict: Verdict,
+    tpm: TPMIdentity | None,
+    caller: _auth.Caller,
+    digest: bytes | None,
+    now: dt.datetime,
+    unowned: UnownedRoom | None,
+) -> None:
     ctx.store.record_enrollment(
         emm_device_id=items.emm_device_id,
         inventory={
@@ -167,9 +212,10 @@ def enroll(
         now=now,
         bind_to=caller.token_device if caller.proof is _auth.Proof.FIRST_ENROLLMENT else None,
         credential_sha256=digest,
-        trigger=items.enrollment_trigger or "",
+        # Only an authenticated device's word on why it enrolls is kept (the server's records win).
+        trigger=(items.enrollment_trigger or "") if caller.authenticated else "",
+        unowned=unowned,
     )
-    return EnrollmentResponse(deviceId=items.emm_device_id, enrolled=True, deviceCredential=credential)
 
 
 def summarise_items(items: ContextItems) -> dict[str, str]:

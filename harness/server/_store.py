@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from ..status import AttestationStatus, StatusDetail
-from . import _actions
+from . import _actions, _unbound
 from ._actions import ActionOutcome
 from ._schema import create_schema, iso, parse_iso
 from ._secure import private_database
+from ._unbound import UnboundLimitError
 
-__all__ = ["ActionOutcome", "DeviceBinding", "NonceLookup", "Store"]
+__all__ = ["ActionOutcome", "DeviceBinding", "NonceLookup", "Store", "UnboundLimitError", "UnownedRoom"]
 
 
 _TPM_UNKNOWN = {"tpm_model": "", "tpm_firmware": "", "tpm_evidence": ""}
@@ -38,12 +39,21 @@ class NonceLookup:
 
 
 @dataclass(frozen=True)
+class UnownedRoom:
+    """How many records unauthenticated enrollments may hold, and when one is stale."""
+
+    cap: int
+    stale_after: dt.timedelta
+
+
+@dataclass(frozen=True)
 class DeviceBinding:
     """Who a device record belongs to, once an authenticated first enrollment said so."""
 
     bound: bool
     entra_device_id: str  # '' when bound through a user token: only the credential proves it
     credential_sha256: bytes | None
+    claimed_by: str = ""  # not bound yet: the identity whose token asked for its nonce
 
 
 class Store:
@@ -85,25 +95,33 @@ class Store:
         now: dt.datetime,
         lifetime: dt.timedelta,
         trigger: str = "",
+        claim: str = "",
     ) -> None:
-        """Store a nonce bound to the device and mark the device's attestation as started."""
+        """Store a nonce bound to the device and mark the device's attestation as started.
+
+        `claim` (the identity of the token that asked) is kept for a record nobody has bound yet:
+        until it enrolls, only that identity may change it."""
         with self._transaction() as db:
+            trigger = _actions.trigger_of(db, emm_device_id, now, self.action_timeout, trigger)
             db.execute(
                 "INSERT INTO nonces(nonce, emm_device_id, issued_at, expires_at) VALUES (?,?,?,?)",
                 (nonce, emm_device_id, iso(now), iso(now + lifetime)),
             )
             db.execute(
-                """INSERT INTO devices(emm_device_id, device_name, status, detail, last_checkin)
-                   VALUES (?,?,?,?,?)
+                """INSERT INTO devices(emm_device_id, device_name, status, detail, last_checkin, claimed_by)
+                   VALUES (?,?,?,?,?,?)
                    ON CONFLICT(emm_device_id) DO UPDATE SET
                      status=excluded.status, detail=excluded.detail, decision='',
-                     last_checkin=excluded.last_checkin""",
+                     last_checkin=excluded.last_checkin,
+                     claimed_by=CASE WHEN devices.bound=0 AND devices.claimed_by=''
+                                     THEN excluded.claimed_by ELSE devices.claimed_by END""",
                 (
                     emm_device_id,
                     device_name,
                     AttestationStatus.IN_PROGRESS,
                     StatusDetail.IN_PROCESS,
                     iso(now),
+                    claim,
                 ),
             )
             db.execute(
@@ -178,7 +196,7 @@ class Store:
         """None for an id the server has no record of."""
         with self._lock:
             row = self._db.execute(
-                "SELECT bound, binding, credential_sha256 FROM devices WHERE emm_device_id=?",
+                "SELECT bound, binding, credential_sha256, claimed_by FROM devices WHERE emm_device_id=?",
                 (emm_device_id,),
             ).fetchone()
         if row is None:
@@ -188,6 +206,7 @@ class Store:
             bound=bool(row["bound"]),
             entra_device_id=str(row["binding"]),
             credential_sha256=None if credential is None else bytes(credential),
+            claimed_by=str(row["claimed_by"]),
         )
 
     def record_enrollment(
@@ -204,11 +223,16 @@ class Store:
         bind_to: str | None = None,
         credential_sha256: bytes | None = None,
         trigger: str = "",
+        unowned: UnownedRoom | None = None,
     ) -> None:
         """The result of an enrollment; bind_to ties the id to an identity (first enrollment),
-        credential_sha256 replaces the device credential."""
+        credential_sha256 replaces the device credential. `unowned`: the request proved nothing,
+        so a new record must fit in the room for unowned records (else UnboundLimitError)."""
         stamp = iso(now)
         with self._transaction() as db:
+            if unowned is not None:
+                _unbound.make_room(db, emm_device_id, now, unowned.stale_after, unowned.cap)
+            trigger = _actions.trigger_of(db, emm_device_id, now, self.action_timeout, trigger)
             db.execute(
                 """INSERT INTO devices(emm_device_id, device_name, entra_device_id, upn, status, detail,
                      decision, os_version, ownership, manufacturer, model, serial, tpm_version,
