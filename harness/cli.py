@@ -16,7 +16,15 @@ from . import __version__
 from ._engine_options import EngineOption, EnginesFileOption, ServerBindOption, backend_option
 from ._runview import print_bundles, print_paths, report_run
 from .errors import HarnessError, RbacError, ScenarioError, TrustError
-from .fleet import DeviceRun, RunInterrupted, RunOptions, RunStopped, choose_backend, run_fleet
+from .fleet import (
+    DeviceRun,
+    RunInterrupted,
+    RunOptions,
+    RunStopped,
+    choose_backend,
+    inapplicable_groups,
+    run_fleet,
+)
 from .report import load_results, write_reports
 from .scenario import Scenario, load_scenario
 from .status import AttestationStatus
@@ -150,9 +158,14 @@ def run(
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
     total = sum(s.device_count for s in loaded)
+    skipped = inapplicable_groups(loaded) if server else []
+    for group in skipped:
+        console.print(f"[yellow]not applicable:[/yellow] {group.describe()}", highlight=False)
+    total -= sum(group.devices for group in skipped)
     console.print(
         f"running {total} devices from {len(loaded)} scenario(s) with {workers} worker(s), "
         f"TPMs: {chosen.label}"
+        + (f"; {sum(g.devices for g in skipped)} not applicable with --server" if skipped else "")
     )
     reporter = _Reporter(total)
     try:
@@ -211,6 +224,9 @@ def validate(
             f"{scenario.path}: {len(scenario.groups)} groups, {scenario.device_count} devices",
             highlight=False,
         )
+    for group in inapplicable_groups(loaded):
+        # Said before any run: `harness run --server URL` reports these devices as not applicable.
+        console.print(f"  not applicable with --server: {group.describe()}", highlight=False)
 
 
 @app.command()

@@ -131,9 +131,10 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "harness.fleet": [
         "PLATFORMS", "VENDORS", "AdminReader", "DevicePlan", "DeviceRun", "FleetEnvironment",
-        "FleetSession", "IdentitySource", "NetworkPlan", "PlatformProfile", "Progress", "RunInterrupted",
-        "RunOptions", "RunStopped", "TPMPlan", "Vendor", "check_device", "choose_backend", "fleet_session",
-        "plan_fleet", "plan_group", "run_and_check", "run_device", "run_fleet"
+        "FleetSession", "IdentitySource", "Inapplicable", "NetworkPlan", "PlatformProfile", "Progress",
+        "RunInterrupted", "RunOptions", "RunStopped", "TPMPlan", "Vendor", "check_device", "choose_backend",
+        "fleet_session", "inapplicable_groups", "plan_fleet", "plan_group", "run_and_check", "run_device",
+        "run_fleet"
     ],
     "harness.network": [
         "Fault", "Link", "RefusingEndpoint", "ResettingEndpoint", "Route", "Rule"

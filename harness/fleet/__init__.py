@@ -7,6 +7,7 @@ and compares, `check_device` compares a device that has run.
 
 from ..catalog import PLATFORMS, VENDORS, PlatformProfile, Vendor
 from ._admin import AdminReader
+from ._applicable import Inapplicable, inapplicable_groups
 from ._compare import check_device, run_and_check
 from ._device import DeviceRun, FleetEnvironment, run_device
 from ._partial import RunInterrupted, RunStopped
@@ -24,6 +25,7 @@ __all__ = [
     "FleetEnvironment",
     "FleetSession",
     "IdentitySource",
+    "Inapplicable",
     "NetworkPlan",
     "PlatformProfile",
     "Progress",
@@ -35,6 +37,7 @@ __all__ = [
     "check_device",
     "choose_backend",
     "fleet_session",
+    "inapplicable_groups",
     "plan_fleet",
     "plan_group",
     "run_and_check",

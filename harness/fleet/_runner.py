@@ -19,6 +19,7 @@ from ..results import RunResult, summarise
 from ..scenario import Expectation, Scenario, refuse_settings_for_backend
 from ..tpm import TPMBackend, check_backend, open_backend
 from ._admin import AdminReader
+from ._applicable import needs_own_server, not_applicable_result
 from ._bundles import BundleWriter
 from ._compare import check_device
 from ._device import run_device
@@ -39,16 +40,30 @@ def run_fleet(
     refuse_settings_for_backend(scenarios, options.backend)
     plans, expectations = plan_fleet([s for s in scenarios if not s.steps])
     stepped_plans = {s.name: plan_fleet([s]) for s in scenarios if s.steps}
+    skipped = _not_applicable(plans, stepped_plans, options)
     started_at = dt.datetime.now(dt.UTC)
     wall_start = time.perf_counter()
     collected = Collected(
         plans + [p for group, _ in stepped_plans.values() for p in group],
         {**expectations, **{k: v for _, e in stepped_plans.values() for k, v in e.items()}},
     )
+    for plan in plans:
+        if plan.key in skipped:
+            collected.results[plan.key] = not_applicable_result(
+                plan, expectations[plan.key], skipped[plan.key]
+            )
+    runnable = [plan for plan in plans if plan.key not in skipped]
     stopped, interrupted = "", False
     try:
         _run(
-            scenarios, options, (plans, expectations), stepped_plans, collected, progress, backend, started_at
+            scenarios,
+            options,
+            (runnable, expectations),
+            stepped_plans,
+            collected,
+            progress,
+            backend,
+            started_at,
         )
     except KeyboardInterrupt:
         interrupted = True
@@ -76,6 +91,25 @@ def run_fleet(
     if stopped:
         raise RunStopped(stopped, result)
     return result
+
+
+def _not_applicable(
+    plans: list[DevicePlan],
+    stepped_plans: dict[str, tuple[list[DevicePlan], dict[str, Expectation]]],
+    options: RunOptions,
+) -> dict[str, str]:
+    """With --server, the devices whose world needs the harness's own server, and why. A
+    scenario with steps cannot leave devices out (its steps name them): it is refused."""
+    if not options.server_url:
+        return {}
+    for name, (group_plans, _) in stepped_plans.items():
+        groups = sorted({p.group for p in group_plans if needs_own_server(p)})
+        if groups:
+            raise HarnessError(
+                f"scenario {name} has steps, and its groups {', '.join(groups)} cannot run with "
+                "--server: their world needs the harness's own server (run without --server)"
+            )
+    return {plan.key: reason for plan in plans if (reason := needs_own_server(plan))}
 
 
 def _run(
