@@ -15,6 +15,7 @@ from rich.console import Console
 from . import __version__
 from ._engine_options import EngineOption, EnginesFileOption, ServerBindOption, backend_option
 from ._runview import print_bundles, print_paths, report_run
+from ._token_option import AdminTokenFileOption, AdminTokenOption, read_admin_token
 from .errors import HarnessError, RbacError, ScenarioError, TrustError
 from .fleet import (
     DeviceRun,
@@ -124,10 +125,8 @@ def run(
     server: Annotated[
         str | None, typer.Option(help="URL of a running reference server (default: embedded)")
     ] = None,
-    admin_token: Annotated[
-        str | None,
-        typer.Option(envvar="HARNESS_ADMIN_TOKEN", help="admin bearer token for --server"),
-    ] = None,
+    admin_token: AdminTokenOption = None,
+    admin_token_file: AdminTokenFileOption = None,
     pki_dir: Annotated[
         Path | None,
         typer.Option(help="vendor CA directory shared with --server (see 'harness serve')"),
@@ -154,6 +153,7 @@ def run(
     try:
         chosen = choose_backend(backend_option(backend, engine, engines), loaded)
         trust_store = trust_from_options(trust, advisories)
+        admin_token = read_admin_token(admin_token, admin_token_file)
     except HarnessError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
@@ -165,7 +165,6 @@ def run(
     console.print(
         f"running {total} devices from {len(loaded)} scenario(s) with {workers} worker(s), "
         f"TPMs: {chosen.label}"
-        + (f"; {sum(g.devices for g in skipped)} not applicable with --server" if skipped else "")
     )
     reporter = _Reporter(total)
     try:
@@ -225,7 +224,6 @@ def validate(
             highlight=False,
         )
     for group in inapplicable_groups(loaded):
-        # Said before any run: `harness run --server URL` reports these devices as not applicable.
         console.print(f"  not applicable with --server: {group.describe()}", highlight=False)
 
 

@@ -41,7 +41,7 @@ from . import _auth
 from ._context import ServerContext, ServiceFailure, bad_request, too_many_requests
 from ._deps import context, count_device_request, rate_limits
 from ._evidence import judge_claims, tpm_columns, verified_tpm
-from ._openapi import DEVICE_SECURITY, errors
+from ._openapi import DEVICE_SECURITY, ENROLLMENT_SECURITY, errors
 from ._schema import iso
 from ._store import UnboundLimitError, UnownedRoom
 
@@ -115,7 +115,7 @@ def nonce(
     response_model=EnrollmentResponse,
     response_model_by_alias=True,
     responses=errors(401, 409, 413, 429),
-    openapi_extra=DEVICE_SECURITY,
+    openapi_extra=ENROLLMENT_SECURITY,
 )
 def enroll(
     body: EnrollmentRequest,
