@@ -344,7 +344,8 @@ class EnrollmentResponse(_Model):
         alias="deviceCredential",
         description="A new device credential, when this enrollment proved the device with its Entra "
         "token: send it in the Device-Credential header of later nonce requests, check-ins and "
-        "enrollments; it replaces any earlier one. Absent when the request used the credential.",
+        "enrollments; it replaces any earlier one. null when none was issued (the request used the "
+        "credential, which stays valid, or proved nothing).",
     )
 
 
