@@ -9,7 +9,8 @@ from ._context import ServerContext
 from ._ratelimit import RateLimits
 
 
-def context(request: Request) -> ServerContext:
+async def context(request: Request) -> ServerContext:
+    # async: resolved on the event loop, never holding one of the worker threads for a lookup
     ctx: ServerContext = request.app.state.context
     return ctx
 
