@@ -7,6 +7,8 @@
                the signature and chain verifications it cannot avoid.
 (d) scaling    the same fleet with 1 and with 2 workers.
 (e) report     a 10,000-device results.json rendered to one HTML page.
+(g) report_load  50 readers of the admin report while the (d) fleet enrolls against a server in
+               its own process: their p50/p99 latency, and the run's wall with / without them.
 
 Definitions (kept as stated, whatever the results):
   TPM floor   = sum over devices of DeviceResult.tpm_seconds (time inside TPM commands,
@@ -17,6 +19,7 @@ Definitions (kept as stated, whatever the results):
 
 The last line printed is the summary:
   devices_per_min=… floor_ratio=… manufacture_speedup=… evals_per_s=… scaling_2w=…
+  engine_cores_per_controller_core=… report_p50_ms=… report_p99_ms=… report_load_ratio=…
 """
 
 from __future__ import annotations
@@ -505,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manufacture", type=int, default=10, help="TPMs each side for (b)")
     parser.add_argument("--eval-seconds", type=float, default=3.0, help="timing window for (c)")
     parser.add_argument("--report-devices", type=int, default=10_000, help="devices for (e)")
-    parser.add_argument("--only", default="abcdef", help="which parts to run, e.g. 'bc' (default: all)")
+    parser.add_argument("--only", default="abcdefg", help="which parts to run, e.g. 'bc' (default: all)")
     args = parser.parse_args(argv)
     if shutil.which("swtpm") is None:
         _say("swtpm is not installed; run 'make setup'")
@@ -540,8 +543,15 @@ def main(argv: list[str] | None = None) -> int:
         engines = bench_engines(args.scaling, args.workers, _say)
         if engines is not None:
             summary["engine_cores_per_controller_core"] = f"{engines.cores_per_controller_core:.2f}"
+    if "g" in args.only:
+        from bench.report_load import bench_report_load
+
+        load = bench_report_load(args.scaling, args.workers, _say)
+        summary["report_p50_ms"] = f"{load.p50_ms:.1f}"
+        summary["report_p99_ms"] = f"{load.p99_ms:.1f}"
+        summary["report_load_ratio"] = f"{load.load_ratio:.3f}"
     _say(f"benchmark took {time.perf_counter() - started:.0f} s; load average {_load()} at the end")
     order = ("devices_per_min", "floor_ratio", "manufacture_speedup", "evals_per_s", "scaling_2w")
-    order += ("engine_cores_per_controller_core",)
+    order += ("engine_cores_per_controller_core", "report_p50_ms", "report_p99_ms", "report_load_ratio")
     _say(" ".join(f"{key}={summary.get(key, 'n/a')}" for key in order))
     return 0
