@@ -81,3 +81,32 @@ def test_status_details_against_an_external_server_exits_0_with_two_not_applicab
     suite = ET.parse(out / "junit.xml").getroot()
     assert sum(int(s.get("skipped", "0")) for s in suite.iter("testsuite")) == 2
     assert sum(int(s.get("failures", "0")) for s in suite.iter("testsuite")) == 0
+
+
+def test_the_serve_banner_never_puts_the_token_on_a_command_line(tmp_path: Path) -> None:
+    from harness.server import prepare_standalone
+
+    server = prepare_standalone(data_dir=tmp_path / "server", port=0)
+    try:
+        banner = "\n".join(server.banner())
+    finally:
+        server.close()
+    token = (tmp_path / "server" / "admin-token").read_text().strip()
+    assert token not in banner and "$(cat" not in banner, banner
+    assert f"--admin-token-file {tmp_path / 'server' / 'admin-token'}" in banner
+
+
+def test_the_admin_token_is_read_from_a_file(tmp_path: Path) -> None:
+    import pytest
+
+    from harness._token_option import read_admin_token
+    from harness.errors import HarnessError
+
+    stored = tmp_path / "admin-token"
+    stored.write_text("secret-token-0123456789\n")
+    assert read_admin_token(None, stored) == "secret-token-0123456789"
+    assert read_admin_token("given", None) == "given"
+    with pytest.raises(HarnessError, match="once"):
+        read_admin_token("given", stored)
+    with pytest.raises(HarnessError, match="cannot read"):
+        read_admin_token(None, tmp_path / "missing")
