@@ -101,7 +101,7 @@ def bench_report_load(scenario: Path, workers: int, say: Callable[[str], None]) 
             finally:
                 stop.touch()
                 readers.wait(timeout=MIN_SECONDS + 120)
-    measured = json.loads(latencies.read_text())
+        measured = json.loads(latencies.read_text())
     times = sorted(measured["ms"])
     figures = LoadFigures(
         alone=alone,
