@@ -12,13 +12,9 @@ from dataclasses import dataclass
 
 from ..results import DeviceResult, Outcome
 from ..scenario import Expectation, Scenario
+from ..world import HELPERS, REGISTRY
 from ._compare import plan_inventory
 from ._plan import DevicePlan, plan_fleet
-
-REPLICA = (
-    "needs a lagging replica of the reference server (its storage and keys, its clock two hours "
-    "behind), which the harness starts only next to its own server, not with --server"
-)
 
 
 @dataclass(frozen=True)
@@ -37,12 +33,17 @@ class Inapplicable:
 
 def needs_own_server(plan: DevicePlan) -> str:
     """Why this device cannot run against an external server ('' when it can)."""
-    settings = []
-    if plan.network.nonce_from == "lagging-replica":
-        settings.append("network.nonce_from: lagging-replica")
-    if plan.network.identity == "lagging-replica":
-        settings.append("entra.token: lagging-replica")
-    return f"{' and '.join(settings)} {REPLICA}" if settings else ""
+    needs: dict[str, list[str]] = {}
+    for condition in REGISTRY.conditions():
+        for name in condition.helpers(plan.world):
+            helper = HELPERS.get(name)
+            if helper is not None and helper.needs_own_server:
+                needs.setdefault(helper.what, []).append(condition.name)
+    return "; ".join(
+        f"{', '.join(settings)} needs {what} of the reference server (its storage and keys), which "
+        "the harness starts only next to its own server, not with --server"
+        for what, settings in needs.items()
+    )
 
 
 def inapplicable_groups(scenarios: list[Scenario]) -> list[Inapplicable]:
