@@ -383,6 +383,8 @@ def verify(
             print(f"{result.path}: {verdict.status}{detail}")
             print(f"  decision  {verdict.decision}")
             print(f"  judged at {result.check_time.isoformat()} against {result.trust}")
+            for fact in verdict.not_judged:
+                print(f"  cannot judge offline: {fact}")
             for check in verdict.checks:
                 mark = "pass" if check.passed else "FAIL"
                 print(f"  {mark} {check.name}{': ' + check.detail if check.detail else ''}")

@@ -180,8 +180,9 @@ PUBLIC_API: dict[str, list[str]] = {
     "harness.world.conditions": ["BUILT_IN"],
     "harness.trust": [
         "DEFAULT_TOKEN_AUDIENCE", "DEFAULT_TOKEN_ISSUER", "MANIFEST", "BundleError", "BundleVerdict",
-        "TrustStore", "default_advisories", "load_advisories", "load_trust", "parse_advisories",
-        "trust_for", "trust_from_options", "verify_bundle"
+        "TrustStore", "default_advisories", "default_platforms", "load_advisories", "load_platforms",
+        "load_trust", "parse_advisories", "parse_platforms", "trust_for", "trust_from_options",
+        "verify_bundle"
     ],
     "harness.vendor": [
         "FINGERPRINT_PRIMES", "Latency", "Row", "RowStatus", "VendorCheckError", "VendorReport",
@@ -189,13 +190,16 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "harness.verifier": [
         "BUNDLE_FORMAT", "DEVICE_ID_CLAIM", "AttestationClaim", "Bundle", "BundleFormatError", "Check",
-        "Evidence", "EvidenceFormatError", "FirmwareAdvisory", "IssuedNonce", "NonceState", "Policy",
-        "TPMKey", "TokenVerdict", "Verdict", "Version", "VersionRange", "bundle_document",
+        "Evidence", "EvidenceFormatError", "FirmwareAdvisory", "IssuedNonce", "NonceState",
+        "PlatformRules", "Policy", "TPMKey", "TokenVerdict", "Verdict", "Version", "VersionRange",
+        "VirtualPlatform", "VirtualTPM", "bundle_document",
         "certificate_chain_item", "check_aik_attributes", "check_aik_certificate", "check_certify",
-        "check_ek_certificate", "claimed_nonce", "describe_certificate", "evaluate",
+        "check_ek_certificate", "check_ek_structure", "check_signing_key_structure", "claimed_nonce",
+        "describe_certificate", "evaluate",
         "evidence_from_request", "format_version", "judge_bundle", "load_certificate", "matching_advisory",
         "parse_bundle", "parse_public", "parse_time", "parse_version", "same_public_key",
-        "split_certificate_chain", "split_claim", "verify_chain", "verify_signature", "verify_token"
+        "split_certificate_chain", "split_claim", "verified_tpm", "verify_chain", "verify_signature",
+        "verify_token"
     ],
 }  # fmt: skip
 

@@ -23,7 +23,7 @@ from typing import Annotated
 from fastapi import Header
 
 from ..hresult import HResult
-from ..verifier import DEVICE_ID_CLAIM, verify_token
+from ..verifier import DEVICE_ID_CLAIM, TokenVerdict, verify_token
 from ._context import ServerContext, ServiceFailure, unauthenticated
 
 CREDENTIAL_HEADER = "Device-Credential"
@@ -101,19 +101,17 @@ def identify(
     token: str | None,
     credential: str | None,
     now: dt.datetime,
+    token_verdict: TokenVerdict | None = None,
 ) -> Caller:
-    """What the request proves about its sender, judged on the server's clock."""
+    """What the request proves about its sender, judged on the server's clock.
+
+    `token_verdict`: the token verified already (by verify_token_once), so that an enrollment
+    verifies its token once for authentication and evaluation."""
     binding = ctx.store.binding(emm_device_id)
     known = binding is not None
     token_device, identity = "", ""
     if token:
-        verdict = verify_token(
-            token,
-            keys=ctx.policy.token_keys,
-            issuer=ctx.policy.token_issuer,
-            audience=ctx.policy.token_audience,
-            now=now,
-        )
+        verdict = token_verdict or verify_token_once(ctx, token, now)
         if verdict.valid:
             token_device, identity = token_identity(verdict.claims)
     if binding is not None and binding.bound:
@@ -142,6 +140,17 @@ def token_identity(claims: dict[str, object]) -> tuple[str, str]:
             return "", ""
         return device, f"device:{device}"
     return "", f"user:{claims.get('tid', '')}/{claims.get('upn', '')}"
+
+
+def verify_token_once(ctx: ServerContext, token: str, now: dt.datetime) -> TokenVerdict:
+    """The verifier's verdict on a bearer token, with the server's policy and clock."""
+    return verify_token(
+        token,
+        keys=ctx.policy.token_keys,
+        issuer=ctx.policy.token_issuer,
+        audience=ctx.policy.token_audience,
+        now=now,
+    )
 
 
 def require_device(caller: Caller, emm_device_id: str) -> None:

@@ -1,7 +1,7 @@
 """MDM enrollment: nonces, then the enrollment request the evaluator judges.
 
-Who may change a record is decided in _auth; what the record says, from the evaluator's
-verdict overruled by verified evidence (_evidence).
+Who may change a record is decided in _auth; what the record says, from the verifier's
+verdict (claims against evidence included) and the TPM it verified (_evidence).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from ..protocol import (
     b64,
     canonical_device_id,
 )
-from ..tcg import TPMIdentity
 from ..verifier import (
+    EvidenceFormatError,
     NonceState,
     Verdict,
     claimed_nonce,
@@ -40,7 +40,7 @@ from ..verifier import (
 from . import _auth
 from ._context import ServerContext, ServiceFailure, bad_request, too_many_requests
 from ._deps import context, count_device_request, rate_limits
-from ._evidence import judge_claims, tpm_columns, verified_tpm
+from ._evidence import tpm_columns
 from ._openapi import DEVICE_SECURITY, ENROLLMENT_SECURITY, errors
 from ._schema import iso
 from ._store import UnboundLimitError, UnownedRoom
@@ -134,7 +134,15 @@ def enroll(
     rate_limits(request).check(request)
     now = ctx.clock.now()
     token = _auth.bearer(authorization)
-    caller = _auth.identify(ctx, items.emm_device_id, token=token, credential=device_credential, now=now)
+    token_verdict = _auth.verify_token_once(ctx, token, now) if token else None
+    caller = _auth.identify(
+        ctx,
+        items.emm_device_id,
+        token=token,
+        credential=device_credential,
+        now=now,
+        token_verdict=token_verdict,
+    )
     count_device_request(request, caller, items.emm_device_id)
     if caller.bound:
         _auth.require_device(caller, items.emm_device_id)
@@ -144,7 +152,10 @@ def enroll(
         if not caller.known:
             rate_limits(request).new_unbound_row(request)
         unowned = UnownedRoom(ctx.config.max_unbound_devices, ctx.config.stale_unbound_after)
-    evidence = evidence_from_request(body, token)
+    try:
+        evidence = evidence_from_request(body, token)
+    except EvidenceFormatError as exc:
+        raise bad_request(str(exc)) from exc
     claimed = claimed_nonce(evidence)
     if claimed is None:
         nonce_state = NonceState(value=b"", issued=False)
@@ -161,21 +172,20 @@ def enroll(
         if spki is not None:
             registered[caller.token_device] = spki
     try:
-        verdict = evaluate(evidence, ctx.policy, now=now, nonce=nonce_state, registered_keys=registered)
-        tpm = verified_tpm(evidence.aik_cert, ctx.policy, now, evidence.aik_chain)
+        verdict = evaluate(
+            evidence,
+            ctx.policy,
+            now=now,
+            nonce=nonce_state,
+            registered_keys=registered,
+            token_verdict=token_verdict,
+        )
     except Exception as exc:  # the evaluator must never turn bad evidence into a 500
         log.exception("evaluation failed for %s", items.emm_device_id)
         raise bad_request(f"evidence could not be evaluated: {exc}", "unevaluable_evidence") from exc
-    verdict = judge_claims(
-        verdict,
-        claimed=items.tpm_manufacturer,
-        claimed_firmware=items.tpm_firmware,
-        tpm=tpm,
-        policy=ctx.policy,
-    )
     credential, digest = _auth.new_credential() if caller.may_bind else (None, None)
     try:
-        _record(ctx, items, verdict, tpm, caller, digest, now, unowned)
+        _record(ctx, items, verdict, caller, digest, now, unowned)
     except UnboundLimitError as exc:
         raise too_many_requests("too_many_unbound_devices", str(exc), 60) from exc
     return EnrollmentResponse(deviceId=items.emm_device_id, enrolled=True, deviceCredential=credential)
@@ -185,7 +195,6 @@ def _record(
     ctx: ServerContext,
     items: ContextItems,
     verdict: Verdict,
-    tpm: TPMIdentity | None,
     caller: _auth.Caller,
     digest: bytes | None,
     now: dt.datetime,
@@ -202,7 +211,7 @@ def _record(
             "manufacturer": items.device_manufacturer,
             "model": items.device_model,
             "serial": items.hw_dev_id,
-            **tpm_columns(tpm, items.tpm_version, items.tpm_manufacturer, items.tpm_firmware),
+            **tpm_columns(verdict.tpm, items.tpm_version, items.tpm_manufacturer, items.tpm_firmware),
         },
         status=verdict.status,
         detail=verdict.detail,
