@@ -60,6 +60,7 @@ const AttestationReport = (() => {
       checkpoints: ev.checkpoints,
       attempts: ev.attempts,
       engine: s[row[ix.engine]],
+      not_applicable: ix.not_applicable === undefined ? "" : s[row[ix.not_applicable]],
     };
   }
 
