@@ -9,6 +9,8 @@
 (e) report     a 10,000-device results.json rendered to one HTML page.
 (f) engines    controller CPU against engine CPU per device: the docker backend, then the
                devices as Swarm tasks (bench/engines.py); needs root for private engines.
+(g) report_load  50 readers of the admin report while the (d) fleet enrolls against a server in
+               its own process: their p50/p99 latency, and the run's wall with / without them.
 
 Definitions (kept as stated, whatever the results):
   TPM floor   = sum over devices of DeviceResult.tpm_seconds (time inside TPM commands,
@@ -21,6 +23,7 @@ The last line printed is the summary:
   devices_per_min=… floor_ratio=… manufacture_speedup=… evals_per_s=… crypto_evals_per_s=…
   evals_crypto_ratio=… scaling_2w=…
   docker_engine_cores_per_controller_core=… engine_cores_per_controller_core=… (the swarm run)
+  report_p50_ms=… report_p99_ms=… report_load_ratio=…
 """
 
 from __future__ import annotations
@@ -515,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manufacture", type=int, default=10, help="TPMs each side for (b)")
     parser.add_argument("--eval-seconds", type=float, default=3.0, help="timing window for (c)")
     parser.add_argument("--report-devices", type=int, default=10_000, help="devices for (e)")
-    parser.add_argument("--only", default="abcdef", help="which parts to run, e.g. 'bc' (default: all)")
+    parser.add_argument("--only", default="abcdefg", help="which parts to run, e.g. 'bc' (default: all)")
     args = parser.parse_args(argv)
     if shutil.which("swtpm") is None:
         _say("swtpm is not installed; run 'make setup'")
@@ -556,9 +559,17 @@ def main(argv: list[str] | None = None) -> int:
         # With the clients in Swarm tasks the controller keeps the server and the results only.
         if swarm is not None:
             summary["engine_cores_per_controller_core"] = f"{swarm.cores_per_controller_core:.2f}"
+    if "g" in args.only:
+        from bench.report_load import bench_report_load
+
+        load = bench_report_load(args.scaling, args.workers, _say)
+        summary["report_p50_ms"] = f"{load.p50_ms:.1f}"
+        summary["report_p99_ms"] = f"{load.p99_ms:.1f}"
+        summary["report_load_ratio"] = f"{load.load_ratio:.3f}"
     _say(f"benchmark took {time.perf_counter() - started:.0f} s; load average {_load()} at the end")
     order = ("devices_per_min", "floor_ratio", "manufacture_speedup", "evals_per_s", "crypto_evals_per_s")
     order += ("evals_crypto_ratio", "scaling_2w")
     order += ("docker_engine_cores_per_controller_core", "engine_cores_per_controller_core")
+    order += ("report_p50_ms", "report_p99_ms", "report_load_ratio")
     _say(" ".join(f"{key}={summary.get(key, 'n/a')}" for key in order))
     return 0

@@ -15,8 +15,17 @@ from rich.console import Console
 from . import __version__
 from ._engine_options import EngineOption, EnginesFileOption, ServerBindOption, SwarmOption, backend_option
 from ._runview import print_bundles, print_paths, report_run
+from ._token_option import AdminTokenFileOption, AdminTokenOption, read_admin_token
 from .errors import HarnessError, RbacError, ScenarioError, TrustError
-from .fleet import DeviceRun, FleetRun, RunInterrupted, RunOptions, RunStopped, choose_backend
+from .fleet import (
+    DeviceRun,
+    FleetRun,
+    RunInterrupted,
+    RunOptions,
+    RunStopped,
+    choose_backend,
+    inapplicable_groups,
+)
 from .report import load_results, write_reports
 from .scenario import Scenario, load_scenario
 from .status import AttestationStatus
@@ -116,10 +125,8 @@ def run(
     server: Annotated[
         str | None, typer.Option(help="URL of a running reference server (default: embedded)")
     ] = None,
-    admin_token: Annotated[
-        str | None,
-        typer.Option(envvar="HARNESS_ADMIN_TOKEN", help="admin bearer token for --server"),
-    ] = None,
+    admin_token: AdminTokenOption = None,
+    admin_token_file: AdminTokenFileOption = None,
     pki_dir: Annotated[
         Path | None,
         typer.Option(help="vendor CA directory shared with --server (see 'harness serve')"),
@@ -147,10 +154,15 @@ def run(
     try:
         chosen = choose_backend(backend_option(backend, engine, engines, swarm), loaded)
         trust_store = trust_from_options(trust, advisories)
+        admin_token = read_admin_token(admin_token, admin_token_file)
     except HarnessError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
     total = sum(s.device_count for s in loaded)
+    skipped = inapplicable_groups(loaded) if server else []
+    for group in skipped:
+        console.print(f"[yellow]not applicable:[/yellow] {group.describe()}", highlight=False)
+    total -= sum(group.devices for group in skipped)
     console.print(
         f"running {total} devices from {len(loaded)} scenario(s) with {workers} worker(s), "
         f"TPMs: {chosen.label}"
@@ -212,6 +224,8 @@ def validate(
             f"{scenario.path}: {len(scenario.groups)} groups, {scenario.device_count} devices",
             highlight=False,
         )
+    for group in inapplicable_groups(loaded):
+        console.print(f"  not applicable with --server: {group.describe()}", highlight=False)
 
 
 @app.command()

@@ -13,6 +13,7 @@ import binascii
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -24,7 +25,24 @@ from pydantic import (
 
 MAX_EK_CHAIN = 8  # intermediates a client may send; real vendor chains have one or two
 MAX_BLOB = 16 * 1024  # bytes after decoding; far above any TPM structure or certificate
-_MAX_B64_CHARS = (MAX_BLOB * 4) // 3 + 4
+_MAX_B64_CHARS = 4 * -(-MAX_BLOB // 3)  # padded base64 of MAX_BLOB bytes: 21,848 characters
+_B64_ALPHABET = "[A-Za-z0-9+/]"
+_FULL_GROUPS = MAX_BLOB // 3  # 5,461 groups of 4 characters (3 bytes each) fit under the cap
+
+
+def _b64_pattern() -> str:
+    """Padded base64 of at most MAX_BLOB bytes, exactly: what the server decodes (and the schema
+    says), so that no string the schema allows is refused for its length."""
+    group, extra = f"{_B64_ALPHABET}{{4}}", MAX_BLOB - 3 * _FULL_GROUPS  # 1 byte after the groups
+    one, two = f"{_B64_ALPHABET}{{2}}==", f"{_B64_ALPHABET}{{3}}="
+    tails = {0: "", 1: f"(?:{one})?", 2: f"(?:{one}|{two})?"}
+    return (
+        f"^(?:(?:{group}){{0,{_FULL_GROUPS - 1}}}(?:{one}|{two})?"
+        f"|(?:{group}){{{_FULL_GROUPS}}}{tails[extra]})$"
+    )
+
+
+B64_PATTERN = _b64_pattern()
 
 
 def _decode_b64(value: object) -> bytes:
@@ -46,7 +64,15 @@ B64In = Annotated[
     bytes,
     BeforeValidator(_decode_b64),
     PlainSerializer(lambda b: base64.b64encode(b).decode("ascii"), return_type=str),
-    WithJsonSchema({"type": "string", "contentEncoding": "base64", "maxLength": _MAX_B64_CHARS}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "contentEncoding": "base64",
+            "maxLength": _MAX_B64_CHARS,
+            "pattern": B64_PATTERN,
+            "description": f"Padded base64 of at most {MAX_BLOB} bytes.",
+        }
+    ),
 ]
 # No control characters (NUL included) in any text a client sends: they would reach
 # reports, logs and the admin page. Lone surrogates are refused by pydantic itself.
@@ -56,6 +82,22 @@ MAX_ID = 128
 ShortText = Annotated[str, StringConstraints(max_length=MAX_TEXT, pattern=PLAIN_TEXT_PATTERN)]
 IdText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=PLAIN_TEXT_PATTERN)]
 HResultText = Annotated[str, StringConstraints(pattern=r"^0x[0-9A-Fa-f]{8}$")]
+# A device id has one spelling: printable ASCII without spaces (so no surrounding blanks, no
+# Unicode hyphen or look-alike letter), compared and stored in lower case. Anything else is
+# refused rather than guessed at; see docs/protocol.md, "Device ids".
+DEVICE_ID_PATTERN = r"^[!-~]+$"
+
+
+def canonical_device_id(value: str) -> str:
+    """The one stored spelling of an id that matched DEVICE_ID_PATTERN: lower case."""
+    return value.lower()
+
+
+DeviceIdText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_ID, pattern=DEVICE_ID_PATTERN),
+    AfterValidator(canonical_device_id),
+]
 
 
 def b64(data: bytes) -> str:
@@ -154,6 +196,10 @@ class DeviceRegistrationResponse(_Model):
     device_id: str = Field(alias="deviceId", description="The Entra device id: 'sub' of later assertions.")
 
 
+class AssertionNonceRequest(_Model):
+    """No fields: the body of POST /entra/nonce is absent or the JSON object {}."""
+
+
 class AssertionNonceResponse(_Model):
     nonce: str = Field(
         description="Opaque to the device (a JWT signed by this provider, valid 10 minutes); the "
@@ -214,20 +260,25 @@ class ContextItems(_Model):
     """
 
     device_name: ShortText = Field(alias="DeviceName", description="The device's name.")
-    emm_device_id: IdText = Field(
+    emm_device_id: DeviceIdText = Field(
         alias="EmmDeviceId",
-        description="The device's MDM id, chosen by the client; bound to the Entra device of the "
-        "first enrollment that carried a valid token.",
+        description="The device's MDM id, chosen by the client: 1 to 128 printable ASCII characters "
+        "without spaces, compared and stored in lower case. Bound to the Entra device whose token "
+        "first asked for a nonce or enrolled with it.",
     )
-    os_version: ShortText = Field(alias="OSVersion", description="Windows version, e.g. 10.0.22631.2792.")
+    os_version: Annotated[
+        str, StringConstraints(min_length=1, max_length=MAX_TEXT, pattern=PLAIN_TEXT_PATTERN)
+    ] = Field(alias="OSVersion", description="Windows version, e.g. 10.0.22631.2792; never empty.")
     os_edition: ShortText = Field(default="", alias="OSEdition", description="Windows edition.")
     hw_dev_id: ShortText = Field(default="", alias="HWDevID", description="Serial number.")
     device_manufacturer: ShortText = Field(default="", alias="DeviceManufacturer", description="OEM.")
     device_model: ShortText = Field(default="", alias="DeviceModel", description="Model (claim).")
     ownership: Literal["Corporate", "Personal"] = Field(default="Corporate", alias="Ownership")
     tpm_version: ShortText = Field(default="", alias="TPMVersion", description="'2.0', '1.2' (claim).")
-    tpm_manufacturer: ShortText = Field(
-        default="", alias="TPMManufacturer", description="TPM vendor as 'id:' + 8 hex digits (claim)."
+    tpm_manufacturer: Annotated[str, StringConstraints(pattern=r"^(id:[0-9A-Fa-f]{8})?$")] = Field(
+        default="",
+        alias="TPMManufacturer",
+        description="TPM vendor as 'id:' + 8 hex digits, e.g. id:49465800 (claim); empty if unknown.",
     )
     tpm_firmware: ShortText = Field(
         default="", alias="TPMFirmwareVersion", description="TPM firmware as 'id:' + hex (claim)."
@@ -293,12 +344,15 @@ class EnrollmentResponse(_Model):
         alias="deviceCredential",
         description="A new device credential, when this enrollment proved the device with its Entra "
         "token: send it in the Device-Credential header of later nonce requests, check-ins and "
-        "enrollments; it replaces any earlier one. Absent when the request used the credential.",
+        "enrollments; it replaces any earlier one. null when none was issued (the request used the "
+        "credential, which stays valid, or proved nothing).",
     )
 
 
 class CheckinRequest(_Model):
-    emm_device_id: IdText = Field(alias="emmDeviceId", description="The enrolled device.")
+    emm_device_id: DeviceIdText = Field(
+        alias="emmDeviceId", description="The enrolled device (as EmmDeviceId, case-insensitive)."
+    )
 
 
 class Command(_Model):

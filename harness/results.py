@@ -94,6 +94,9 @@ class DeviceResult(BaseModel):
     checkpoints: list[Checkpoint] = Field(default_factory=list)  # scenarios with steps only
     attempts: list[AttemptRecord] = Field(default_factory=list)  # the server's history, oldest first
     engine: str = ""  # the Docker engine its TPM ran on (docker backend), for a fleet over several
+    # Why the device did not run: its world cannot be built in this run (a lagging replica with
+    # --server). Neither a match nor a failure.
+    not_applicable: str = ""
 
 
 class Summary(BaseModel):
@@ -116,6 +119,7 @@ class Summary(BaseModel):
     interrupted: bool = False
     # ... or why it could not go on (the reference server stopped answering); empty otherwise.
     stopped: str = ""
+    not_applicable: int = 0  # devices whose world this run could not build (not in mismatched)
 
 
 class RunResult(BaseModel):
@@ -126,7 +130,8 @@ class RunResult(BaseModel):
 
     @property
     def all_matched(self) -> bool:
-        return all(d.matched for d in self.devices)
+        """Every device that ran matched (a not-applicable device did not run)."""
+        return all(d.matched or d.not_applicable for d in self.devices)
 
 
 def summarise(
@@ -140,11 +145,13 @@ def summarise(
     statuses = Counter(d.actual.status.value for d in devices if d.actual is not None)
     details = Counter(d.actual.detail.value for d in devices if d.actual is not None)
     matched = sum(1 for d in devices if d.matched)
+    skipped = sum(1 for d in devices if d.not_applicable)
     return Summary(
         scenarios=scenarios,
         total=len(devices),
         matched=matched,
-        mismatched=len(devices) - matched,
+        mismatched=len(devices) - matched - skipped,
+        not_applicable=skipped,
         errors=sum(1 for d in devices if d.error),
         by_status=dict(statuses),
         by_detail=dict(details),

@@ -874,13 +874,19 @@ def _enroll_with_trigger(client: TestClient, emm: str, trigger: object) -> httpx
 
 
 def test_each_attempt_keeps_what_triggered_it(client: TestClient, clock: ManualClock) -> None:
+    """The device's own word for its retries; 'attest-action' only from the server's own record
+    of an Attest command it handed over, never from the device's claim alone."""
     enroll_for_real(client, "d1")
     clock.advance(180)
     assert _enroll_with_trigger(client, "d1", "device-retry").status_code == 200
     clock.advance(180)
     assert _enroll_with_trigger(client, "d1", "attest-action").status_code == 200
+    clock.advance(180)
+    assert client.post(ATTEST, json={"deviceIds": ["d1"]}, headers=AS_ALICE).status_code == 202
+    assert checkin(client, "d1")
+    assert _enroll_with_trigger(client, "d1", "device-retry").status_code == 200
     attempts = client.get("/admin/devices/d1", headers=AS_BOB).json()["attempts"]
-    assert [a["trigger"] for a in attempts][-3:] == ["", "device-retry", "attest-action"]
+    assert [a["trigger"] for a in attempts][-4:] == ["", "device-retry", "device-retry", "attest-action"]
 
 
 def test_an_unknown_trigger_is_refused_and_records_nothing(client: TestClient) -> None:

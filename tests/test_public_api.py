@@ -136,10 +136,10 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "harness.fleet": [
         "PLATFORMS", "VENDORS", "AdminReader", "DeviceObserver", "DevicePlan", "DeviceRun", "DeviceTask",
-        "FinishedDevice", "FleetEnvironment", "FleetRun", "FleetSession", "PlatformProfile", "Progress",
-        "RunInterrupted", "RunOptions", "RunStopped", "Vendor", "check_device", "choose_backend",
-        "plan_fleet", "plan_group", "run_device", "run_fleet", "run_from_json", "run_to_json",
-        "task_from_json", "task_to_json"
+        "FinishedDevice", "FleetEnvironment", "FleetRun", "FleetSession", "Inapplicable", "PlatformProfile",
+        "Progress", "RunInterrupted", "RunOptions", "RunStopped", "Vendor", "check_device", "choose_backend",
+        "inapplicable_groups", "plan_fleet", "plan_group", "run_device", "run_fleet", "run_from_json",
+        "run_to_json", "task_from_json", "task_to_json"
     ],
     "harness.network": [
         "Fault", "Link", "RefusingEndpoint", "ResettingEndpoint", "Route", "Rule"

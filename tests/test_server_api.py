@@ -533,15 +533,14 @@ def test_garbage_evidence_enrolls_but_is_not_attested(client: TestClient, token_
 
 
 def test_nonce_then_garbage_enrollment_is_not_attested(client: TestClient) -> None:
+    token = {"Authorization": f"Bearer {user_token(client)}"}
     nonce = client.get(
-        "/enrollment/nonce",
-        params={"emmDeviceId": "emm-0007", "deviceName": "PC-0007"},
-        headers={"Authorization": f"Bearer {user_token(client)}"},
+        "/enrollment/nonce", params={"emmDeviceId": "emm-0007", "deviceName": "PC-0007"}, headers=token
     )
     assert nonce.status_code == 200
     assert report_rows(client)["emm-0007"]["Device attestation status"] == "In progress"
     request = enrollment(EmmDeviceId="emm-0007", DeviceName="PC-0007", **garbage_evidence())
-    response = client.post("/enrollment", json=request, headers={"Authorization": "Bearer not-a-jwt"})
+    response = client.post("/enrollment", json=request, headers=token)
     assert response.status_code == 200, response.text
     row = report_rows(client)["emm-0007"]
     assert row["Device attestation status"] == "Not attested"

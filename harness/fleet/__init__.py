@@ -8,6 +8,7 @@
 
 from ..catalog import PLATFORMS, VENDORS, PlatformProfile, Vendor
 from ._admin import AdminReader
+from ._applicable import Inapplicable, inapplicable_groups
 from ._compare import check_device
 from ._device import DeviceRun, FleetEnvironment, run_device
 from ._partial import RunInterrupted, RunStopped
@@ -29,6 +30,7 @@ __all__ = [
     "FleetEnvironment",
     "FleetRun",
     "FleetSession",
+    "Inapplicable",
     "PlatformProfile",
     "Progress",
     "RunInterrupted",
@@ -37,6 +39,7 @@ __all__ = [
     "Vendor",
     "check_device",
     "choose_backend",
+    "inapplicable_groups",
     "plan_fleet",
     "plan_group",
     "run_device",

@@ -20,7 +20,12 @@ class AdminReader:
     def device(self, device_id: str) -> dict[str, Any] | None:
         """The server's record of a device, or None when it never heard of it."""
         try:
-            response = self._http.get(f"/admin/devices/{device_id}")
+            try:
+                response = self._http.get(f"/admin/devices/{device_id}")
+            except httpx.RemoteProtocolError:
+                # The server closed the idle kept-alive connection as this GET went out (its
+                # keep-alive timeout, on a busy machine): ask again once, on a new connection.
+                response = self._http.get(f"/admin/devices/{device_id}")
         except httpx.TransportError as exc:
             # No answer at all: the server is gone, and every later device would wait for it too.
             raise ServerLost(f"{self._http.base_url}: {type(exc).__name__}: {exc or 'no answer'}") from exc

@@ -32,6 +32,7 @@ from ..results import DeviceResult, RunResult, summarise
 from ..scenario import Expectation, Scenario, refuse_settings_for_backend
 from ..tpm import BACKENDS, TPMBackend, check_backend, open_backend
 from ._admin import AdminReader
+from ._applicable import needs_own_server, not_applicable_result
 from ._bundles import BundleWriter
 from ._clock import ClockLock
 from ._compare import check_device
@@ -84,6 +85,14 @@ class FleetRun:
             self.plans + [p for plans, _ in self._stepped.values() for p in plans],
             {**expectations, **{k: v for _, each in self._stepped.values() for k, v in each.items()}},
         )
+        # With --server, devices whose world needs the harness's own server are reported, not run.
+        self._skipped = _not_applicable(self.plans, self._stepped, self.options)
+        for plan in self.plans:
+            if plan.key in self._skipped:
+                self._collected.record(
+                    plan.key, not_applicable_result(plan, expectations[plan.key], self._skipped[plan.key])
+                )
+        self.plans = [plan for plan in self.plans if plan.key not in self._skipped]
         self.observers: list[DeviceObserver] = []
         if progress is not None:
             self.observers.append(lambda finished: progress(finished.run))
@@ -219,9 +228,11 @@ class FleetRun:
 
     def run_device(self, plan: DevicePlan, expectation: Expectation | None = None) -> DeviceResult:
         """One device without steps, in this process: run it, read its status, compare."""
+        expectation = expectation or self._collected.expectations[plan.key]
+        if plan.key in self._skipped:
+            return not_applicable_result(plan, expectation, self._skipped[plan.key])
         session = self._session()
         backend = self._here()
-        expectation = expectation or self._collected.expectations[plan.key]
         with self._clock_lock().shared():
             self._catch_up()
             run = run_device(plan, session.env, backend)
@@ -345,6 +356,25 @@ class FleetRun:
 
     def _observe_bundles(self, writer: BundleWriter) -> None:
         self.observers.append(lambda finished: writer(finished.plan, finished.run, finished.result))
+
+
+def _not_applicable(
+    plans: list[DevicePlan],
+    stepped_plans: dict[str, tuple[list[DevicePlan], dict[str, Expectation]]],
+    options: RunOptions,
+) -> dict[str, str]:
+    """With --server, the devices whose world needs the harness's own server, and why. A
+    scenario with steps cannot leave devices out (its steps name them): it is refused."""
+    if not options.server_url:
+        return {}
+    for name, (group_plans, _) in stepped_plans.items():
+        groups = sorted({p.group for p in group_plans if needs_own_server(p)})
+        if groups:
+            raise HarnessError(
+                f"scenario {name} has steps, and its groups {', '.join(groups)} cannot run with "
+                "--server: their world needs the harness's own server (run without --server)"
+            )
+    return {plan.key: reason for plan in plans if (reason := needs_own_server(plan))}
 
 
 def run_fleet(

@@ -58,6 +58,7 @@ FIELDS = (
     "checkpoints",
     "attempts",
     "engine",
+    "not_applicable",
 )
 
 # Nothing on the page may reach the network, and only the page's own script and style may
@@ -119,6 +120,7 @@ def _encode_device(device: DeviceResult, s: _StringTable) -> list[Any]:
             [s(a.time), s(a.status), s(a.detail), s(a.trigger), s(a.decision)] for a in device.attempts
         ],
         "engine": s(device.engine),
+        "not_applicable": s(device.not_applicable),
     }
     return [row[field] for field in FIELDS]
 
@@ -203,6 +205,7 @@ def decode_payload(payload: dict[str, Any]) -> list[DeviceResult]:
                     for a, b, c, d, e in row["attempts"]
                 ],
                 engine=strings[row["engine"]],
+                not_applicable=strings[row["not_applicable"]] if "not_applicable" in row else "",
             )
         )
     return devices

@@ -40,7 +40,7 @@ def _is_error(device: DeviceResult) -> bool:
 
 
 def _is_failure(device: DeviceResult) -> bool:
-    return not device.matched and not device.error
+    return not device.matched and not device.error and not device.not_applicable
 
 
 def _explanation(device: DeviceResult) -> str:
@@ -102,6 +102,8 @@ def _testcase(suite: ET.Element, stem: str, device: DeviceResult) -> None:
             case, "error", message=_clean(device.error.splitlines()[0]), type="HarnessError"
         )
         error.text = _clean(f"{device.error}\n\n{_explanation(device)}")
+    elif device.not_applicable:
+        ET.SubElement(case, "skipped", message=_clean(device.not_applicable))
     elif _is_failure(device):
         message = f"expected {describe(device.expected)}, got {describe(actual)}"
         missed = next((c for c in device.checkpoints if not c.matched), None)
@@ -115,7 +117,7 @@ def _counts(element: ET.Element, devices: list[DeviceResult], seconds: float) ->
     element.set("tests", str(len(devices)))
     element.set("failures", str(sum(1 for d in devices if _is_failure(d))))
     element.set("errors", str(sum(1 for d in devices if _is_error(d))))
-    element.set("skipped", "0")
+    element.set("skipped", str(sum(1 for d in devices if d.not_applicable)))
     element.set("time", _seconds(seconds))
 
 

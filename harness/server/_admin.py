@@ -4,13 +4,14 @@ device action, and (on a manual clock only) moving the server's time."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from fastapi import APIRouter, Depends, Header, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..hresult import HResult
-from ..protocol import MAX_ID, PLAIN_TEXT_PATTERN, REPORT_COLUMNS
+from ..protocol import REPORT_COLUMNS, DeviceIdText, canonical_device_id
 from ..status import RETRY_RECOMMENDED, AttestationStatus, StatusDetail
 from ._auth import E_ACCESSDENIED
 from ._clock import ClockLimitError, ManualClock
@@ -30,7 +31,7 @@ MAX_ADVANCE_SECONDS = 10 * 366 * 24 * 3600
 MAX_OFFSET = 1_000_000_000
 
 
-def principal(
+async def principal(
     authorization: Annotated[str | None, Header(max_length=4096, include_in_schema=False)] = None,
     ctx: ServerContext = Depends(context),
 ) -> Principal:
@@ -41,7 +42,7 @@ def principal(
     return found
 
 
-def remote_tasks(who: Principal = Depends(principal)) -> Principal:
+async def remote_tasks(who: Principal = Depends(principal)) -> Principal:
     if not who.remote_tasks:
         raise ServiceFailure(
             403,
@@ -72,8 +73,13 @@ def report_row(device: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.get("/reports/device-attestation", responses=errors(401, 429), openapi_extra=ADMIN_SECURITY)
-def device_attestation_report(
+@router.get(
+    "/reports/device-attestation",
+    responses=errors(401, 429) | {200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
+    response_class=Response,
+    openapi_extra=ADMIN_SECURITY,
+)
+async def device_attestation_report(
     status: Annotated[AttestationStatus | None, Query(description="Only devices with this status.")] = None,
     ownership: Annotated[
         str | None, Query(pattern="^(Corporate|Personal)$", description="Only this ownership.")
@@ -82,17 +88,23 @@ def device_attestation_report(
     limit: Annotated[int, Query(ge=1, le=1000, description="Rows to return.")] = 100,
     _: Principal = Depends(principal),
     ctx: ServerContext = Depends(context),
-) -> dict[str, Any]:
-    total, devices = ctx.store.report(
-        status=status.value if status else None, ownership=ownership, offset=offset, limit=limit
-    )
-    return {
-        "columns": list(REPORT_COLUMNS),
-        "total": total,
-        "offset": offset,
-        "limit": limit,
-        "rows": [report_row(d) for d in devices],
-    }
+) -> Response:
+    """A page of the report, rendered once per change of the data and shared by all readers."""
+    wanted = status.value if status else None
+
+    def render() -> bytes:
+        total, devices = ctx.store.report(status=wanted, ownership=ownership, offset=offset, limit=limit)
+        page = {
+            "columns": list(REPORT_COLUMNS),
+            "total": total,
+            "offset": offset,
+            "limit": limit,
+            "rows": [report_row(d) for d in devices],
+        }
+        return json.dumps(page, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    body = await ctx.report_cache.page((wanted, ownership, offset, limit), render)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/devices/{device_id:path}", responses=errors(401, 404), openapi_extra=ADMIN_SECURITY)
@@ -100,7 +112,17 @@ def device_detail(
     device_id: str, _: Principal = Depends(principal), ctx: ServerContext = Depends(context)
 ) -> dict[str, Any]:
     """One device, its attempts and its latest Attest action. The id is percent-encoded in the
-    path; any character is allowed, '/' included (as %2F or as is)."""
+    path, '/' included (as %2F or as is), and compared in lower case as every device id is.
+    `attest` is the Attest device action (POST only), never a device id here."""
+    if device_id == "attest":
+        raise ServiceFailure(
+            405,
+            "method_not_allowed",
+            HResult.E_FAIL,
+            "the Attest device action takes POST /admin/devices/attest",
+            headers={"Allow": "POST"},
+        )
+    device_id = canonical_device_id(device_id)
     device = ctx.store.device(device_id, ctx.clock.now())
     if device is None:
         raise ServiceFailure(404, "unknown_device", HResult.E_FAIL, f"no device {device_id}")
@@ -119,13 +141,10 @@ def device_detail(
     }
 
 
-DeviceId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID, pattern=PLAIN_TEXT_PATTERN)]
-
-
 class AttestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    device_ids: list[DeviceId] = Field(
+    device_ids: list[DeviceIdText] = Field(
         alias="deviceIds",
         min_length=1,
         max_length=MAX_DEVICES_PER_ACTION,

@@ -114,9 +114,18 @@ def create_app(config: ServerConfig, clock: Clock | None = None) -> FastAPI:
         title="Enrollment attestation reference server",
         version=__version__,
         description="AIK CA, identity provider, MDM enrollment, attestation evaluator and report.",
+        # No /docs or /redoc: both load their scripts from a CDN, blank in an offline lab and
+        # outside any CSP. /openapi.json is the document; docs/protocol.md explains it.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.context = ctx
-    app.state.rate_limits = RateLimits(config.rate_per_address, config.rate_per_device)
+    app.state.rate_limits = RateLimits(
+        config.rate_per_address,
+        config.rate_per_device,
+        config.rate_unauthenticated_per_address,
+        config.unbound_rows_per_address,
+    )
     for module in (_aik_ca, _idp, _enrollment, _checkin, _admin, _admin_page):
         app.include_router(module.router)
 
@@ -140,5 +149,5 @@ def create_app(config: ServerConfig, clock: Clock | None = None) -> FastAPI:
 
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
     app.add_middleware(ReadableTarget)
-    _openapi.install(app)
+    _openapi.install(app, config.max_body_bytes)
     return app

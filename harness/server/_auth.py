@@ -1,7 +1,9 @@
 """Who a device request comes from.
 
 A device proves itself at first enrollment with the Entra token of its join (the token's
-'deviceid' claim binds the EmmDeviceId to that Entra device); the enrollment answer then
+'deviceid' claim binds the EmmDeviceId to that Entra device). The id is claimed earlier, by
+the first valid token that asks for its nonce: from then on, until it enrolls, only that
+token's identity may change the record. The enrollment answer then
 hands it a device credential, a 256-bit random bearer secret sent in the Device-Credential
 header of its nonce requests, check-ins and later enrollments. The server keeps only the
 SHA-256 of the credential: it has 256 random bits, so the hash can be neither inverted nor
@@ -45,13 +47,27 @@ class Proof(Enum):
 @dataclass(frozen=True)
 class Caller:
     proof: Proof
-    bound: bool  # the record is tied to an identity already
+    bound: bool  # the record is tied to an identity already (bound, or claimed by a nonce request)
     token_device: str  # the verified token's deviceid ('' without one)
+    token_identity: str = ""  # who a valid token names: 'device:<deviceid>' or 'user:<tid>/<upn>'
+    known: bool = False  # the server has a record of this id
 
     @property
     def may_bind(self) -> bool:
         """This request ties the id to its identity and receives a (new) credential."""
         return self.proof in (Proof.TOKEN, Proof.FIRST_ENROLLMENT)
+
+    @property
+    def authenticated(self) -> bool:
+        return self.proof is not Proof.NONE
+
+    def limit_key(self, emm_device_id: str) -> str:
+        """What the per-device limit counts this request against: the device once bound; before,
+        the id together with the identity that proved itself, so that a stranger's valid token
+        cannot use up the limit of an id it does not own."""
+        if self.proof is Proof.FIRST_ENROLLMENT:
+            return f"{emm_device_id}\n{self.token_identity}"
+        return emm_device_id
 
 
 def new_credential() -> tuple[str, bytes]:
@@ -92,22 +108,38 @@ def identify(
     `token_verdict`: the token verified already (by verify_token_once), so that an enrollment
     verifies its token once for authentication and evaluation."""
     binding = ctx.store.binding(emm_device_id)
-    token_device, token_valid = "", False
+    known = binding is not None
+    token_device, identity = "", ""
     if token:
         verdict = token_verdict or verify_token_once(ctx, token, now)
-        token_valid = verdict.valid
-        if token_valid:
-            token_device = str(verdict.claims.get(DEVICE_ID_CLAIM) or "")
+        if verdict.valid:
+            token_device, identity = token_identity(verdict.claims)
     if binding is not None and binding.bound:
         stored = binding.credential_sha256
         if credential and stored is not None and hmac.compare_digest(credential_digest(credential), stored):
-            return Caller(Proof.CREDENTIAL, True, token_device)
-        if token_valid and binding.entra_device_id and token_device == binding.entra_device_id:
-            return Caller(Proof.TOKEN, True, token_device)
-        return Caller(Proof.NONE, True, token_device)
-    if token_valid:
-        return Caller(Proof.FIRST_ENROLLMENT, False, token_device)
-    return Caller(Proof.NONE, False, token_device)
+            return Caller(Proof.CREDENTIAL, True, token_device, identity, known)
+        if identity and binding.entra_device_id and token_device == binding.entra_device_id:
+            return Caller(Proof.TOKEN, True, token_device, identity, known)
+        return Caller(Proof.NONE, True, token_device, identity, known)
+    if binding is not None and binding.claimed_by:
+        proof = Proof.FIRST_ENROLLMENT if identity == binding.claimed_by else Proof.NONE
+        return Caller(proof, True, token_device, identity, known)
+    if identity:
+        return Caller(Proof.FIRST_ENROLLMENT, False, token_device, identity, known)
+    return Caller(Proof.NONE, False, token_device, identity, known)
+
+
+def token_identity(claims: dict[str, object]) -> tuple[str, str]:
+    """The deviceid of a verified token and the identity it proves ('', '' when it proves none).
+
+    A 'deviceid' that is not a non-empty string is no device identity: such a token is treated
+    as invalid here (docs/protocol.md), never as the text of a list or a number."""
+    device = claims.get(DEVICE_ID_CLAIM)
+    if device is not None:
+        if not isinstance(device, str) or not device:
+            return "", ""
+        return device, f"device:{device}"
+    return "", f"user:{claims.get('tid', '')}/{claims.get('upn', '')}"
 
 
 def verify_token_once(ctx: ServerContext, token: str, now: dt.datetime) -> TokenVerdict:
@@ -126,7 +158,7 @@ def require_device(caller: Caller, emm_device_id: str) -> None:
     if caller.proof is Proof.NONE:
         if caller.bound:
             raise refuse(
-                f"device {emm_device_id} is enrolled: send its {CREDENTIAL_HEADER} or the Entra "
-                "token of the device it is bound to"
+                f"device {emm_device_id} is enrolled or enrolling: send its {CREDENTIAL_HEADER} or "
+                "the Entra token of the device it is bound to (or that asked for its nonce)"
             )
         raise refuse("send a valid Entra token (Authorization: Bearer) to start enrolling this device")

@@ -39,11 +39,20 @@ class ServerConfig:
     principals: dict[str, Principal] = field(default_factory=dict)
     db_file: Path | None = None  # default: server.sqlite3 in data_dir
     # Requests per minute to the device endpoints (AIK CA, identity provider, enrollment), per
-    # client address and per device id a request names. The address ceiling is high because a
-    # whole lab fleet may come from one address (a 200-device run sends about 2,000); the
-    # per-device limit is what stops one caller hammering one record.
+    # client address. The ceiling is high because a whole lab fleet may come from one address
+    # (a 200-device run sends about 2,000).
     rate_per_address: int = 20_000
+    # Per device, counting only requests that proved they come from it: what stops a device
+    # (or a thief of its credential) hammering its own record. Naming the id is not enough.
     rate_per_device: int = 120
+    # Per client address, nonce, enrollment and check-in requests that proved nothing.
+    rate_unauthenticated_per_address: int = 300
+    # Records an unauthenticated enrollment may create (for ids the server never saw): per client
+    # address and minute, and in all. Such records are never bound to anyone; the oldest ones not
+    # touched for stale_unbound_after (on the server's clock) make room for new ones.
+    unbound_rows_per_address: int = 60
+    max_unbound_devices: int = 10_000
+    stale_unbound_after: dt.timedelta = dt.timedelta(days=1)
 
     @property
     def db_path(self) -> Path:

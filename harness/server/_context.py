@@ -16,6 +16,7 @@ from ..verifier import Policy
 from ._clock import Clock
 from ._config import Principal, ServerConfig
 from ._rbac import default_admin
+from ._report_cache import ReportCache
 from ._secure import check_keys, private_dir
 from ._store import Store
 
@@ -97,6 +98,10 @@ class ServerContext:
     policy: Policy  # what the evaluator trusts; fixed for the server's life
     principals: dict[str, Principal] = field(default_factory=dict)  # bearer token -> principal
     admin_token_file: Path | None = None  # where the generated admin's token is, if one was made
+    report_cache: ReportCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.report_cache = ReportCache(self.store)
 
     @classmethod
     def open(cls, config: ServerConfig, clock: Clock) -> ServerContext:

@@ -6,6 +6,7 @@ verdict (claims against evidence included) and the TPM it verified (_evidence).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import secrets
@@ -15,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from ..protocol import (
+    DEVICE_ID_PATTERN,
     MAX_ID,
     MAX_TEXT,
     PLAIN_TEXT_PATTERN,
@@ -24,21 +26,24 @@ from ..protocol import (
     EnrollmentTrigger,
     NonceResponse,
     b64,
+    canonical_device_id,
 )
 from ..verifier import (
     EvidenceFormatError,
     NonceState,
+    Verdict,
     claimed_nonce,
     evaluate,
     evidence_from_request,
     load_certificate,
 )
 from . import _auth
-from ._context import ServerContext, ServiceFailure, bad_request
-from ._deps import context, rate_limits
+from ._context import ServerContext, ServiceFailure, bad_request, too_many_requests
+from ._deps import context, count_device_request, rate_limits
 from ._evidence import tpm_columns
-from ._openapi import DEVICE_SECURITY, errors
+from ._openapi import DEVICE_SECURITY, ENROLLMENT_SECURITY, errors
 from ._schema import iso
+from ._store import UnboundLimitError, UnownedRoom
 
 router = APIRouter(prefix="/enrollment", tags=["MDM enrollment"])
 log = logging.getLogger(__name__)
@@ -59,8 +64,8 @@ def nonce(
             alias="emmDeviceId",
             min_length=1,
             max_length=MAX_ID,
-            pattern=PLAIN_TEXT_PATTERN,
-            description="The EmmDeviceId the nonce is bound to.",
+            pattern=DEVICE_ID_PATTERN,
+            description="The EmmDeviceId the nonce is bound to (case-insensitive, see EmmDeviceId).",
         ),
     ],
     device_name: Annotated[
@@ -75,7 +80,10 @@ def nonce(
     ],
     trigger: Annotated[
         EnrollmentTrigger | None,
-        Query(description="Why the device starts this attempt (as EnrollmentTrigger); kept with it."),
+        Query(
+            description="Why the device starts this attempt (as EnrollmentTrigger). The server's own "
+            "records win: 'attest-action' only if it handed this device an Attest command."
+        ),
     ] = None,
     authorization: _auth.AuthorizationHeader = None,
     device_credential: _auth.CredentialHeader = None,
@@ -83,16 +91,22 @@ def nonce(
 ) -> NonceResponse:
     """A fresh nonce for TPM2_Certify, bound to the device; it shows as 'in process' until it enrolls.
 
-    An enrolled device sends its device credential; a device not yet enrolled, a valid Entra token.
+    An enrolled device sends its device credential; a device not yet enrolled, a valid Entra token,
+    whose identity then claims the id: until the device enrolls, only that identity may change it.
     """
-    rate_limits(request).check(request, emm_device_id)
+    emm_device_id = canonical_device_id(emm_device_id)
+    rate_limits(request).check(request)
     now = ctx.clock.now()
     caller = _auth.identify(
         ctx, emm_device_id, token=_auth.bearer(authorization), credential=device_credential, now=now
     )
+    count_device_request(request, caller, emm_device_id)
     _auth.require_device(caller, emm_device_id)
     value = secrets.token_bytes(32)
-    ctx.store.issue_nonce(value, emm_device_id, device_name, now, ctx.config.nonce_lifetime, trigger or "")
+    claim = caller.token_identity if caller.proof is _auth.Proof.FIRST_ENROLLMENT else ""
+    ctx.store.issue_nonce(
+        value, emm_device_id, device_name, now, ctx.config.nonce_lifetime, trigger or "", claim=claim
+    )
     return NonceResponse(nonce=b64(value), expiresAt=iso(now + ctx.config.nonce_lifetime))
 
 
@@ -101,7 +115,7 @@ def nonce(
     response_model=EnrollmentResponse,
     response_model_by_alias=True,
     responses=errors(401, 409, 413, 429),
-    openapi_extra=DEVICE_SECURITY,
+    openapi_extra=ENROLLMENT_SECURITY,
 )
 def enroll(
     body: EnrollmentRequest,
@@ -117,7 +131,7 @@ def enroll(
     whose nonce was used already is a replay (409). Neither records anything.
     """
     items = body.context_items
-    rate_limits(request).check(request, items.emm_device_id)
+    rate_limits(request).check(request)
     now = ctx.clock.now()
     token = _auth.bearer(authorization)
     token_verdict = _auth.verify_token_once(ctx, token, now) if token else None
@@ -129,8 +143,15 @@ def enroll(
         now=now,
         token_verdict=token_verdict,
     )
+    count_device_request(request, caller, items.emm_device_id)
     if caller.bound:
         _auth.require_device(caller, items.emm_device_id)
+    unowned = None
+    if not caller.authenticated:
+        # Judged, and recorded as nobody's: bounded per address and in all (docs/protocol.md).
+        if not caller.known:
+            rate_limits(request).new_unbound_row(request)
+        unowned = UnownedRoom(ctx.config.max_unbound_devices, ctx.config.stale_unbound_after)
     try:
         evidence = evidence_from_request(body, token)
     except EvidenceFormatError as exc:
@@ -163,6 +184,22 @@ def enroll(
         log.exception("evaluation failed for %s", items.emm_device_id)
         raise bad_request(f"evidence could not be evaluated: {exc}", "unevaluable_evidence") from exc
     credential, digest = _auth.new_credential() if caller.may_bind else (None, None)
+    try:
+        _record(ctx, items, verdict, caller, digest, now, unowned)
+    except UnboundLimitError as exc:
+        raise too_many_requests("too_many_unbound_devices", str(exc), 60) from exc
+    return EnrollmentResponse(deviceId=items.emm_device_id, enrolled=True, deviceCredential=credential)
+
+
+def _record(
+    ctx: ServerContext,
+    items: ContextItems,
+    verdict: Verdict,
+    caller: _auth.Caller,
+    digest: bytes | None,
+    now: dt.datetime,
+    unowned: UnownedRoom | None,
+) -> None:
     ctx.store.record_enrollment(
         emm_device_id=items.emm_device_id,
         inventory={
@@ -184,9 +221,10 @@ def enroll(
         now=now,
         bind_to=caller.token_device if caller.proof is _auth.Proof.FIRST_ENROLLMENT else None,
         credential_sha256=digest,
-        trigger=items.enrollment_trigger or "",
+        # Only an authenticated device's word on why it enrolls is kept (the server's records win).
+        trigger=(items.enrollment_trigger or "") if caller.authenticated else "",
+        unowned=unowned,
     )
-    return EnrollmentResponse(deviceId=items.emm_device_id, enrolled=True, deviceCredential=credential)
 
 
 def summarise_items(items: ContextItems) -> dict[str, str]:

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Body, Depends
 from jwt.algorithms import RSAAlgorithm
 
 from ..protocol import (
+    AssertionNonceRequest,
     AssertionNonceResponse,
     DeviceRegistrationRequest,
     DeviceRegistrationResponse,
@@ -65,8 +66,12 @@ def register(
 @router.post(
     "/nonce", response_model=AssertionNonceResponse, response_model_by_alias=True, responses=errors(413, 429)
 )
-def assertion_nonce(ctx: ServerContext = Depends(context)) -> AssertionNonceResponse:
-    """A nonce for the device's next assertion: signed by this provider, valid for ten minutes."""
+def assertion_nonce(
+    body: Annotated[AssertionNonceRequest | None, Body()] = None, ctx: ServerContext = Depends(context)
+) -> AssertionNonceResponse:
+    """A nonce for the device's next assertion: signed by this provider, valid for ten minutes.
+
+    The body is absent or the JSON object {}; anything else is refused (400)."""
     now = ctx.clock.now()
     claims = {
         "purpose": _NONCE_PURPOSE,

@@ -1,5 +1,6 @@
 """What the OpenAPI document says beyond what FastAPI derives: every error status an
-operation can send, with the error body and its headers, and the two bearer schemes."""
+operation can send, with the error body and its headers, the bearer schemes, the body size
+limit, and the links between operations (what one answer gives the next request)."""
 
 from __future__ import annotations
 
@@ -47,10 +48,15 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 # Device requests: the Entra token, the device credential, or both (see docs/protocol.md for
-# which proves what); {} because a first enrollment without a valid token is still judged.
-DEVICE_SECURITY: dict[str, Any] = {
-    "security": [{"entraToken": []}, {"deviceCredential": []}, {"deviceCredential": [], "entraToken": []}, {}]
-}
+# which proves what). A nonce and a check-in need one (401 without); an enrollment is judged
+# without one too ({}), recorded as nobody's, for an id nobody has claimed.
+_DEVICE_PROOFS: list[dict[str, list[str]]] = [
+    {"entraToken": []},
+    {"deviceCredential": []},
+    {"deviceCredential": [], "entraToken": []},
+]
+DEVICE_SECURITY: dict[str, Any] = {"security": _DEVICE_PROOFS}
+ENROLLMENT_SECURITY: dict[str, Any] = {"security": [*_DEVICE_PROOFS, {}]}
 ADMIN_SECURITY: dict[str, Any] = {"security": [{"adminToken": []}]}
 
 _SCHEMES = {
@@ -74,8 +80,52 @@ _SCHEMES = {
 }
 
 
-def install(app: FastAPI) -> None:
-    """Replace app.openapi with one that adds the schemes and drops FastAPI's unused 422."""
+# (source method, path, status) -> links: what an answer hands to the next request.
+_LINKS: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {
+    ("post", "/aik/challenge", "200"): {
+        "ActivateTheAik": {
+            "target": ("post", "/aik/activate"),
+            "requestBody": {"challengeId": "$response.body#/challengeId"},
+            "description": "The challenge id names the challenge the secret answers.",
+        }
+    },
+    ("post", "/enrollment", "200"): {
+        "DeviceDetail": {
+            "target": ("get", "/admin/devices/{device_id}"),
+            "parameters": {"path.device_id": "$response.body#/deviceId"},
+            "description": "The enrolled device, in the admin's detail view.",
+        },
+        "CheckIn": {
+            "target": ("post", "/enrollment/checkin"),
+            "requestBody": {"emmDeviceId": "$response.body#/deviceId"},
+            "description": "The enrolled device checks in (with its Device-Credential).",
+        },
+        "AttestTheDevice": {
+            "target": ("post", "/admin/devices/attest"),
+            "requestBody": {"deviceIds": ["$response.body#/deviceId"]},
+            "description": "The Attest device action for the enrolled device.",
+        },
+    },
+    ("post", "/admin/devices/attest", "202"): {
+        "ActionDevice": {
+            "target": ("get", "/admin/devices/{device_id}"),
+            "parameters": {"path.device_id": "$response.body#/devices/0/deviceId"},
+            "description": "A device the action was for, with the action's state.",
+        }
+    },
+    ("get", "/admin/reports/device-attestation", "200"): {
+        "FirstRowDetail": {
+            "target": ("get", "/admin/devices/{device_id}"),
+            "parameters": {"path.device_id": "$response.body#/rows/0/Device ID"},
+            "description": "The first row's device, in the detail view.",
+        }
+    },
+}
+
+
+def install(app: FastAPI, max_body_bytes: int) -> None:
+    """Replace app.openapi with one that adds the schemes, the body limit and the links, and
+    drops FastAPI's unused 422."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
@@ -83,10 +133,15 @@ def install(app: FastAPI) -> None:
         schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
-        for path in schema.get("paths", {}).values():
+        schema["info"]["x-max-body-bytes"] = max_body_bytes
+        paths = schema.get("paths", {})
+        for path in paths.values():
             for operation in path.values():
                 # The server answers validation errors with 400 and the error body, never 422.
                 operation.get("responses", {}).pop("422", None)
+                if "requestBody" in operation:
+                    _limit_body(operation, max_body_bytes)
+        _link(paths)
         components = schema.setdefault("components", {})
         for unused in ("HTTPValidationError", "ValidationError"):
             components.get("schemas", {}).pop(unused, None)
@@ -95,3 +150,28 @@ def install(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _limit_body(operation: dict[str, Any], max_bytes: int) -> None:
+    """Every body is refused above the limit (413) before it is parsed: say so where it is."""
+    operation["requestBody"]["x-max-body-bytes"] = max_bytes
+    description = operation["requestBody"].get("description", "")
+    operation["requestBody"]["description"] = f"{description} At most {max_bytes} bytes (413 above).".strip()
+    responses = operation.setdefault("responses", {})
+    if "413" not in responses:
+        responses["413"] = errors(413)[413] | {
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ServiceError"}}}
+        }
+        responses["413"].pop("model", None)
+
+
+def _link(paths: dict[str, Any]) -> None:
+    for (method, path, status), links in _LINKS.items():
+        response = paths[path][method]["responses"][status]
+        response["links"] = {
+            name: {
+                "operationId": paths[link["target"][1]][link["target"][0]]["operationId"],
+                **{k: v for k, v in link.items() if k != "target"},
+            }
+            for name, link in links.items()
+        }

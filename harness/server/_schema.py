@@ -99,6 +99,9 @@ _ADDED_DEVICE_COLUMNS = {
     "tpm_model": "TEXT NOT NULL DEFAULT ''",
     "tpm_firmware": "TEXT NOT NULL DEFAULT ''",
     "tpm_evidence": "TEXT NOT NULL DEFAULT ''",
+    # Who asked for the nonce of an id not yet bound ('device:<Entra id>' or 'user:<tid>/<upn>'):
+    # until it enrolls, only that token's holder may change the record.
+    "claimed_by": "TEXT NOT NULL DEFAULT ''",
 }
 
 
@@ -120,6 +123,8 @@ def create_schema(db: sqlite3.Connection) -> None:
     for name, declaration in _ADDED_ATTEMPT_COLUMNS.items():
         if name not in present:
             db.execute(f"ALTER TABLE attempts ADD COLUMN {name} {declaration}")
+    # Records no identity owns, oldest first: counted against their bound, expired when stale.
+    db.execute("CREATE INDEX IF NOT EXISTS devices_unowned ON devices(bound, claimed_by, last_checkin)")
 
 
 def iso(moment: dt.datetime) -> str:

@@ -58,13 +58,14 @@ class StandaloneServer:
         ctx = self.app.state.context
         if ctx.admin_token_file is not None:
             admins = f"admin (remote tasks); its token is in {ctx.admin_token_file} (mode 0600)"
-            token_hint = f'"$(cat {ctx.admin_token_file})"'
+            # A file name, never the token: a token on a command line is in every process list.
+            token_hint = f"--admin-token-file {ctx.admin_token_file}"
         else:
             names = [
                 f"{p.name}{' (remote tasks)' if p.remote_tasks else ''}" for p in ctx.principals.values()
             ]
             admins = f"{', '.join(names)} from {self._rbac}"
-            token_hint = "TOKEN"
+            token_hint = "--admin-token-file FILE (or HARNESS_ADMIN_TOKEN in the environment)"
         manual = isinstance(self.app.state.context.clock, ManualClock)
         clock = "manual: POST /admin/clock/advance moves it" if manual else "system"
         return [
@@ -73,8 +74,7 @@ class StandaloneServer:
             f"  vendor CAs  {self.pki_dir}",
             f"  admins      {admins}",
             f"  clock       {clock}",
-            f"devices: harness run --server {self.url} --admin-token {token_hint} "
-            f"--pki-dir {self.pki_dir} SCENARIO...",
+            f"devices: harness run --server {self.url} {token_hint} --pki-dir {self.pki_dir} SCENARIO...",
             "Ctrl-C or SIGTERM stops the server.",
         ]
 

@@ -1,7 +1,8 @@
 """Durable server state in one SQLite file (schema in _schema, actions in _actions).
 
-FastAPI runs sync handlers on a thread pool, so one connection is shared under
-a lock; WAL keeps readers of the report from blocking enrollments.
+FastAPI runs sync handlers on a thread pool, so one connection for writes is shared under
+a lock; the report reads through a connection of its own per thread, which WAL lets read
+while enrollments write. `version` moves with every write, so readers can cache a page.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from ..status import AttestationStatus, StatusDetail
-from . import _actions
+from . import _actions, _unbound
 from ._actions import ActionOutcome
+from ._attempts import finish_attempt
 from ._schema import create_schema, iso, parse_iso
 from ._secure import private_database
+from ._unbound import UnboundLimitError
 
-__all__ = ["ActionOutcome", "DeviceBinding", "NonceLookup", "Store"]
+__all__ = ["ActionOutcome", "DeviceBinding", "NonceLookup", "Store", "UnboundLimitError", "UnownedRoom"]
 
 
 _TPM_UNKNOWN = {"tpm_model": "", "tpm_firmware": "", "tpm_evidence": ""}
@@ -38,12 +41,21 @@ class NonceLookup:
 
 
 @dataclass(frozen=True)
+class UnownedRoom:
+    """How many records unauthenticated enrollments may hold, and when one is stale."""
+
+    cap: int
+    stale_after: dt.timedelta
+
+
+@dataclass(frozen=True)
 class DeviceBinding:
     """Who a device record belongs to, once an authenticated first enrollment said so."""
 
     bound: bool
     entra_device_id: str  # '' when bound through a user token: only the credential proves it
     credential_sha256: bytes | None
+    claimed_by: str = ""  # not bound yet: the identity whose token asked for its nonce
 
 
 class Store:
@@ -51,9 +63,13 @@ class Store:
         self.action_timeout = action_timeout
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         private_database(path)  # created 0600 before SQLite opens it, so never readable by others
+        self._path = path
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
+        self._readers = threading.local()
+        self._reader_connections: list[sqlite3.Connection] = []
+        self.version = 0  # moved by every committed write
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -63,6 +79,21 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            for reader in self._reader_connections:
+                reader.close()
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read-only connection (WAL: it reads while a write is in progress)."""
+        reader: sqlite3.Connection | None = getattr(self._readers, "db", None)
+        if reader is None:
+            reader = sqlite3.connect(
+                f"file:{self._path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+            )
+            reader.row_factory = sqlite3.Row
+            self._readers.db = reader
+            with self._lock:
+                self._reader_connections.append(reader)
+        return reader
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -74,6 +105,7 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            self.version += 1
 
     # --- nonces ------------------------------------------------------------------
 
@@ -85,25 +117,33 @@ class Store:
         now: dt.datetime,
         lifetime: dt.timedelta,
         trigger: str = "",
+        claim: str = "",
     ) -> None:
-        """Store a nonce bound to the device and mark the device's attestation as started."""
+        """Store a nonce bound to the device and mark the device's attestation as started.
+
+        `claim` (the identity of the token that asked) is kept for a record nobody has bound yet:
+        until it enrolls, only that identity may change it."""
         with self._transaction() as db:
+            trigger = _actions.trigger_of(db, emm_device_id, now, self.action_timeout, trigger)
             db.execute(
                 "INSERT INTO nonces(nonce, emm_device_id, issued_at, expires_at) VALUES (?,?,?,?)",
                 (nonce, emm_device_id, iso(now), iso(now + lifetime)),
             )
             db.execute(
-                """INSERT INTO devices(emm_device_id, device_name, status, detail, last_checkin)
-                   VALUES (?,?,?,?,?)
+                """INSERT INTO devices(emm_device_id, device_name, status, detail, last_checkin, claimed_by)
+                   VALUES (?,?,?,?,?,?)
                    ON CONFLICT(emm_device_id) DO UPDATE SET
                      status=excluded.status, detail=excluded.detail, decision='',
-                     last_checkin=excluded.last_checkin""",
+                     last_checkin=excluded.last_checkin,
+                     claimed_by=CASE WHEN devices.bound=0 AND devices.claimed_by=''
+                                     THEN excluded.claimed_by ELSE devices.claimed_by END""",
                 (
                     emm_device_id,
                     device_name,
                     AttestationStatus.IN_PROGRESS,
                     StatusDetail.IN_PROCESS,
                     iso(now),
+                    claim,
                 ),
             )
             db.execute(
@@ -178,7 +218,7 @@ class Store:
         """None for an id the server has no record of."""
         with self._lock:
             row = self._db.execute(
-                "SELECT bound, binding, credential_sha256 FROM devices WHERE emm_device_id=?",
+                "SELECT bound, binding, credential_sha256, claimed_by FROM devices WHERE emm_device_id=?",
                 (emm_device_id,),
             ).fetchone()
         if row is None:
@@ -188,6 +228,7 @@ class Store:
             bound=bool(row["bound"]),
             entra_device_id=str(row["binding"]),
             credential_sha256=None if credential is None else bytes(credential),
+            claimed_by=str(row["claimed_by"]),
         )
 
     def record_enrollment(
@@ -204,11 +245,16 @@ class Store:
         bind_to: str | None = None,
         credential_sha256: bytes | None = None,
         trigger: str = "",
+        unowned: UnownedRoom | None = None,
     ) -> None:
         """The result of an enrollment; bind_to ties the id to an identity (first enrollment),
-        credential_sha256 replaces the device credential."""
+        credential_sha256 replaces the device credential. `unowned`: the request proved nothing,
+        so a new record must fit in the room for unowned records (else UnboundLimitError)."""
         stamp = iso(now)
         with self._transaction() as db:
+            if unowned is not None:
+                _unbound.make_room(db, emm_device_id, now, unowned.stale_after, unowned.cap)
+            trigger = _actions.trigger_of(db, emm_device_id, now, self.action_timeout, trigger)
             db.execute(
                 """INSERT INTO devices(emm_device_id, device_name, entra_device_id, upn, status, detail,
                      decision, os_version, ownership, manufacturer, model, serial, tpm_version,
@@ -247,44 +293,8 @@ class Store:
                     "UPDATE devices SET credential_sha256=? WHERE emm_device_id=?",
                     (credential_sha256, emm_device_id),
                 )
-            self._finish_attempt(db, emm_device_id, stamp, status, detail, decision, checks, items, trigger)
+            finish_attempt(db, emm_device_id, stamp, status, detail, decision, checks, items, trigger)
             _actions.complete_delivered(db, emm_device_id, now, self.action_timeout)
-
-    @staticmethod
-    def _finish_attempt(
-        db: sqlite3.Connection,
-        emm_device_id: str,
-        stamp: str,
-        status: AttestationStatus,
-        detail: StatusDetail,
-        decision: str,
-        checks: list[dict[str, Any]],
-        items: dict[str, str],
-        trigger: str,
-    ) -> None:
-        open_attempt = db.execute(
-            "SELECT id FROM attempts WHERE emm_device_id=? AND finished_at IS NULL ORDER BY id DESC LIMIT 1",
-            (emm_device_id,),
-        ).fetchone()
-        values = (stamp, str(status), str(detail), decision, json.dumps(checks), json.dumps(items), trigger)
-        if open_attempt is None:
-            db.execute(
-                """INSERT INTO attempts(emm_device_id, started_at, finished_at, status, detail,
-                     decision, checks, items, trigger) VALUES (?,?,?,?,?,?,?,?,?)""",
-                (emm_device_id, stamp, *values),
-            )
-        else:
-            db.execute(
-                "UPDATE attempts SET finished_at=?, status=?, detail=?, decision=?, checks=?, items=?, "
-                "trigger=COALESCE(NULLIF(?, ''), trigger) WHERE id=?",
-                (*values, open_attempt["id"]),
-            )
-        # Older unfinished attempts of this device were superseded by this one.
-        db.execute(
-            "UPDATE attempts SET finished_at=?, decision='superseded' WHERE emm_device_id=? "
-            "AND finished_at IS NULL",
-            (stamp, emm_device_id),
-        )
 
     # --- the Attest device action ------------------------------------------------
 
@@ -337,12 +347,16 @@ class Store:
             where.append("ownership = ?")
             params.append(ownership)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        with self._lock:
-            total = self._db.execute(f"SELECT COUNT(*) FROM devices {clause}", params).fetchone()[0]
-            rows = self._db.execute(
+        reader = self._reader()
+        reader.execute("BEGIN")  # one snapshot for the count and the page
+        try:
+            total = reader.execute(f"SELECT COUNT(*) FROM devices {clause}", params).fetchone()[0]
+            rows = reader.execute(
                 f"SELECT * FROM devices {clause} ORDER BY device_name, emm_device_id LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             ).fetchall()
+        finally:
+            reader.execute("COMMIT")
         return int(total), [dict(r) for r in rows]
 
     def device(self, emm_device_id: str, now: dt.datetime) -> dict[str, Any] | None:

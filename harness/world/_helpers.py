@@ -43,18 +43,22 @@ class HelperService:
     name: str
     what: str  # for errors: 'a lagging replica'
     start: HelperStart
+    # It runs only next to the harness's own server (its storage and keys): not with --server.
+    needs_own_server: bool = False
 
 
 HELPERS: dict[str, HelperService] = {}
 
 
-def helper_service(name: str, what: str) -> Callable[[HelperStart], HelperStart]:
+def helper_service(
+    name: str, what: str, *, needs_own_server: bool = False
+) -> Callable[[HelperStart], HelperStart]:
     """Register a helper service's start function under `name`."""
 
     def register(start: HelperStart) -> HelperStart:
         if name in HELPERS:
             raise HarnessError(f"the helper service {name!r} is registered twice")
-        HELPERS[name] = HelperService(name, what, start)
+        HELPERS[name] = HelperService(name, what, start, needs_own_server)
         return start
 
     return register

@@ -60,6 +60,7 @@ const AttestationReport = (() => {
       checkpoints: ev.checkpoints,
       attempts: ev.attempts,
       engine: s[row[ix.engine]],
+      not_applicable: ix.not_applicable === undefined ? "" : s[row[ix.not_applicable]],
     };
   }
 
@@ -94,7 +95,8 @@ if (typeof document !== "undefined") {
     const devices = payload.devices.map((row, k) => {
       const actualStatus = row[ix.actual_status] === null ? null : s[row[ix.actual_status]];
       const actualDetail = row[ix.actual_detail] === null ? null : s[row[ix.actual_detail]];
-      const error = s[row[ix.error]];
+      const notApplicable = ix.not_applicable === undefined ? "" : s[row[ix.not_applicable]];
+      const error = s[row[ix.error]] || notApplicable;
       const matched = row[ix.matched] === 1;
       const d = {
         k: k,
@@ -108,7 +110,7 @@ if (typeof document !== "undefined") {
         matched: matched,
         error: error,
         decision: s[row[ix.decision]],
-        outcome: error ? "error" : matched ? "matched" : "mismatched",
+        outcome: notApplicable ? "not-applicable" : error ? "error" : matched ? "matched" : "mismatched",
         statusKey: actualStatus === null ? NO_RESULT : actualStatus,
         detailKey: actualStatus === null ? NO_RESULT : actualDetail || NO_DETAIL,
       };
@@ -122,6 +124,7 @@ if (typeof document !== "undefined") {
     for (const d of devices) {
       if (d.outcome === "mismatched") { d.section = "mismatched"; d.sectionLabel = "Mismatches"; }
       else if (d.outcome === "error") { d.section = "error"; d.sectionLabel = "Harness errors"; }
+      else if (d.outcome === "not-applicable") { d.section = "n/a"; d.sectionLabel = "Not applicable"; }
       else {
         d.section = "detail:" + d.statusKey + "\u0000" + d.detailKey;
         d.sectionLabel = d.actualDetail ? d.actualDetail : d.statusKey;
@@ -131,6 +134,7 @@ if (typeof document !== "undefined") {
     function sectionRank(d) {
       if (d.section === "mismatched") return [0, 0, 0];
       if (d.section === "error") return [1, 0, 0];
+      if (d.section === "n/a") return [3, 0, 0];
       // Fully attested devices are rarely what an admin is looking for: put them last.
       return [2, d.actualStatus === "Attested" && !d.actualDetail ? 1 : 0, -sectionCount.get(d.section)];
     }
@@ -186,7 +190,7 @@ if (typeof document !== "undefined") {
       const detail = detailSel.value;
       const words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
       filtered = devices.filter((d) =>
-        (outcome === "" || (outcome === "mismatched" ? !d.matched : d.outcome === outcome))
+        (outcome === "" || (outcome === "mismatched" ? !d.matched && d.outcome !== "not-applicable" : d.outcome === outcome))
         && (status === "" || d.statusKey === status)
         && (detail === "" || d.detailKey === detail)
         && words.every((w) => d.hay.includes(w)));
@@ -240,7 +244,8 @@ if (typeof document !== "undefined") {
       tr.appendChild(outcomeCell("expected", d.expectedStatus, d.expectedDetail, false));
       tr.appendChild(outcomeCell("actual", d.actualStatus, d.actualDetail, retry.has(d.actualDetail)));
       const mark = d.outcome === "matched" ? ["ok", "\u2713", "matched"]
-        : d.outcome === "error" ? ["err", "!", "harness error"] : ["bad", "\u2717", "mismatched"];
+        : d.outcome === "error" ? ["err", "!", "harness error"]
+        : d.outcome === "not-applicable" ? ["na", "\u2013", "not applicable"] : ["bad", "\u2717", "mismatched"];
       const markCell = el("td", "mark " + mark[0], mark[1]);
       markCell.title = mark[2];
       tr.appendChild(markCell);

@@ -24,7 +24,7 @@ class LaggingClock:
         return dt.datetime.now(dt.UTC) - self.lag
 
 
-@helper_service(LAGGING_REPLICA, "a lagging replica")
+@helper_service(LAGGING_REPLICA, "a lagging replica", needs_own_server=True)
 @contextmanager
 def _lagging_replica(context: HelperContext) -> Iterator[Mapping[str, str]]:
     if context.primary_data_dir is None:  # the primary is not ours: its storage is out of reach
