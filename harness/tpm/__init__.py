@@ -40,6 +40,7 @@ from ._registry import (
     open_backend,
     remove_leftovers,
 )
+from ._trace import Trace, command_name, response_name, start_trace, stop_trace
 from ._swtpm import SwtpmBackend, SwtpmProcess, close_all, live_pids, swtpm_binary
 
 __all__ = [
@@ -71,10 +72,12 @@ __all__ = [
     "TPMFamily",
     "TPMRequest",
     "TimedESAPI",
+    "Trace",
     "UnknownBackend",
     "change_owner_auth",
     "check_backend",
     "close_all",
+    "command_name",
     "create_ek",
     "describe_backends",
     "disable_hierarchy",
@@ -98,6 +101,9 @@ __all__ = [
     "remove_run_containers",
     "remove_run_everywhere",
     "reset_lockout",
+    "response_name",
+    "start_trace",
+    "stop_trace",
     "schedule",
     "spread",
     "swtpm_binary",

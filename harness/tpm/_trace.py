@@ -1,0 +1,137 @@
+"""The TPM command trace: every command that crosses a TCTI, with the TPM's answer and its time.
+
+The trace sits at the TCTI boundary (a Python TCTI wrapping the real one), so it sees the
+same bytes for a swtpm process, a container's swtpm and a TPM the harness did not make, and
+whoever sent them: the factory, the world's conditions, the simulated client. A device
+registers its TPM's TCTI here; every context opened on that TCTI while it is registered
+records into the device's trace.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tpm2_pytss.constants import TPM2_CC, TPM2_RC
+from tpm2_pytss.TCTI import PyTCTI
+
+from ..results import TPMCommand
+
+_HEADER = 10  # tag (2), size (4), command or response code (4)
+_FMT1 = 0x080
+_WARN = 0x900
+_RC_NAMES = {int(v): f"TPM_RC_{k}" for k, v in vars(TPM2_RC).items() if isinstance(v, int)}
+# Format-zero codes first, so that a value shared with a mask or alias keeps the real name.
+for _name in ("SUCCESS", "LOCKOUT", "RETRY", "INITIALIZE", "FAILURE", "DISABLED", "NV_RATE"):
+    _RC_NAMES[int(getattr(TPM2_RC, _name))] = f"TPM_RC_{_name}"
+_CC_NAMES = {int(v): f"TPM2_CC_{k}" for k, v in vars(TPM2_CC).items() if isinstance(v, int)}
+_TPM12_TAG = 0x00C4
+
+
+def command_name(code: int) -> str:
+    return _CC_NAMES.get(code, f"0x{code:08X}")
+
+
+def response_name(rc: int) -> str:
+    """TPM_RC_LOCKOUT, TPM_RC_AUTH_FAIL (session 1), ...: the TPM 2.0 Part 2 name of a response code."""
+    if rc == 0:
+        return "TPM_RC_SUCCESS"
+    if rc & _FMT1:
+        # Format one: bits 8-11 say which handle, parameter or session the error is about.
+        base = _RC_NAMES.get((rc & 0x3F) | _FMT1, f"0x{rc:03X}")
+        number = (rc >> 8) & 0x7
+        if rc & 0x40:
+            return f"{base} (parameter {(rc >> 8) & 0xF})"
+        if rc & 0x800:
+            return f"{base} (session {number})"
+        return f"{base} (handle {number})" if number else base
+    if rc & 0x100:  # TPM_RC_VER1: a TPM 2.0 format-zero code
+        return _RC_NAMES.get(rc & (_WARN | 0x7F), f"0x{rc:03X}")
+    return f"0x{rc:08X}"  # a TPM 1.2 code or a vendor's
+
+
+class TracingTCTI(PyTCTI):  # type: ignore[misc]
+    """Forwards every command to `inner` and appends what happened to `trace`."""
+
+    def __init__(self, inner: Any, trace: Trace) -> None:
+        super().__init__(max_size=getattr(inner, "_max_size", 4096) or 4096)
+        self._inner = inner
+        self._trace = trace
+        self._pending: tuple[int, int, float] | None = None
+
+    def do_transmit(self, command: bytes) -> None:
+        data = bytes(command)
+        code = int.from_bytes(data[6:_HEADER], "big") if len(data) >= _HEADER else 0
+        self._pending = (code, len(data), time.perf_counter())
+        self._inner.transmit(data)
+
+    def do_receive(self, timeout: int) -> bytes:
+        answer = bytes(self._inner.receive(timeout))
+        if self._pending is not None:
+            code, size, start = self._pending
+            self._pending = None
+            tag = int.from_bytes(answer[:2], "big") if len(answer) >= 2 else 0
+            rc = int.from_bytes(answer[6:_HEADER], "big") if len(answer) >= _HEADER else -1
+            if rc < 0:
+                response = "no response header"
+            elif tag == _TPM12_TAG:
+                response = f"TPM 1.2 response 0x{rc:08X}"
+            else:
+                response = response_name(rc)
+            self._trace.add(
+                TPMCommand(
+                    source=self._trace.source,
+                    command=command_name(code),
+                    response=response,
+                    rc=max(rc, 0),
+                    seconds=round(time.perf_counter() - start, 6),
+                    command_bytes=size,
+                    response_bytes=len(answer),
+                )
+            )
+        return answer
+
+    def do_cancel(self) -> None:
+        self._inner.cancel()
+
+    def do_set_locality(self, locality: int) -> None:
+        self._inner.set_locality(locality)
+
+    def do_finalize(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """As TCTILdr.close: the wrapped TCTI is closed once."""
+        inner, self._inner = self._inner, None
+        if inner is not None:
+            inner.close()
+
+
+class Trace:
+    """One device's TPM commands; `source` says which part of its life is sending them."""
+
+    def __init__(self) -> None:
+        self.commands: list[TPMCommand] = []
+        self.source = "client"
+
+    def add(self, command: TPMCommand) -> None:
+        self.commands.append(command)
+
+
+_ACTIVE: dict[tuple[str, str], Trace] = {}
+
+
+def start_trace(tcti: tuple[str, str]) -> Trace:
+    """Record every command sent on `tcti` from now until stop_trace."""
+    trace = _ACTIVE[tcti] = Trace()
+    return trace
+
+
+def stop_trace(tcti: tuple[str, str]) -> None:
+    _ACTIVE.pop(tcti, None)
+
+
+def traced(tcti: tuple[str, str], channel: Any) -> Any:
+    """`channel` wrapped in a TracingTCTI when a device traces `tcti`, else `channel` itself."""
+    trace = _ACTIVE.get(tcti)
+    return channel if trace is None else TracingTCTI(channel, trace)
