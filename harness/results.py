@@ -66,6 +66,17 @@ class TPMCommand(BaseModel):
     response_bytes: int = 0
 
 
+def format_trace(commands: list[TPMCommand]) -> str:
+    """The trace as a TPM engineer reads it: one command a line, in the order sent."""
+    lines = [f"{'#':>4}  {'source':8} {'command':40} {'response':44} {'ms':>9} {'cmd B':>6} {'rsp B':>6}"]
+    for number, c in enumerate(commands, 1):
+        lines.append(
+            f"{number:>4}  {c.source:8} {c.command:40} {c.response:44} {c.seconds * 1000:>9.3f} "
+            f"{c.command_bytes:>6} {c.response_bytes:>6}"
+        )
+    return "\n".join(lines) + "\n"
+
+
 class Checkpoint(BaseModel):
     """One expectation checked during a scenario's steps (a status, or an action's answer)."""
 

@@ -135,6 +135,11 @@ PUBLIC_API: dict[str, list[str]] = {
         "RunOptions", "RunStopped", "TPMPlan", "Vendor", "check_device", "choose_backend", "fleet_session",
         "plan_fleet", "plan_group", "run_and_check", "run_device", "run_fleet"
     ],
+    "harness.history": [
+        "SLOWER_FACTOR", "SLOWER_SECONDS", "Change", "DeviceView", "History", "RunDiff", "RunInfo",
+        "RunView", "code_identity", "diff_runs", "flaky_keys", "is_flaky", "label", "record_run",
+        "run_view", "trends", "view_of"
+    ],
     "harness.network": [
         "Fault", "Link", "RefusingEndpoint", "ResettingEndpoint", "Route", "Rule"
     ],
@@ -144,7 +149,8 @@ PUBLIC_API: dict[str, list[str]] = {
         "pytest_runtest_makereport", "pytest_sessionfinish", "pytest_unconfigure"
     ],
     "harness.report": [
-        "decode_payload", "load_results", "write_html", "write_json", "write_junit", "write_reports"
+        "JUnitExtras", "decode_payload", "failed_step", "junit_name", "load_results", "write_html",
+        "write_json", "write_junit", "write_reports"
     ],
     "harness.scenario": [
         "ONLINE_EK_VENDORS", "STEP_KINDS", "VIRTUAL_PLATFORMS", "WORLD_CHANGES", "ActionState", "AikCaPath",
@@ -166,13 +172,13 @@ PUBLIC_API: dict[str, list[str]] = {
         "BackendSpec", "ControlChannel", "DockerBackend", "DockerTPM", "EKAlgorithm", "Engine",
         "EnginePoolBackend", "EngineTLS", "ExternalBackend", "ExternalTPM", "Hierarchy", "Manufactured",
         "MortalTPM", "PlatformControl", "RunningTPM", "SwtpmBackend", "SwtpmPlatform", "SwtpmProcess",
-        "TPMBackend", "TPMFamily", "TPMRequest", "TimedESAPI", "UnknownBackend", "change_owner_auth",
-        "check_backend", "close_all", "create_ek", "describe_backends", "disable_hierarchy",
+        "TPMBackend", "TPMFamily", "TPMRequest", "TimedESAPI", "Trace", "UnknownBackend",
+        "change_owner_auth", "check_backend", "close_all", "command_name", "create_ek", "describe_backends", "disable_hierarchy",
         "engine_backend", "engine_from_env", "engine_of", "engine_unavailable", "leave_unstarted",
         "live_pids", "load_engine_file", "lock_out", "manufacture", "open_backend", "open_tcti",
         "parse_engine", "parse_engine_file", "parse_tcti", "preflight", "preflight_all", "remove_leftovers",
-        "remove_run_containers", "remove_run_everywhere", "reset_lockout", "schedule", "spread",
-        "swtpm_binary", "tpm_death", "write_nv_certificate"
+        "remove_run_containers", "remove_run_everywhere", "reset_lockout", "response_name", "schedule",
+        "spread", "start_trace", "stop_trace", "swtpm_binary", "tpm_death", "write_nv_certificate"
     ],
     "harness.trust": [
         "DEFAULT_TOKEN_AUDIENCE", "DEFAULT_TOKEN_ISSUER", "MANIFEST", "BundleError", "BundleVerdict",

@@ -26,7 +26,7 @@ from ..ek_service import publish
 from ..errors import HarnessError
 from ..network import Link
 from ..pki import certificate_der, vendor_ca
-from ..results import ClientStep
+from ..results import ClientStep, TPMCommand
 from ..scenario import TPMChange
 from ..tcg import TPMIdentity
 from ..tpm import (
@@ -35,8 +35,11 @@ from ..tpm import (
     TimedESAPI,
     TPMBackend,
     TPMRequest,
+    Trace,
     engine_of,
     manufacture,
+    start_trace,
+    stop_trace,
     tpm_death,
 )
 from ._external import left_as_found, turn_on
@@ -57,6 +60,7 @@ class FleetEnvironment:
     foreign_identity_url: str = ""  # another tenant's identity provider
     ek_service_url: str = ""  # the TPM vendors' online EK-certificate service
     ek_service_dir: str = ""  # where the factory publishes certificates to it
+    trace: str = "failures"  # off | failures | all: which devices' TPM command traces a result keeps
 
     @property
     def services(self) -> Services:
@@ -75,6 +79,8 @@ class DeviceRun:
     seconds: float = 0.0
     error: str = ""
     engine: str = ""  # the Docker engine its TPM ran on (docker backend)
+    trace: list[TPMCommand] = field(default_factory=list)  # every TPM command, when traced
+    keep_trace: bool = False  # keep the trace even when the device matched (--trace all)
 
 
 def run_device(plan: DevicePlan, env: FleetEnvironment, backend: TPMBackend) -> DeviceRun:
@@ -108,6 +114,8 @@ class LiveDevice:
         self._earlier_steps: list[ClientStep] = []  # of the Windows installs before a wipe
         self._earlier_tpm_seconds = 0.0
         self._endpoints: Endpoints | None = None
+        self._trace: Trace | None = None
+        self.run.keep_trace = env.trace == "all"
 
     def __enter__(self) -> LiveDevice:
         return self
@@ -141,7 +149,9 @@ class LiveDevice:
         self.client = self._new_client(self._open_path(self.network))
         self.client.join()
         if self.tpm is not None and self.tpm.manufacturable():
+            self._sending("world")
             seconds, step = befall(self.plan.tpm, self.tpm)
+            self._sending("client")
             self._world_seconds += seconds
             if step is not None:
                 self.client.report.steps.append(step)
@@ -157,8 +167,14 @@ class LiveDevice:
         if self.client is not None:
             self.client.use_endpoints(endpoints)
 
+    def _sending(self, source: str) -> None:
+        if self._trace is not None:
+            self._trace.source = source
+
     def change_tpm(self, change: TPMChange) -> None:
+        self._sending("world")
         seconds, step = tpm_change(change, self._changeable_tpm())
+        self._sending("client")
         self._world_seconds += seconds
         if self.client is not None:
             self.client.report.steps.append(step)
@@ -166,6 +182,7 @@ class LiveDevice:
     def update_firmware(self, firmware: str) -> None:
         """The vendor's firmware update, with the EK certificate re-issued by its CA."""
         tpm = self._changeable_tpm()
+        self._sending("world")
         plan = replace(self.plan.tpm, firmware=firmware_version(firmware))
         issuer = vendor_ca(self.env.pki_dir, plan.issuer) if plan.issuer else None
         identity = TPMIdentity(plan.manufacturer_id, plan.model, plan.firmware)
@@ -173,6 +190,7 @@ class LiveDevice:
             tpm, identity, issuer, algorithm=plan.ek_algorithm, one_rdn=plan.one_rdn
         )
         self.plan = replace(self.plan, tpm=plan)
+        self._sending("client")
         self._world_seconds += seconds
         if self.client is not None:
             self.client.report.steps.append(step)
@@ -257,6 +275,7 @@ class LiveDevice:
         if died and not run.error.startswith(_DIED):
             run.error = f"{_DIED}{died}" + (f" (then {run.error})" if run.error else "")
         run.seconds = time.perf_counter() - self._started
+        run.trace = list(self._trace.commands) if self._trace is not None else []
         return run
 
     def _open_path(self, network: NetworkPlan) -> Endpoints:
@@ -277,6 +296,10 @@ class LiveDevice:
             )
         self._stack.callback(tpm.close)
         self.tpm = tpm  # known before manufacturing, so that a death during it is seen
+        if self.env.trace != "off":
+            self._trace = start_trace(tpm.tcti)
+            self._trace.source = "factory"
+            self._stack.callback(stop_trace, tpm.tcti)
         if isinstance(tpm, ExternalTPM):
             # Entered before the client, so they close after it: the key is evicted once the
             # client's session has ended, and the next device gets its turn after that.
@@ -293,6 +316,7 @@ class LiveDevice:
                 self._world_steps.append(
                     ClientStep(step="world.tpm.mdm_key", ok=True, detail="an earlier enrollment's MDM key")
                 )
+        self._sending("client")
         return tpm
 
 

@@ -72,6 +72,7 @@ class DevicePlan:
     behaviour: ClientBehaviour
     tpm: TPMPlan
     network: NetworkPlan = NetworkPlan()
+    seed: int = 0  # the scenario's seed: with the key, who the device is across runs
 
 
 def _seed(*parts: object) -> int:
@@ -122,6 +123,7 @@ def plan_group(scenario: Scenario, group: ResolvedGroup) -> list[DevicePlan]:
                 behaviour=_behaviour(group),
                 tpm=_tpm_plan(group, default_vendor),
                 network=_network_plan(group),
+                seed=scenario.seed,
             )
         )
     return plans

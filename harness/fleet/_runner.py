@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from .. import __version__
 from ..errors import HarnessError, ServerLost
+from ..history import code_identity, record_run
 from ..results import RunResult, summarise
 from ..scenario import Expectation, Scenario, refuse_settings_for_backend
 from ..tpm import TPMBackend, check_backend, open_backend
@@ -67,6 +68,7 @@ def run_fleet(
         workers=options.workers,
         server=options.server_url or "embedded",
         harness_version=__version__,
+        code=code_identity(),
         interrupted=interrupted,
         stopped=stopped,
     )
@@ -75,6 +77,8 @@ def run_fleet(
         raise RunInterrupted(result)
     if stopped:
         raise RunStopped(stopped, result)
+    if options.history is not None:
+        record_run(options.history, result)  # only finished runs: a partial one is no baseline
     return result
 
 

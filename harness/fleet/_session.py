@@ -42,8 +42,12 @@ class RunOptions:
     bundle_dir: Path | None = None  # where each device's evidence bundle is written; None: nowhere
     # Where the embedded server listens: other machines (controllers, labs) reach it there.
     server_bind: str = "127.0.0.1"
+    history: Path | None = None  # the run history (SQLite) a finished run is recorded into
+    trace: str = "failures"  # TPM command traces kept: off | failures | all
 
     def __post_init__(self) -> None:
+        if self.trace not in ("off", "failures", "all"):
+            raise HarnessError(f"--trace must be off, failures or all, not '{self.trace}'")
         if isinstance(self.backend, str):
             object.__setattr__(self, "backend", BackendSpec.parse(self.backend))
         try:
@@ -86,6 +90,7 @@ class FleetSession:
             "backend": str(self.backend),
             # One engine spec a line: a spec holds commas, never a newline.
             "engines": "\n".join(engine.spec for engine in self.backend.engines),
+            "trace": env.trace,
         }
 
     @classmethod
@@ -99,6 +104,7 @@ class FleetSession:
                 foreign_identity_url=data.get("foreign_identity_url", ""),
                 ek_service_url=data.get("ek_service_url", ""),
                 ek_service_dir=data.get("ek_service_dir", ""),
+                trace=data.get("trace", "failures"),
             ),
             admin_url=data["admin_url"],
             admin_token=data["admin_token"],
@@ -195,6 +201,7 @@ def fleet_session(
             foreign_identity_url=auxiliary.foreign_identity_url,
             ek_service_url=auxiliary.ek_service_url,
             ek_service_dir=auxiliary.ek_service_dir,
+            trace=options.trace,
         )
         yield FleetSession(
             env=env,

@@ -8,6 +8,16 @@ what index.html carries, as the page's script sees it.
 from ._all import write_reports
 from ._html import decode_payload, write_html
 from ._json import load_results, write_json
-from ._junit import write_junit
+from ._junit import JUnitExtras, failed_step, junit_name, write_junit
 
-__all__ = ["decode_payload", "load_results", "write_html", "write_json", "write_junit", "write_reports"]
+__all__ = [
+    "JUnitExtras",
+    "decode_payload",
+    "failed_step",
+    "junit_name",
+    "load_results",
+    "write_html",
+    "write_json",
+    "write_junit",
+    "write_reports",
+]

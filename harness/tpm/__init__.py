@@ -40,8 +40,8 @@ from ._registry import (
     open_backend,
     remove_leftovers,
 )
-from ._trace import Trace, command_name, response_name, start_trace, stop_trace
 from ._swtpm import SwtpmBackend, SwtpmProcess, close_all, live_pids, swtpm_binary
+from ._trace import Trace, command_name, response_name, start_trace, stop_trace
 
 __all__ = [
     "BACKENDS",
@@ -102,10 +102,10 @@ __all__ = [
     "remove_run_everywhere",
     "reset_lockout",
     "response_name",
-    "start_trace",
-    "stop_trace",
     "schedule",
     "spread",
+    "start_trace",
+    "stop_trace",
     "swtpm_binary",
     "tpm_death",
     "write_nv_certificate",
