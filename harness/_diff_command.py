@@ -145,7 +145,7 @@ def _table(console: Console, title: str, changes: list[Change], cells: object) -
         return
     table = Table(title=f"{title} ({len(changes)})", title_justify="left", show_lines=False)
     for column in ("device", "group", "before", "after"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for change in changes:
         before, after = cells(change)  # type: ignore[operator]
         name = (change.after or change.before).name  # type: ignore[union-attr]

@@ -141,7 +141,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "run_view", "trends", "view_of"
     ],
     "harness.network": [
-        "Fault", "Link", "RefusingEndpoint", "ResettingEndpoint", "Route", "Rule"
+        "Fault", "FlakyEndpoint", "Link", "RefusingEndpoint", "ResettingEndpoint", "Route", "Rule"
     ],
     "harness.pytest_plugin": [
         "DeviceItem", "DeviceMismatch", "ScenarioFile", "explain", "is_scenario_file", "pytest_addoption",

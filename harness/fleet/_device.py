@@ -24,7 +24,7 @@ from ..catalog import firmware_version
 from ..client import ClientConfig, ClientReport, Endpoints, WindowsClient
 from ..ek_service import publish
 from ..errors import HarnessError
-from ..network import Link
+from ..network import FlakyEndpoint, Link
 from ..pki import certificate_der, vendor_ca
 from ..results import ClientStep, TPMCommand
 from ..scenario import TPMChange
@@ -61,11 +61,16 @@ class FleetEnvironment:
     ek_service_url: str = ""  # the TPM vendors' online EK-certificate service
     ek_service_dir: str = ""  # where the factory publishes certificates to it
     trace: str = "failures"  # off | failures | all: which devices' TPM command traces a result keeps
+    fault_seed: int = 0  # drawn per run (HARNESS_FAULT_SEED replays one): intermittent faults
 
     @property
     def services(self) -> Services:
         return Services(
-            self.server_url, self.lagging_replica_url, self.foreign_identity_url, self.ek_service_url
+            self.server_url,
+            self.lagging_replica_url,
+            self.foreign_identity_url,
+            self.ek_service_url,
+            self.fault_seed,
         )
 
 
@@ -108,7 +113,7 @@ class LiveDevice:
         self._stack = ExitStack()
         self._client_stack = ExitStack()  # the current Windows install's client; a wipe replaces it
         self._path = ExitStack()  # the current network path; replaced when the world changes
-        self._links: list[Link] = []
+        self._links: list[Link | FlakyEndpoint] = []
         self._world_steps: list[ClientStep] = []
         self._world_seconds = 0.0
         self._earlier_steps: list[ClientStep] = []  # of the Windows installs before a wipe
@@ -279,7 +284,7 @@ class LiveDevice:
         return run
 
     def _open_path(self, network: NetworkPlan) -> Endpoints:
-        endpoints, links = self._path.enter_context(device_network(network, self.env.services))
+        endpoints, links = self._path.enter_context(device_network(network, self.env.services, self.plan.key))
         self._links.extend(links)
         return endpoints
 

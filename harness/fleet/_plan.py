@@ -55,6 +55,7 @@ class TPMPlan:
 @dataclass(frozen=True)
 class NetworkPlan:
     aik_ca: AikCaPath = "reachable"
+    aik_ca_failure_share: float = 0.5  # with aik_ca "flaky"
     ek_service: EKServicePath = "reachable"
     enrollment: EnrollmentPath = "delivered"
     nonce_from: NonceSource = "primary"
@@ -194,6 +195,7 @@ def _network_plan(group: ResolvedGroup) -> NetworkPlan:
     }
     return NetworkPlan(
         aik_ca=group.network.aik_ca,
+        aik_ca_failure_share=group.network.aik_ca_failure_share,
         ek_service=group.network.ek_service,
         enrollment=group.network.enrollment,
         nonce_from=group.network.nonce_from,

@@ -91,6 +91,7 @@ class FleetSession:
             # One engine spec a line: a spec holds commas, never a newline.
             "engines": "\n".join(engine.spec for engine in self.backend.engines),
             "trace": env.trace,
+            "fault_seed": str(env.fault_seed),
         }
 
     @classmethod
@@ -105,6 +106,7 @@ class FleetSession:
                 ek_service_url=data.get("ek_service_url", ""),
                 ek_service_dir=data.get("ek_service_dir", ""),
                 trace=data.get("trace", "failures"),
+                fault_seed=int(data.get("fault_seed", "0")),
             ),
             admin_url=data["admin_url"],
             admin_token=data["admin_token"],
@@ -140,6 +142,17 @@ def new_run_id() -> str:
     if not _RUN_ID.fullmatch(given):
         raise HarnessError(f"HARNESS_RUN_ID must be 1-64 letters, digits, '.', '_' or '-', not '{given}'")
     return given
+
+
+def fault_seed() -> int:
+    """HARNESS_FAULT_SEED (to replay a run's intermittent faults), else a new one each run."""
+    given = os.environ.get("HARNESS_FAULT_SEED", "")
+    if not given:
+        return secrets.randbits(32)
+    try:
+        return int(given)
+    except ValueError:
+        raise HarnessError(f"HARNESS_FAULT_SEED must be an integer, not '{given}'") from None
 
 
 @contextmanager
@@ -202,6 +215,7 @@ def fleet_session(
             ek_service_url=auxiliary.ek_service_url,
             ek_service_dir=auxiliary.ek_service_dir,
             trace=options.trace,
+            fault_seed=fault_seed(),
         )
         yield FleetSession(
             env=env,

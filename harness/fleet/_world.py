@@ -15,7 +15,7 @@ from tpm2_pytss import ESYS_TR, TPM2B_SENSITIVE_CREATE, TSS2_Exception
 
 from ..client import Endpoints, key_templates
 from ..errors import HarnessError
-from ..network import Link, RefusingEndpoint, ResettingEndpoint, Route, Rule
+from ..network import FlakyEndpoint, Link, RefusingEndpoint, ResettingEndpoint, Route, Rule
 from ..pki import CertificateAuthority
 from ..results import ClientStep
 from ..scenario import EKKind, TPMChange
@@ -42,9 +42,15 @@ class Services:
     """Where the services a world can point a device at are listening."""
 
     def __init__(
-        self, primary: str, lagging_replica: str = "", foreign_identity: str = "", ek_service: str = ""
+        self,
+        primary: str,
+        lagging_replica: str = "",
+        foreign_identity: str = "",
+        ek_service: str = "",
+        fault_seed: int = 0,
     ) -> None:
         self.primary = primary
+        self.fault_seed = fault_seed  # drawn per run: which connections an intermittent fault breaks
         self.lagging_replica = lagging_replica
         self.foreign_identity = foreign_identity
         self.ek_service = ek_service
@@ -56,10 +62,12 @@ class Services:
 
 
 @contextmanager
-def device_network(plan: NetworkPlan, services: Services) -> Iterator[tuple[Endpoints, list[Link]]]:
+def device_network(
+    plan: NetworkPlan, services: Services, device: str = ""
+) -> Iterator[tuple[Endpoints, list[Link | FlakyEndpoint]]]:
     """The endpoints the device's client uses, and the links to read back what they did."""
     with ExitStack() as stack:
-        links: list[Link] = []
+        links: list[Link | FlakyEndpoint] = []
         mdm = services.primary
         if plan.enrollment != "delivered" or plan.nonce_from != "primary":
             rules = []
@@ -77,6 +85,11 @@ def device_network(plan: NetworkPlan, services: Services) -> Iterator[tuple[Endp
             aik_ca = stack.enter_context(RefusingEndpoint()).url
         elif plan.aik_ca == "reset":
             aik_ca = stack.enter_context(ResettingEndpoint()).url
+        elif plan.aik_ca == "flaky":
+            seed = f"{services.fault_seed}:{device}"
+            flaky = stack.enter_context(FlakyEndpoint(aik_ca, plan.aik_ca_failure_share, seed))
+            links.append(flaky)
+            aik_ca = flaky.url
         ek_service = services.ek_service
         if plan.ek_service == "refused":
             ek_service = stack.enter_context(RefusingEndpoint()).url

@@ -106,9 +106,22 @@ def _failing(view: DeviceView | None) -> bool:
 def diff_runs(before: RunView, after: RunView, history: History | None = None) -> RunDiff:
     """`after` against `before`; with a history, flakiness and timing baselines come from it."""
     result = RunDiff(before.info, after.info)
+    if history is not None:
+        result.flaky = sorted(k for k, v in after.devices.items() if is_flaky(history, v, after.info))
+    else:
+        result.flaky = sorted(
+            k
+            for k, v in after.devices.items()
+            if (old := before.devices.get(k)) is not None and _flip(old, v, before.info, after.info)
+        )
+    noise = set(result.flaky)
     for key in sorted(before.devices.keys() | after.devices.keys()):
         old, new = before.devices.get(key), after.devices.get(key)
         change = Change(key, old, new)
+        if key in noise:
+            # Its outcome differs between runs of the same world on the same code: noise, listed
+            # as flaky, not a change or a new mismatch that a gate would fail on.
+            continue
         if old is None:
             result.added.append(change)
         elif new is None:
@@ -121,14 +134,6 @@ def diff_runs(before: RunView, after: RunView, history: History | None = None) -
             result.fixed.append(change)
         if old is not None and new is not None and _slower(new, _baseline(old, key, after, history)):
             result.slower.append(change)
-    if history is not None:
-        result.flaky = sorted(k for k, v in after.devices.items() if is_flaky(history, v, after.info))
-    else:
-        result.flaky = sorted(
-            k
-            for k, v in after.devices.items()
-            if (old := before.devices.get(k)) is not None and _flip(old, v, before.info, after.info)
-        )
     return result
 
 

@@ -150,7 +150,12 @@ class NetworkSettings(Strict):
     """The path between the device and the services."""
 
     aik_ca: AikCaPath = Field(
-        default="reachable", description="the AIK CA refuses connections or resets them"
+        default="reachable",
+        description="the AIK CA refuses connections or resets them; 'flaky': it resets a share "
+        "of them (aik_ca_failure_share), drawn anew each run",
+    )
+    aik_ca_failure_share: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="with aik_ca 'flaky': the share of connections reset"
     )
     ek_service: EKServicePath = Field(
         default="reachable",
