@@ -106,14 +106,8 @@ def _failing(view: DeviceView | None) -> bool:
 def diff_runs(before: RunView, after: RunView, history: History | None = None) -> RunDiff:
     """`after` against `before`; with a history, flakiness and timing baselines come from it."""
     result = RunDiff(before.info, after.info)
-    if history is not None:
+    if history is not None:  # two runs alone cannot tell noise from a change (see is_flaky)
         result.flaky = sorted(k for k, v in after.devices.items() if is_flaky(history, v, after.info))
-    else:
-        result.flaky = sorted(
-            k
-            for k, v in after.devices.items()
-            if (old := before.devices.get(k)) is not None and _flip(old, v, before.info, after.info)
-        )
     noise = set(result.flaky)
     for key in sorted(before.devices.keys() | after.devices.keys()):
         old, new = before.devices.get(key), after.devices.get(key)
@@ -135,16 +129,6 @@ def diff_runs(before: RunView, after: RunView, history: History | None = None) -
         if old is not None and new is not None and _slower(new, _baseline(old, key, after, history)):
             result.slower.append(change)
     return result
-
-
-def _flip(old: DeviceView, new: DeviceView, old_run: RunInfo, new_run: RunInfo) -> bool:
-    """The same device, world and code, and yet a different outcome."""
-    return (
-        bool(new_run.code)
-        and old_run.code == new_run.code
-        and old.world == new.world
-        and old.state != new.state
-    )
 
 
 def _baseline(old: DeviceView, key: str, after: RunView, history: History | None) -> float:
@@ -171,7 +155,12 @@ def recent(
 
 
 def is_flaky(history: History, view: DeviceView, run: RunInfo) -> bool:
-    """Its outcome differs between recent runs of the same world on the same code."""
+    """Its outcome went back and forth in recent runs of the same world on the same code.
+
+    One change that stays is a change, not noise: something outside the scenario and the code
+    (the server's trust store, say) may have changed with it. A second change within the
+    window (A, B, A or A, B, C) is what no single cause explains.
+    """
     if not run.code:
         return False
     rows = [
@@ -179,8 +168,8 @@ def is_flaky(history: History, view: DeviceView, run: RunInfo) -> bool:
         for r, v in history.device_runs(view.key, limit=FLAKY_WINDOW)
         if r.fingerprint != run.fingerprint
     ]
-    states = {v.state for r, v in rows if r.code == run.code and v.world == view.world}
-    return bool(states) and len(states | {view.state}) > 1
+    states = [v.state for r, v in rows if r.code == run.code and v.world == view.world] + [view.state]
+    return sum(1 for a, b in zip(states, states[1:], strict=False) if a != b) >= 2
 
 
 def label(history: History, view: DeviceView, run: RunInfo) -> str:
