@@ -7,6 +7,7 @@
                the signature and chain verifications it cannot avoid.
 (d) scaling    the same fleet with 1 and with 2 workers.
 (e) report     a 10,000-device results.json rendered to one HTML page.
+(g) trace      the same fleet with every device's TPM command trace kept, and without.
 
 Definitions (kept as stated, whatever the results):
   TPM floor   = sum over devices of DeviceResult.tpm_seconds (time inside TPM commands,
@@ -14,9 +15,10 @@ Definitions (kept as stated, whatever the results):
   floor_ratio = fleet wall time / TPM floor
   manufacture_speedup = swtpm_setup seconds per TPM / ours per TPM
   scaling_2w  = wall(1 worker) / wall(2 workers), same fleet
+  trace_ratio = wall(--trace all) / wall(--trace off), same fleet, runs alternated
 
 The last line printed is the summary:
-  devices_per_min=… floor_ratio=… manufacture_speedup=… evals_per_s=… scaling_2w=…
+  devices_per_min=… floor_ratio=… manufacture_speedup=… evals_per_s=… scaling_2w=… … trace_ratio=…
 """
 
 from __future__ import annotations
@@ -505,7 +507,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manufacture", type=int, default=10, help="TPMs each side for (b)")
     parser.add_argument("--eval-seconds", type=float, default=3.0, help="timing window for (c)")
     parser.add_argument("--report-devices", type=int, default=10_000, help="devices for (e)")
-    parser.add_argument("--only", default="abcdef", help="which parts to run, e.g. 'bc' (default: all)")
+    parser.add_argument("--trace-fleet", type=Path, default=HERE / "fleet-40.yaml", help="scenario for (g)")
+    parser.add_argument("--only", default="abcdefg", help="which parts to run, e.g. 'bc' (default: all)")
     args = parser.parse_args(argv)
     if shutil.which("swtpm") is None:
         _say("swtpm is not installed; run 'make setup'")
@@ -540,8 +543,12 @@ def main(argv: list[str] | None = None) -> int:
         engines = bench_engines(args.scaling, args.workers, _say)
         if engines is not None:
             summary["engine_cores_per_controller_core"] = f"{engines.cores_per_controller_core:.2f}"
+    if "g" in args.only:
+        from bench.trace import bench_trace
+
+        summary["trace_ratio"] = f"{bench_trace(args.trace_fleet, args.workers, _say):.3f}"
     _say(f"benchmark took {time.perf_counter() - started:.0f} s; load average {_load()} at the end")
     order = ("devices_per_min", "floor_ratio", "manufacture_speedup", "evals_per_s", "scaling_2w")
-    order += ("engine_cores_per_controller_core",)
+    order += ("engine_cores_per_controller_core", "trace_ratio")
     _say(" ".join(f"{key}={summary.get(key, 'n/a')}" for key in order))
     return 0
