@@ -203,3 +203,61 @@ def test_an_intermittent_aik_ca_fault_marks_its_devices_flaky(
     assert marked == {f"flaky-aik-ca[{k.rsplit('/', 1)[1].split('@')[0]}]" for k in flipped}
     html = (tmp_path / "run3" / "index.html").read_text()
     assert '"flaky"' in html
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(_chrome_paths() is None, reason="needs chromium and chromedriver")
+def test_a_mismatch_row_names_the_checkpoint_that_failed(tmp_path: Path) -> None:
+    """The final statuses agree, an earlier checkpoint did not: the row says which, and what."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    from harness.report import write_html
+    from harness.results import Checkpoint, DeviceResult, Outcome, RunResult, summarise
+    from harness.status import AttestationStatus
+
+    attested = Outcome(status=AttestationStatus.ATTESTED)
+    device = DeviceResult(
+        name="LAPTOP-1",
+        group="aik-ca-outage",
+        scenario="scenarios/recovery.yaml",
+        expected=attested,
+        actual=attested,
+        matched=False,
+        checkpoints=[
+            Checkpoint(step="enrollment", expected="Not attested", actual="Not attested", matched=True),
+            Checkpoint(
+                step="step 3: attest",
+                expected="response 202",
+                actual="response 429",
+                matched=False,
+                reason="x",
+            ),
+            Checkpoint(step="step 5: expect", expected="Attested", actual="Attested", matched=True),
+        ],
+    )
+    summary = summarise(
+        [device], scenarios=[device.scenario], started_at="2026-12-04T00:00:00", wall_seconds=1
+    )
+    write_html(RunResult(summary=summary, devices=[device]), tmp_path / "index.html")
+    paths = _chrome_paths()
+    assert paths is not None
+    options = Options()
+    options.binary_location = paths[0]
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(paths[1]), options=options)
+    try:
+        driver.get((tmp_path / "index.html").as_uri())
+        cells = driver.find_element(By.CSS_SELECTOR, "#rows tr.device").find_elements(By.TAG_NAME, "td")
+        assert cells[2].text.splitlines() == ["step 3: attest", "response 202"]
+        assert cells[3].text == "response 429"
+        cells[0].click()
+        assert (
+            "step 3: attest: expected response 202, actual response 429"
+            in driver.find_element(By.ID, "details").text
+        )
+    finally:
+        driver.quit()

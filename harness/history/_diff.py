@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
@@ -169,7 +170,7 @@ def is_flaky(history: History, view: DeviceView, run: RunInfo) -> bool:
         if r.fingerprint != run.fingerprint
     ]
     states = [v.state for r, v in rows if r.code == run.code and v.world == view.world] + [view.state]
-    return sum(1 for a, b in zip(states, states[1:], strict=False) if a != b) >= 2
+    return sum(1 for a, b in itertools.pairwise(states) if a != b) >= 2
 
 
 def label(history: History, view: DeviceView, run: RunInfo) -> str:
