@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import HarnessError
-from .history import Change, History, RunDiff, RunView, diff_runs, run_view
+from .history import Change, DeviceView, History, RunDiff, RunView, diff_runs, run_view
 from .report import load_results
 
 HistoryOption = Annotated[
@@ -134,20 +135,22 @@ def _print(console: Console, found: RunDiff) -> None:
     console.print(counts, highlight=False)
 
 
-def _shown(view: object) -> str:
-    text = getattr(view, "shown", "")
-    checkpoint = getattr(view, "checkpoint", "")
-    return f"{text}\n{checkpoint}" if checkpoint else str(text)
+def _shown(view: DeviceView | None) -> str:
+    if view is None:
+        return ""
+    return f"{view.shown}\n{view.checkpoint}" if view.checkpoint else view.shown
 
 
-def _table(console: Console, title: str, changes: list[Change], cells: object) -> None:
+def _table(
+    console: Console, title: str, changes: list[Change], cells: Callable[[Change], tuple[str, str]]
+) -> None:
     if not changes:
         return
     table = Table(title=f"{title} ({len(changes)})", title_justify="left", show_lines=False)
     for column in ("device", "group", "before", "after"):
         table.add_column(column, overflow="fold")
     for change in changes:
-        before, after = cells(change)  # type: ignore[operator]
-        name = (change.after or change.before).name  # type: ignore[union-attr]
+        before, after = cells(change)
+        name = change.after.name if change.after else change.before.name if change.before else ""
         table.add_row(f"{change.key}\n{name}", change.group, before, after)
     console.print(table)

@@ -25,7 +25,7 @@ class Change:
 
     @property
     def group(self) -> str:
-        return (self.after or self.before).group  # type: ignore[union-attr]
+        return self.after.group if self.after else self.before.group if self.before else ""
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -205,7 +205,8 @@ if (typeof document !== "undefined") {
       const detail = detailSel.value;
       const words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
       filtered = devices.filter((d) =>
-        (outcome === "" || (outcome === "mismatched" ? !d.matched : d.outcome === outcome))
+        (outcome === "" || (outcome.startsWith("label:") ? d.label === outcome.slice(6)
+          : outcome === "mismatched" ? !d.matched : d.outcome === outcome))
         && (status === "" || d.statusKey === status)
         && (detail === "" || d.detailKey === detail)
         && words.every((w) => d.hay.includes(w)));
