@@ -139,6 +139,7 @@ def test_third_report_shows_three_points_on_each_trend_chart(nightly: Path) -> N
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
     paths = _chrome_paths()
     assert paths is not None
@@ -166,6 +167,11 @@ def test_third_report_shows_three_points_on_each_trend_chart(nightly: Path) -> N
         rows = driver.find_elements(By.CSS_SELECTOR, "#rows tr.device")
         first = rows[0].find_elements(By.TAG_NAME, "td")
         assert first[1].text == "vendor-ek" and "new" in first[5].text
+        Select(driver.find_element(By.ID, "f-outcome")).select_by_value("label:new")
+        new = driver.find_elements(By.CSS_SELECTOR, "#rows tr.device")
+        assert [r.find_elements(By.TAG_NAME, "td")[1].text for r in new] == ["vendor-ek", "vendor-ek"]
+        Select(driver.find_element(By.ID, "f-outcome")).select_by_value("")
+        rows = driver.find_elements(By.CSS_SELECTOR, "#rows tr.device")
         locked = next(r for r in rows if r.find_elements(By.TAG_NAME, "td")[1].text == "locked-out")
         locked.click()
         details = driver.find_element(By.ID, "details")
