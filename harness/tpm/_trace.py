@@ -67,27 +67,12 @@ class TracingTCTI(PyTCTI):  # type: ignore[misc]
 
     def do_receive(self, timeout: int) -> bytes:
         answer = bytes(self._inner.receive(timeout))
-        if self._pending is not None:
-            code, size, start = self._pending
-            self._pending = None
-            tag = int.from_bytes(answer[:2], "big") if len(answer) >= 2 else 0
-            rc = int.from_bytes(answer[6:_HEADER], "big") if len(answer) >= _HEADER else -1
-            if rc < 0:
-                response = "no response header"
-            elif tag == _TPM12_TAG:
-                response = f"TPM 1.2 response 0x{rc:08X}"
-            else:
-                response = response_name(rc)
-            self._trace.add(
-                TPMCommand(
-                    source=self._trace.source,
-                    command=command_name(code),
-                    response=response,
-                    rc=max(rc, 0),
-                    seconds=round(time.perf_counter() - start, 6),
-                    command_bytes=size,
-                    response_bytes=len(answer),
-                )
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            # Raw numbers only: the names are decoded once, when the trace is read.
+            code, size, start = pending
+            self._trace.raw.append(
+                (self._trace.source, code, answer[:_HEADER], size, len(answer), time.perf_counter() - start)
             )
         return answer
 
@@ -111,11 +96,32 @@ class Trace:
     """One device's TPM commands; `source` says which part of its life is sending them."""
 
     def __init__(self) -> None:
-        self.commands: list[TPMCommand] = []
+        self.raw: list[tuple[str, int, bytes, int, int, float]] = []
         self.source = "client"
 
-    def add(self, command: TPMCommand) -> None:
-        self.commands.append(command)
+    @property
+    def commands(self) -> list[TPMCommand]:
+        return [_record(*entry) for entry in self.raw]
+
+
+def _record(source: str, code: int, header: bytes, size: int, answered: int, seconds: float) -> TPMCommand:
+    tag = int.from_bytes(header[:2], "big")
+    rc = int.from_bytes(header[6:_HEADER], "big") if len(header) >= _HEADER else -1
+    if rc < 0:
+        response = "no response header"
+    elif tag == _TPM12_TAG:
+        response = f"TPM 1.2 response 0x{rc:08X}"
+    else:
+        response = response_name(rc)
+    return TPMCommand(
+        source=source,
+        command=command_name(code),
+        response=response,
+        rc=max(rc, 0),
+        seconds=round(seconds, 6),
+        command_bytes=size,
+        response_bytes=answered,
+    )
 
 
 _ACTIVE: dict[tuple[str, str], Trace] = {}
