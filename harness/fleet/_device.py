@@ -227,7 +227,9 @@ class LiveDevice:
         self._client_stack = ExitStack()
         self.client = None
         if self.tpm is not None and self.tpm.manufacturable() and self.plan.tpm.family == "2.0":
+            self._sending("world")
             clear_tpm(self.tpm)
+            self._sending("client")
         digest = hashlib.sha256(f"wipe:{self.plan.emm_device_id}".encode()).digest()
         behaviour = replace(
             self.plan.behaviour,
