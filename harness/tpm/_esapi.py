@@ -14,7 +14,7 @@ from typing import Any
 from tpm2_pytss import ESAPI
 from tpm2_pytss.TCTILdr import TCTILdr
 
-from ._trace import traced
+from ._trace import raise_held, traced
 
 
 def open_tcti(tcti: tuple[str, str]) -> Any:
@@ -38,7 +38,10 @@ class TimedESAPI:
         self.commands = 0
         start = time.perf_counter()
         self._tcti = open_tcti(tcti)
-        self._esapi: Any = ESAPI(self._tcti)
+        try:
+            self._esapi: Any = ESAPI(self._tcti)
+        finally:
+            raise_held()
         self.seconds += time.perf_counter() - start
 
     def __getattr__(self, name: str) -> Any:
@@ -55,6 +58,7 @@ class TimedESAPI:
             finally:
                 self.seconds += time.perf_counter() - start
                 self.commands += 1
+                raise_held()
 
         return call
 

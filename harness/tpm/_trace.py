@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tpm2_pytss.constants import TPM2_CC, TPM2_RC
+from tpm2_pytss import TSS2_Exception
+from tpm2_pytss.constants import TPM2_CC, TPM2_RC, TSS2_RC
 from tpm2_pytss.TCTI import PyTCTI
 
 from ..results import TPMCommand
@@ -60,21 +61,40 @@ class TracingTCTI(PyTCTI):  # type: ignore[misc]
         self._pending: tuple[int, int, float] | None = None
 
     def do_transmit(self, command: bytes) -> None:
-        data = bytes(command)
-        code = int.from_bytes(data[6:_HEADER], "big") if len(data) >= _HEADER else 0
-        self._pending = (code, len(data), time.perf_counter())
-        self._inner.transmit(data)
+        try:
+            data = bytes(command)
+            code = int.from_bytes(data[6:_HEADER], "big") if len(data) >= _HEADER else 0
+            self._pending = (code, len(data), time.perf_counter())
+            self._inner.transmit(data)
+        except (KeyboardInterrupt, SystemExit) as stop:
+            raise _held(stop) from None
 
     def do_receive(self, timeout: int) -> bytes:
-        answer = bytes(self._inner.receive(timeout))
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            # Raw numbers only: the names are decoded once, when the trace is read.
-            code, size, start = pending
-            self._trace.raw.append(
-                (self._trace.source, code, answer[:_HEADER], size, len(answer), time.perf_counter() - start)
-            )
-        return answer
+        try:
+            answer = bytes(self._inner.receive(-1, timeout))  # -1: the TCTI's own buffer size
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                # Raw numbers only: the names are decoded once, when the trace is read.
+                code, size, start = pending
+                elapsed = time.perf_counter() - start
+                self._trace.raw.append(
+                    (self._trace.source, code, answer[:_HEADER], size, len(answer), elapsed)
+                )
+            return answer
+        except (KeyboardInterrupt, SystemExit) as stop:
+            raise _held(stop) from None
+
+    def transmit(self, command: bytes) -> None:
+        try:
+            super().transmit(command)
+        finally:
+            raise_held()
+
+    def receive(self, size: int = 4096, timeout: int = -1) -> bytes:
+        try:
+            return bytes(super().receive(size, timeout))
+        finally:
+            raise_held()
 
     def do_cancel(self) -> None:
         self._inner.cancel()
@@ -125,6 +145,23 @@ def _record(source: str, code: int, header: bytes, size: int, answered: int, sec
 
 
 _ACTIVE: dict[tuple[str, str], Trace] = {}
+# A Ctrl-C (or SIGTERM turned into one) that arrives while the TSS is inside this Python TCTI
+# would be dropped by the C boundary, which keeps only Exceptions: the TCTI fails the command
+# and the interrupt is raised again once the TSS call has returned (raise_held).
+_HELD: list[BaseException] = []
+
+
+def _held(stop: BaseException) -> TSS2_Exception:
+    _HELD.append(stop)
+    return TSS2_Exception(TSS2_RC.TCTI_RC_GENERAL_FAILURE)
+
+
+def raise_held() -> None:
+    """Raise an interrupt that arrived inside a traced TCTI; every TSS call returns through here."""
+    if _HELD:
+        stop = _HELD.pop()
+        _HELD.clear()
+        raise stop
 
 
 def start_trace(tcti: tuple[str, str]) -> Trace:
