@@ -1,6 +1,7 @@
 """Scenario files: YAML fleets validated with line-accurate errors, and the value types of their
 settings (which device plans reuse)."""
 
+from ._assembly import ScenarioModels, scenario_models
 from ._external import refuse_settings_for_backend
 from ._loader import load_scenario, parse_scenario
 from ._model import (
@@ -18,67 +19,40 @@ from ._model import (
 )
 from ._steps import (
     STEP_KINDS,
-    WORLD_CHANGES,
     ActionState,
     AttestAction,
-    EntraChange,
-    FirmwareUpdate,
     GroupExpectation,
-    OSUpgrade,
     PrincipalSpec,
     Step,
     WorldChange,
 )
 from ._types import (
-    ONLINE_EK_VENDORS,
     VIRTUAL_PLATFORMS,
-    AikCaPath,
     Backend,
-    EKCertificateSource,
     EKKind,
-    EKServicePath,
-    EnrollmentPath,
-    EntraJoin,
     Expectation,
-    MDMKeySetting,
-    NonceSource,
     Ownership,
     Platform,
     SanLayout,
-    TokenSource,
-    TPMChange,
     TPMFamilySetting,
-    TPMState,
 )
 
 __all__ = [
-    "ONLINE_EK_VENDORS",
     "STEP_KINDS",
     "VIRTUAL_PLATFORMS",
-    "WORLD_CHANGES",
     "ActionState",
-    "AikCaPath",
     "AttestAction",
     "Backend",
     "ClientSettings",
-    "EKCertificateSource",
     "EKKind",
-    "EKServicePath",
-    "EnrollmentPath",
-    "EntraChange",
-    "EntraJoin",
     "EntraSettings",
     "Expectation",
-    "FirmwareUpdate",
     "Group",
     "GroupExpectation",
     "GroupSettings",
     "Hardware",
     "HistorySettings",
-    "MDMKeySetting",
     "NetworkSettings",
-    "NonceSource",
-    "OSUpgrade",
     "Ownership",
     "Platform",
     "PrincipalSpec",
@@ -86,14 +60,13 @@ __all__ = [
     "SanLayout",
     "Scenario",
     "ScenarioFile",
+    "ScenarioModels",
     "Step",
-    "TPMChange",
     "TPMFamilySetting",
     "TPMSettings",
-    "TPMState",
-    "TokenSource",
     "WorldChange",
     "load_scenario",
     "parse_scenario",
     "refuse_settings_for_backend",
+    "scenario_models",
 ]
