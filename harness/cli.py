@@ -13,8 +13,12 @@ import typer
 from rich.console import Console
 
 from . import __version__
+<<<<<<< HEAD
 from ._diff_command import HistoryOption, TraceOption, diff
 from ._engine_options import EngineOption, EnginesFileOption, ServerBindOption, backend_option
+=======
+from ._engine_options import EngineOption, EnginesFileOption, ServerBindOption, SwarmOption, backend_option
+>>>>>>> main
 from ._runview import print_bundles, print_paths, report_run
 from .errors import HarnessError, RbacError, ScenarioError, TrustError
 from .fleet import DeviceRun, RunInterrupted, RunOptions, RunStopped, choose_backend, run_fleet
@@ -136,8 +140,12 @@ def run(
     engine: EngineOption = None,
     engines: EnginesFileOption = None,
     server_bind: ServerBindOption = "127.0.0.1",
+<<<<<<< HEAD
     history: HistoryOption = None,
     trace: TraceOption = "failures",
+=======
+    swarm: SwarmOption = False,
+>>>>>>> main
 ) -> None:
     """Run scenario fleets end to end and write reports; exit 1 if any device mismatched."""
     signal.signal(signal.SIGTERM, _terminate)
@@ -147,7 +155,7 @@ def run(
         console.print(f"[red]scenario error:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
     try:
-        chosen = choose_backend(backend_option(backend, engine, engines), loaded)
+        chosen = choose_backend(backend_option(backend, engine, engines, swarm), loaded)
         trust_store = trust_from_options(trust, advisories)
     except HarnessError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
@@ -375,6 +383,8 @@ def verify(
             print(f"{result.path}: {verdict.status}{detail}")
             print(f"  decision  {verdict.decision}")
             print(f"  judged at {result.check_time.isoformat()} against {result.trust}")
+            for fact in verdict.not_judged:
+                print(f"  cannot judge offline: {fact}")
             for check in verdict.checks:
                 mark = "pass" if check.passed else "FAIL"
                 print(f"  {mark} {check.name}{': ' + check.detail if check.detail else ''}")
@@ -392,4 +402,8 @@ app.command()(diff)
 
 
 def main() -> None:
+    from ._device_cli import device_app, k8s_app
+
+    app.add_typer(device_app, name="device")
+    app.add_typer(k8s_app, name="k8s")
     app(prog_name="harness")

@@ -14,6 +14,7 @@ from ._plan import DevicePlan, plan_fleet, plan_group
 from ._pool import Progress
 from ._runner import run_fleet
 from ._session import FleetSession, RunOptions, choose_backend, fleet_session
+from ._wire import DeviceTask, run_from_json, run_to_json, task_from_json, task_to_json
 
 __all__ = [
     "PLATFORMS",
@@ -21,6 +22,7 @@ __all__ = [
     "AdminReader",
     "DevicePlan",
     "DeviceRun",
+    "DeviceTask",
     "FleetEnvironment",
     "FleetSession",
     "PlatformProfile",
@@ -37,4 +39,8 @@ __all__ = [
     "run_and_check",
     "run_device",
     "run_fleet",
+    "run_from_json",
+    "run_to_json",
+    "task_from_json",
+    "task_to_json",
 ]

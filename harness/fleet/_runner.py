@@ -18,7 +18,7 @@ from ..errors import HarnessError, ServerLost
 from ..history import code_identity, record_run
 from ..results import RunResult, summarise
 from ..scenario import Expectation, Scenario, refuse_settings_for_backend
-from ..tpm import TPMBackend, check_backend, open_backend
+from ..tpm import BACKENDS, TPMBackend, check_backend, open_backend
 from ._admin import AdminReader
 from ._bundles import BundleWriter
 from ._compare import check_device
@@ -38,6 +38,10 @@ def run_fleet(
 ) -> RunResult:
     options = options or RunOptions()
     refuse_settings_for_backend(scenarios, options.backend)
+    if BACKENDS[options.backend.name].runs_devices:
+        from ..cluster import refuse_for_tasks
+
+        refuse_for_tasks(scenarios, str(options.backend))
     plans, expectations = plan_fleet([s for s in scenarios if not s.steps])
     stepped_plans = {s.name: plan_fleet([s]) for s in scenarios if s.steps}
     started_at = dt.datetime.now(dt.UTC)
@@ -97,9 +101,11 @@ def _run(
     stepped = [s for s in scenarios if s.steps]
     every_plan = collected.plans
     run_id = new_run_id()
+    # Under 'swarm' the devices are the engine's tasks: no worker or TPM of this process runs one.
+    elsewhere = BACKENDS[options.backend.name].runs_devices
     with ExitStack() as stack:
         pool = None
-        if options.workers > 1:
+        if options.workers > 1 and not elsewhere:
             # Checked (and engines weighed) once, before the workers that open it start.
             options = replace(options, backend=check_backend(options.backend, workers=options.workers))
             # Started before the server: worker processes boot (interpreter, imports) while the
@@ -125,14 +131,19 @@ def _run(
             stack.enter_context(pool)
         admin = stack.enter_context(AdminReader(session.admin_url, session.admin_token))
         local: TPMBackend | None = None
-        if pool is None or stepped:
+        if (pool is None or stepped) and not elsewhere:
             # Devices run in this process too: one backend for all of them, closed with the run.
             local = backend or open_backend(session.backend, session.run_id)
             stack.callback(local.close)
         if options.bundle_dir is not None:
             collected.hooks.append(BundleWriter(options.bundle_dir, session.judged_trust))
         collected.started = True
-        if pool is None:
+        if elsewhere:
+            from ..cluster import run_on_swarm
+
+            concurrency = options.workers if options.workers > 1 else 0
+            run_on_swarm(plans, expectations, session, admin, progress, collected, concurrency=concurrency)
+        elif pool is None:
             assert local is not None
             _run_here(plans, expectations, session, admin, progress, local, collected)
         else:

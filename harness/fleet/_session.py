@@ -199,6 +199,7 @@ def fleet_session(
                 workdir,
                 primary_data_dir=None if options.server_url else workdir / "server",
                 roots=roots,
+                host=options.server_bind,
             )
         )
         env = FleetEnvironment(

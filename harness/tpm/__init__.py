@@ -40,6 +40,7 @@ from ._registry import (
     open_backend,
     remove_leftovers,
 )
+from ._swarm import DEFAULT_DEVICE_IMAGE, device_image, remove_run_services, swarm_client, swarm_preflight
 from ._swtpm import SwtpmBackend, SwtpmProcess, close_all, live_pids, swtpm_binary
 from ._trace import Trace, command_name, response_name, start_trace, stop_trace
 
@@ -47,6 +48,7 @@ __all__ = [
     "BACKENDS",
     "BACKEND_NAMES",
     "DEFAULT_BACKEND",
+    "DEFAULT_DEVICE_IMAGE",
     "RUN_LABEL",
     "BackendEntry",
     "BackendName",
@@ -80,6 +82,7 @@ __all__ = [
     "command_name",
     "create_ek",
     "describe_backends",
+    "device_image",
     "disable_hierarchy",
     "engine_backend",
     "engine_from_env",
@@ -100,12 +103,18 @@ __all__ = [
     "remove_leftovers",
     "remove_run_containers",
     "remove_run_everywhere",
+    "remove_run_services",
     "reset_lockout",
     "response_name",
     "schedule",
     "spread",
+<<<<<<< HEAD
     "start_trace",
     "stop_trace",
+=======
+    "swarm_client",
+    "swarm_preflight",
+>>>>>>> main
     "swtpm_binary",
     "tpm_death",
     "write_nv_certificate",
