@@ -13,12 +13,8 @@ import typer
 from rich.console import Console
 
 from . import __version__
-<<<<<<< HEAD
 from ._diff_command import HistoryOption, TraceOption, diff
-from ._engine_options import EngineOption, EnginesFileOption, ServerBindOption, backend_option
-=======
 from ._engine_options import EngineOption, EnginesFileOption, ServerBindOption, SwarmOption, backend_option
->>>>>>> main
 from ._runview import print_bundles, print_paths, report_run
 from .errors import HarnessError, RbacError, ScenarioError, TrustError
 from .fleet import DeviceRun, RunInterrupted, RunOptions, RunStopped, choose_backend, run_fleet
@@ -36,6 +32,7 @@ app = typer.Typer(
     help="Windows enrollment attestation harness: real emulated TPMs, a simulated Windows "
     "client and a reference MDM server, with reports of expected versus actual status.",
 )
+app.command()(diff)  # defined beside the history options of `run`
 # soft_wrap: a "file:line: field" message must stay on one line in CI logs too.
 console = Console(stderr=True, soft_wrap=True)
 
@@ -140,12 +137,9 @@ def run(
     engine: EngineOption = None,
     engines: EnginesFileOption = None,
     server_bind: ServerBindOption = "127.0.0.1",
-<<<<<<< HEAD
+    swarm: SwarmOption = False,
     history: HistoryOption = None,
     trace: TraceOption = "failures",
-=======
-    swarm: SwarmOption = False,
->>>>>>> main
 ) -> None:
     """Run scenario fleets end to end and write reports; exit 1 if any device mismatched."""
     signal.signal(signal.SIGTERM, _terminate)
@@ -396,9 +390,6 @@ def verify(
 def version() -> None:
     """Print the harness version."""
     print(__version__)
-
-
-app.command()(diff)
 
 
 def main() -> None:

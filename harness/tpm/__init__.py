@@ -108,13 +108,10 @@ __all__ = [
     "response_name",
     "schedule",
     "spread",
-<<<<<<< HEAD
     "start_trace",
     "stop_trace",
-=======
     "swarm_client",
     "swarm_preflight",
->>>>>>> main
     "swtpm_binary",
     "tpm_death",
     "write_nv_certificate",
