@@ -11,6 +11,7 @@
                devices as Swarm tasks (bench/engines.py); needs root for private engines.
 (g) report_load  50 readers of the admin report while the (d) fleet enrolls against a server in
                its own process: their p50/p99 latency, and the run's wall with / without them.
+(h) trace      the same fleet with every device's TPM command trace kept, and without.
 
 Definitions (kept as stated, whatever the results):
   TPM floor   = sum over devices of DeviceResult.tpm_seconds (time inside TPM commands,
@@ -18,12 +19,14 @@ Definitions (kept as stated, whatever the results):
   floor_ratio = fleet wall time / TPM floor
   manufacture_speedup = swtpm_setup seconds per TPM / ours per TPM
   scaling_2w  = wall(1 worker) / wall(2 workers), same fleet
+  trace_ratio = wall(--trace all) / wall(--trace off), same fleet, runs alternated
 
 The last line printed is the summary:
   devices_per_min=… floor_ratio=… manufacture_speedup=… evals_per_s=… crypto_evals_per_s=…
   evals_crypto_ratio=… scaling_2w=…
   docker_engine_cores_per_controller_core=… engine_cores_per_controller_core=… (the swarm run)
   report_p50_ms=… report_p99_ms=… report_load_ratio=…
+  trace_ratio=…
 """
 
 from __future__ import annotations
@@ -518,7 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manufacture", type=int, default=10, help="TPMs each side for (b)")
     parser.add_argument("--eval-seconds", type=float, default=3.0, help="timing window for (c)")
     parser.add_argument("--report-devices", type=int, default=10_000, help="devices for (e)")
-    parser.add_argument("--only", default="abcdefg", help="which parts to run, e.g. 'bc' (default: all)")
+    parser.add_argument("--trace-fleet", type=Path, default=HERE / "fleet-40.yaml", help="scenario for (h)")
+    parser.add_argument("--only", default="abcdefgh", help="which parts to run, e.g. 'bc' (default: all)")
     args = parser.parse_args(argv)
     if shutil.which("swtpm") is None:
         _say("swtpm is not installed; run 'make setup'")
@@ -566,10 +570,15 @@ def main(argv: list[str] | None = None) -> int:
         summary["report_p50_ms"] = f"{load.p50_ms:.1f}"
         summary["report_p99_ms"] = f"{load.p99_ms:.1f}"
         summary["report_load_ratio"] = f"{load.load_ratio:.3f}"
+    if "h" in args.only:
+        from bench.trace import bench_trace
+
+        summary["trace_ratio"] = f"{bench_trace(args.trace_fleet, args.workers, _say):.3f}"
     _say(f"benchmark took {time.perf_counter() - started:.0f} s; load average {_load()} at the end")
     order = ("devices_per_min", "floor_ratio", "manufacture_speedup", "evals_per_s", "crypto_evals_per_s")
     order += ("evals_crypto_ratio", "scaling_2w")
     order += ("docker_engine_cores_per_controller_core", "engine_cores_per_controller_core")
     order += ("report_p50_ms", "report_p99_ms", "report_load_ratio")
+    order += ("trace_ratio",)
     _say(" ".join(f"{key}={summary.get(key, 'n/a')}" for key in order))
     return 0

@@ -6,23 +6,19 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .report import write_reports
+from .report import failed_step, write_reports
 from .results import RunResult
 
 
-def report_run(console: Console, result: RunResult, out: Path) -> None:
+def report_run(console: Console, result: RunResult, out: Path, history: Path | None = None) -> None:
     """Write the three reports and list what did not match (a partial run's too)."""
-    paths = write_reports(result, out)
+    paths = write_reports(result, out, history=history)
     _print_summary(console, result.summary.total, result.summary.matched, result.summary.wall_seconds)
     print_paths(console, paths)
     for device in result.devices:
         if not device.matched:
-            actual = (
-                f"{device.actual.status} / {device.actual.detail or '-'}" if device.actual else "no result"
-            )
             console.print(
-                f"  [red]mismatch[/red] {device.group}/{device.name}: expected "
-                f"{device.expected.status} / {device.expected.detail or '-'}, got {actual}"
+                f"  [red]mismatch[/red] {device.group}/{device.name}: {failed_step(device)}"
                 f"{' — ' + device.evidence.decision if device.evidence.decision else ''}"
                 f"{' — ' + device.error if device.error else ''}",
                 highlight=False,

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from . import __version__
+from ._diff_command import HistoryOption, TraceOption, diff
 from ._engine_options import EngineOption, EnginesFileOption, ServerBindOption, SwarmOption, backend_option
 from ._runview import print_bundles, print_paths, report_run
 from ._token_option import AdminTokenFileOption, AdminTokenOption, read_admin_token
@@ -40,6 +41,7 @@ app = typer.Typer(
     help="Windows enrollment attestation harness: real emulated TPMs, a simulated Windows "
     "client and a reference MDM server, with reports of expected versus actual status.",
 )
+app.command()(diff)  # defined beside the history options of `run`
 # soft_wrap: a "file:line: field" message must stay on one line in CI logs too.
 console = Console(stderr=True, soft_wrap=True)
 
@@ -143,6 +145,8 @@ def run(
     engines: EnginesFileOption = None,
     server_bind: ServerBindOption = "127.0.0.1",
     swarm: SwarmOption = False,
+    history: HistoryOption = None,
+    trace: TraceOption = "failures",
 ) -> None:
     """Run scenario fleets end to end and write reports; exit 1 if any device mismatched."""
     signal.signal(signal.SIGTERM, _terminate)
@@ -180,6 +184,8 @@ def run(
                 trust=trust_store,
                 bundle_dir=out / "bundles",
                 server_bind=server_bind,
+                history=history,
+                trace=trace,
             ),
             progress=reporter,
         ).run()
@@ -204,7 +210,7 @@ def run(
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
     reporter.close()
-    report_run(console, result, out)
+    report_run(console, result, out, history)
     print_bundles(console, out, server)
     raise typer.Exit(EXIT_MATCHED if result.all_matched else EXIT_MISMATCH)
 
@@ -232,6 +238,7 @@ def validate(
 def report(
     results: Annotated[Path, typer.Argument(help="a results.json written by 'harness run'")],
     out: Annotated[Path, typer.Option("--out", "-o", help="directory for the re-rendered reports")],
+    history: Annotated[Path | None, typer.Option(help="run history for the trends and flakiness")] = None,
 ) -> None:
     """Re-render junit.xml and index.html (and a copy of results.json) from a results.json."""
     try:
@@ -239,7 +246,7 @@ def report(
     except (OSError, ValueError) as exc:
         console.print(f"[red]cannot read {results}:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
-    print_paths(console, write_reports(loaded, out))
+    print_paths(console, write_reports(loaded, out, history=history))
 
 
 @app.command()

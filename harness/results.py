@@ -52,6 +52,31 @@ class DeviceEvidence(BaseModel):
     decision: str = ""  # the cause the server found: failing check or client error
 
 
+class TPMCommand(BaseModel):
+    """One TPM command as it crossed the TCTI: who sent it, what the TPM answered, how long it took."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str  # factory | world | client: which part of the device's life sent it
+    command: str  # TPM2_CC name, e.g. TPM2_CC_CreatePrimary
+    response: str  # decoded response code, e.g. TPM_RC_SUCCESS, TPM_RC_LOCKOUT
+    rc: int = 0
+    seconds: float = 0.0
+    command_bytes: int = 0
+    response_bytes: int = 0
+
+
+def format_trace(commands: list[TPMCommand]) -> str:
+    """The trace as a TPM engineer reads it: one command a line, in the order sent."""
+    lines = [f"{'#':>4}  {'source':8} {'command':40} {'response':44} {'ms':>9} {'cmd B':>6} {'rsp B':>6}"]
+    for number, c in enumerate(commands, 1):
+        lines.append(
+            f"{number:>4}  {c.source:8} {c.command:40} {c.response:44} {c.seconds * 1000:>9.3f} "
+            f"{c.command_bytes:>6} {c.response_bytes:>6}"
+        )
+    return "\n".join(lines) + "\n"
+
+
 class Checkpoint(BaseModel):
     """One expectation checked during a scenario's steps (a status, or an action's answer)."""
 
@@ -97,6 +122,15 @@ class DeviceResult(BaseModel):
     # Why the device did not run: its world cannot be built in this run (a lagging replica with
     # --server). Neither a match nor a failure.
     not_applicable: str = ""
+    # Stable across runs: "<scenario name>/<group>/<index>@<seed>", the same device tonight and last night.
+    key: str = ""
+    world: str = ""  # a digest of the world the device was planned in; equal worlds, comparable runs
+    trace: list[TPMCommand] = Field(default_factory=list)  # kept for failures, or for all with --trace all
+
+    @property
+    def failed_checkpoint(self) -> Checkpoint | None:
+        """The first checkpoint that did not match: where a mismatch happened."""
+        return next((c for c in self.checkpoints if not c.matched), None)
 
 
 class Summary(BaseModel):
@@ -115,6 +149,7 @@ class Summary(BaseModel):
     workers: int = 1
     server: str = ""
     harness_version: str = ""
+    code: str = ""  # the code that ran: git:<commit>[+<digest of local changes>], else version:<v>
     # The run stopped before every device finished: Ctrl-C or SIGTERM ...
     interrupted: bool = False
     # ... or why it could not go on (the reference server stopped answering); empty otherwise.

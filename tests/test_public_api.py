@@ -141,8 +141,13 @@ PUBLIC_API: dict[str, list[str]] = {
         "inapplicable_groups", "plan_fleet", "plan_group", "run_device", "run_fleet", "run_from_json",
         "run_to_json", "task_from_json", "task_to_json"
     ],
+    "harness.history": [
+        "SLOWER_FACTOR", "SLOWER_SECONDS", "Change", "DeviceView", "History", "RunDiff", "RunInfo",
+        "RunView", "code_identity", "diff_runs", "flaky_keys", "is_flaky", "label", "record_run",
+        "run_view", "trends", "view_of"
+    ],
     "harness.network": [
-        "Fault", "Link", "RefusingEndpoint", "ResettingEndpoint", "Route", "Rule"
+        "Fault", "FlakyEndpoint", "Link", "RefusingEndpoint", "ResettingEndpoint", "Route", "Rule"
     ],
     "harness.pytest_plugin": [
         "DeviceItem", "DeviceMismatch", "ScenarioFile", "explain", "is_scenario_file", "pytest_addoption",
@@ -151,8 +156,9 @@ PUBLIC_API: dict[str, list[str]] = {
         "pytest_xdist_make_scheduler"
     ],
     "harness.report": [
-        "decode_payload", "load_results", "write_html", "write_json", "write_json_document", "write_junit",
-        "write_reports", "write_text_document", "write_xml_document", "xml_text"
+        "JUnitExtras", "decode_payload", "failed_step", "junit_name", "load_results", "write_html",
+        "write_json", "write_json_document", "write_junit", "write_reports", "write_text_document",
+        "write_xml_document", "xml_text"
     ],
     "harness.scenario": [
         "STEP_KINDS", "VIRTUAL_PLATFORMS", "ActionState", "AttestAction", "Backend", "ClientSettings",
@@ -172,14 +178,15 @@ PUBLIC_API: dict[str, list[str]] = {
         "BackendSpec", "ControlChannel", "DockerBackend", "DockerTPM", "EKAlgorithm", "Engine",
         "EnginePoolBackend", "EngineTLS", "ExternalBackend", "ExternalTPM", "Hierarchy", "Manufactured",
         "MortalTPM", "PlatformControl", "RunningTPM", "SwtpmBackend", "SwtpmPlatform", "SwtpmProcess",
-        "TPMBackend", "TPMFamily", "TPMRequest", "TimedESAPI", "UnknownBackend", "change_owner_auth",
-        "check_backend", "close_all", "create_ek", "describe_backends", "device_image", "disable_hierarchy",
+        "TPMBackend", "TPMFamily", "TPMRequest", "TimedESAPI", "Trace", "UnknownBackend",
+        "change_owner_auth", "check_backend", "close_all", "command_name", "create_ek", "describe_backends",
+        "device_image", "disable_hierarchy",
         "engine_backend", "engine_from_env", "engine_of", "engine_unavailable", "leave_unstarted",
         "live_pids", "load_engine_file", "lock_out", "manufacture", "open_backend", "open_tcti",
         "parse_engine", "parse_engine_file", "parse_tcti", "preflight", "preflight_all", "remove_leftovers",
         "remove_run_containers", "remove_run_everywhere", "remove_run_services", "reset_lockout",
-        "schedule", "spread", "swarm_client", "swarm_preflight", "swtpm_binary", "tpm_death",
-        "write_nv_certificate"
+        "response_name", "schedule", "spread", "start_trace", "stop_trace", "swarm_client",
+        "swarm_preflight", "swtpm_binary", "tpm_death", "write_nv_certificate"
     ],
     "harness.world": [
         "HELPERS", "REGISTRY", "ConditionRegistry", "DeviceLife", "FactoryOrder", "HelperContext",

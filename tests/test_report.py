@@ -217,7 +217,8 @@ def test_junit_mismatch_is_a_failure_that_says_expected_and_actual(tmp_path: Pat
     failures = case.findall("failure")
     assert len(failures) == 1 and case.find("error") is None
     message = failures[0].attrib["message"]
-    assert message == "expected Attested, got Not attested / TPM isn't trusted"
+    # The checkpoint that failed comes first: for a scenario without steps, the first enrollment.
+    assert message == "enrollment: expected Attested, actual Not attested / TPM isn't trusted"
     text = failures[0].text or ""
     assert "EK certificate does not chain to a trusted TPM manufacturer" in text
     assert "ek_chain: issuer CN=Rogue CA is not trusted" in text
@@ -247,6 +248,8 @@ def test_junit_testcases_carry_expected_and_actual_as_properties(tmp_path: Path,
         "actual_detail": "TPM isn't trusted",
         "device_id": "0b5e3c1a-0000-4000-8000-000000000002",
         "reason": "EK certificate does not chain to a trusted TPM manufacturer",
+        "device_name": "desktop-002",
+        "failed_checkpoint": "enrollment: expected Attested, actual Not attested / TPM isn't trusted",
     }
     assert by_name["vm-003"]["actual_status"] == ""
     assert by_name["laptop-001"]["actual_status"] == "Attested"

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import jwt
 
-from ..results import DeviceResult
+from ..results import DeviceResult, format_trace
 from ..trust import TrustStore
 from ..verifier import DEVICE_ID_CLAIM, BundleFormatError, IssuedNonce, bundle_document, parse_time
 from ._device import DeviceRun
 from ._plan import DevicePlan
 
 TRUST_DIR = "trust"  # where `harness verify` looks beside a bundle
+TRACE_SUFFIX = ".tpm-trace.txt"  # a device's TPM command trace, beside its bundle (not *.json)
 
 
 class BundleWriter:
@@ -33,8 +34,9 @@ class BundleWriter:
         self.directory = directory
         if fresh:
             # A run's bundles replace an earlier run's in the same place, never mix with them.
-            for old in directory.glob("*.json") if directory.is_dir() else ():
-                old.unlink()
+            for pattern in ("*.json", f"*{TRACE_SUFFIX}"):
+                for old in directory.glob(pattern) if directory.is_dir() else ():
+                    old.unlink()
             shutil.rmtree(directory / TRUST_DIR, ignore_errors=True)
         directory.mkdir(parents=True, exist_ok=True)
         # Bundles hold the devices' bearer tokens: readable by this user only, like the server's data.
@@ -44,9 +46,14 @@ class BundleWriter:
 
     def __call__(self, plan: DevicePlan, run: DeviceRun | None, result: DeviceResult) -> None:
         document = device_bundle(run, dt.datetime.now(dt.UTC)) if run is not None else None
+        name = result.device_id or plan.emm_device_id
         if document is not None:
-            path = self.directory / f"{result.device_id or plan.emm_device_id}.json"
+            path = self.directory / f"{name}.json"
             path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+        if result.trace:  # kept for a mismatch or an error, or for every device with --trace all
+            (self.directory / f"{name}{TRACE_SUFFIX}").write_text(
+                format_trace(result.trace), encoding="utf-8"
+            )
 
 
 def device_bundle(run: DeviceRun, judged_at: dt.datetime) -> dict[str, object] | None:

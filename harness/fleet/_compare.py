@@ -6,6 +6,8 @@ the actual status from the server's admin API and compares.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
 from typing import Any
 
 from ..results import AttemptRecord, CheckRecord, DeviceEvidence, DeviceResult, Outcome
@@ -37,6 +39,8 @@ def check_device(
         evidence.decision = str(detail.get("decision", ""))
         history = [_attempt(a) for a in attempts]
     error = run.error or ("" if detail is not None else "the server has no record of this device")
+    # A harness failure (a dead TPM, say) is never a match, whatever the server recorded.
+    matched = actual is not None and actual == expected and not error
     return DeviceResult(
         name=plan.inventory.device_name,
         group=plan.group,
@@ -44,8 +48,7 @@ def check_device(
         device_id=plan.emm_device_id,
         expected=expected,
         actual=actual,
-        # A harness failure (a dead TPM, say) is never a match, whatever the server recorded.
-        matched=actual is not None and actual == expected and not error,
+        matched=matched,
         error=error,
         inventory=plan_inventory(plan, detail),
         evidence=evidence,
@@ -53,7 +56,25 @@ def check_device(
         seconds=round(run.seconds, 4),
         attempts=history,
         engine=run.engine,
+        key=device_key(plan),
+        world=world_digest(plan),
+        # A failure's trace is what a TPM engineer asks for first; a match's only on request.
+        trace=run.trace if run.keep_trace or not matched else [],
     )
+
+
+def device_key(plan: DevicePlan) -> str:
+    """Who the device is across runs: scenario name, group, index and the scenario's seed."""
+    return f"{plan.key}@{plan.seed}"
+
+
+def world_digest(plan: DevicePlan) -> str:
+    """A digest of the world the device was planned in (not where the scenario file lies).
+
+    Two runs of a device with equal digests met the same world, so a different outcome
+    between them is flakiness, not a change.
+    """
+    return hashlib.sha256(repr(replace(plan, scenario="")).encode()).hexdigest()[:16]
 
 
 def _attempt(row: dict[str, Any]) -> AttemptRecord:

@@ -20,9 +20,9 @@ from tpm2_pytss import TSS2_Exception
 
 from ..client import ClientBehaviour, ClientConfig, ClientReport, Endpoints, WindowsClient
 from ..errors import HarnessError
-from ..network import Link
+from ..network import FlakyEndpoint, Link
 from ..pki import CertificateAuthority, vendor_ca
-from ..results import ClientStep
+from ..results import ClientStep, TPMCommand
 from ..tcg import TPMIdentity
 from ..tpm import (
     ExternalTPM,
@@ -31,8 +31,11 @@ from ..tpm import (
     TimedESAPI,
     TPMBackend,
     TPMRequest,
+    Trace,
     engine_of,
     manufacture,
+    start_trace,
+    stop_trace,
     tpm_death,
 )
 from ..world import REGISTRY, FactoryOrder, NetworkPath, TPMPlan, require_helper
@@ -52,6 +55,8 @@ class FleetEnvironment:
     # The helper services the run started for its worlds (harness.world), by name: what each
     # offers ('url', 'dir'). Plain strings, so that the environment travels to workers.
     helpers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    trace: str = "failures"  # off | failures | all: which devices' TPM command traces a result keeps
+    fault_seed: int = 0  # drawn per run (HARNESS_FAULT_SEED replays one): intermittent faults
 
 
 @dataclass
@@ -64,6 +69,8 @@ class DeviceRun:
     seconds: float = 0.0
     error: str = ""
     engine: str = ""  # the Docker engine its TPM ran on (docker backend)
+    trace: list[TPMCommand] = field(default_factory=list)  # every TPM command, when traced
+    keep_trace: bool = False  # keep the trace even when the device matched (--trace all)
 
 
 def run_device(plan: DevicePlan, env: FleetEnvironment, backend: TPMBackend) -> DeviceRun:
@@ -91,12 +98,14 @@ class LiveDevice:
         self._stack = ExitStack()
         self._client_stack = ExitStack()  # the current Windows install's client; a wipe replaces it
         self._path = ExitStack()  # the current network path; replaced when the world changes
-        self._links: list[Link] = []
+        self._links: list[Link | FlakyEndpoint] = []
         self._world_steps: list[ClientStep] = []
         self._world_seconds = 0.0
         self._earlier_steps: list[ClientStep] = []  # of the Windows installs before a wipe
         self._earlier_tpm_seconds = 0.0
         self._endpoints: Endpoints | None = None
+        self._trace: Trace | None = None
+        self.run.keep_trace = env.trace == "all"
 
     def __enter__(self) -> LiveDevice:
         return self
@@ -131,13 +140,29 @@ class LiveDevice:
         for condition in REGISTRY.conditions():
             condition.before_join(self)
         self._client.join()
+        self._sending("world")
         for condition in REGISTRY.conditions():
             condition.after_join(self)
+        self._sending("client")
         self._client.enroll()
 
     def change(self, name: str, value: object) -> None:
         """A `world:` step's key (harness.world), with its value."""
-        REGISTRY.for_step(name).change(self, value)
+        self._sending("world")
+        try:
+            REGISTRY.for_step(name).change(self, value)
+        finally:
+            self._sending("client")
+
+    def _sending(self, source: str) -> None:
+        """Who sends the TPM commands from now on, for the trace: factory, world or client."""
+        if self._trace is not None:
+            self._trace.source = source
+
+    @property
+    def fault_seed(self) -> str:
+        """This run's seed for an intermittent fault on this device: new each run, per device."""
+        return f"{self.env.fault_seed}:{self.plan.key}"
 
     def check_in(self) -> None:
         """The device's check-in (scheduled, or a user's Sync)."""
@@ -227,7 +252,9 @@ class LiveDevice:
         self._client_stack = ExitStack()
         self._client = None
         if self.tpm is not None and self.tpm.manufacturable() and self.plan.tpm.family == "2.0":
+            self._sending("world")
             _clear(self.tpm)
+            self._sending("client")
         digest = hashlib.sha256(f"wipe:{self.plan.emm_device_id}".encode()).digest()
         behaviour = self.plan.behaviour
         for condition in REGISTRY.conditions():
@@ -272,6 +299,7 @@ class LiveDevice:
         if died and not run.error.startswith(_DIED):
             run.error = f"{_DIED}{died}" + (f" (then {run.error})" if run.error else "")
         run.seconds = time.perf_counter() - self._started
+        run.trace = list(self._trace.commands) if self._trace is not None else []
         return run
 
     def _open_path(self) -> Endpoints:
@@ -280,6 +308,7 @@ class LiveDevice:
         path = NetworkPath(primary=primary, stack=self._path, aik_ca=primary, identity=primary)
         for condition in REGISTRY.conditions():
             condition.network_path(self, path)
+        self._links.extend(path.logged)
         mdm = primary
         if path.rules or path.routes:
             link = path.enter(Link(primary, rules=path.rules, routes=path.routes))
@@ -300,6 +329,10 @@ class LiveDevice:
             )
         self._stack.callback(tpm.close)
         self.tpm = tpm  # known before manufacturing, so that a death during it is seen
+        if self.env.trace != "off":
+            self._trace = start_trace(tpm.tcti)
+            self._trace.source = "factory"
+            self._stack.callback(stop_trace, tpm.tcti)
         if isinstance(tpm, ExternalTPM):
             # Entered before the client, so they close after it: the key is evicted once the
             # client's session has ended, and the next device gets its turn after that.
@@ -309,8 +342,10 @@ class LiveDevice:
         self.run.engine = engine_of(tpm)
         if tpm.manufacturable() and plan.tpm.family == "2.0":
             self._manufacture(tpm)
+            self._sending("world")
             for condition in REGISTRY.conditions():
                 condition.after_manufacture(self)
+        self._sending("client")
         return tpm
 
     def _manufacture(self, tpm: RunningTPM) -> None:

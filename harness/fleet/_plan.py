@@ -33,6 +33,7 @@ class DevicePlan:
     tpm: TPMPlan
     # Every registered world setting's value by path ('tpm.state'), as the conditions read it.
     world: Mapping[str, object] = field(default_factory=dict)
+    seed: int = 0  # the scenario's seed: with the key, who the device is across runs
 
 
 def _seed(*parts: object) -> int:
@@ -80,6 +81,7 @@ def plan_group(scenario: Scenario, group: ResolvedGroup) -> list[DevicePlan]:
                 index=index,
                 emm_device_id=_device_id(scenario.seed, scenario.name, group.name, index),
                 inventory=inventory,
+                seed=scenario.seed,
                 **_world_plan(group, default_vendor),
             )
         )

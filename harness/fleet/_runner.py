@@ -28,6 +28,7 @@ from types import TracebackType
 
 from .. import __version__
 from ..errors import HarnessError, ServerLost
+from ..history import code_identity, record_run
 from ..results import DeviceResult, RunResult, summarise
 from ..scenario import Expectation, Scenario, refuse_settings_for_backend
 from ..tpm import BACKENDS, TPMBackend, check_backend, open_backend
@@ -192,6 +193,8 @@ class FleetRun:
             raise RunInterrupted(result)
         if stopped:
             raise RunStopped(stopped, result)
+        if self.options.history is not None:
+            record_run(self.options.history, result)  # only finished runs: a partial one is no baseline
         return result
 
     def _run_all(self) -> None:
@@ -322,6 +325,7 @@ class FleetRun:
             workers=self.options.workers,
             server=self.options.server_url or "embedded",
             harness_version=__version__,
+            code=code_identity(),
             interrupted=interrupted,
             stopped=stopped,
         )

@@ -43,8 +43,12 @@ class RunOptions:
     bundle_dir: Path | None = None  # where each device's evidence bundle is written; None: nowhere
     # Where the embedded server listens: other machines (controllers, labs) reach it there.
     server_bind: str = "127.0.0.1"
+    history: Path | None = None  # the run history (SQLite) a finished run is recorded into
+    trace: str = "failures"  # TPM command traces kept: off | failures | all
 
     def __post_init__(self) -> None:
+        if self.trace not in ("off", "failures", "all"):
+            raise HarnessError(f"--trace must be off, failures or all, not '{self.trace}'")
         if isinstance(self.backend, str):
             object.__setattr__(self, "backend", BackendSpec.parse(self.backend))
         try:
@@ -88,6 +92,8 @@ class FleetSession:
             "engines": "\n".join(engine.spec for engine in self.backend.engines),
             "principal_tokens": json.dumps(self.principal_tokens),
             "stepped": json.dumps(list(self.stepped)),
+            "trace": env.trace,
+            "fault_seed": str(env.fault_seed),
         }
 
     @classmethod
@@ -98,6 +104,8 @@ class FleetSession:
                 pki_dir=Path(data["pki_dir"]),
                 workdir=Path(data["workdir"]),
                 helpers=json.loads(data.get("helpers", "{}")),
+                trace=data.get("trace", "failures"),
+                fault_seed=int(data.get("fault_seed", "0")),
             ),
             admin_url=data["admin_url"],
             admin_token=data["admin_token"],
@@ -135,6 +143,17 @@ def new_run_id() -> str:
     if not _RUN_ID.fullmatch(given):
         raise HarnessError(f"HARNESS_RUN_ID must be 1-64 letters, digits, '.', '_' or '-', not '{given}'")
     return given
+
+
+def fault_seed() -> int:
+    """HARNESS_FAULT_SEED (to replay a run's intermittent faults), else a new one each run."""
+    given = os.environ.get("HARNESS_FAULT_SEED", "")
+    if not given:
+        return secrets.randbits(32)
+    try:
+        return int(given)
+    except ValueError:
+        raise HarnessError(f"HARNESS_FAULT_SEED must be an integer, not '{given}'") from None
 
 
 @contextmanager
@@ -194,6 +213,8 @@ def fleet_session(
             pki_dir=pki_dir,
             workdir=workdir,
             helpers=auxiliary,
+            trace=options.trace,
+            fault_seed=fault_seed(),
         )
         yield FleetSession(
             env=env,

@@ -202,10 +202,12 @@ class StepRunner:
         device = self.devices[plan.key]
         result = self.check(device.plan, self.expectations[plan.key], device.finish())
         checkpoints = self.checkpoints[plan.key]
+        matched = all(c.matched for c in checkpoints) and not result.error
         return result.model_copy(
             update={
                 "checkpoints": checkpoints,
-                "matched": all(c.matched for c in checkpoints) and not result.error,
+                "matched": matched,
+                "trace": result.trace or ([] if matched else device.run.trace),
             }
         )
 

@@ -9,10 +9,13 @@ from ._all import write_reports
 from ._documents import write_json_document, write_text_document, write_xml_document, xml_text
 from ._html import decode_payload, write_html
 from ._json import load_results, write_json
-from ._junit import write_junit
+from ._junit import JUnitExtras, failed_step, junit_name, write_junit
 
 __all__ = [
+    "JUnitExtras",
     "decode_payload",
+    "failed_step",
+    "junit_name",
     "load_results",
     "write_html",
     "write_json",

@@ -29,6 +29,7 @@ from ..results import (
     DeviceResult,
     Outcome,
     RunResult,
+    TPMCommand,
 )
 from ..status import RETRY_RECOMMENDED, AttestationStatus, StatusDetail
 from ._files import atomic_write, encode_text
@@ -59,11 +60,14 @@ FIELDS = (
     "attempts",
     "engine",
     "not_applicable",
+    "key",
+    "world",
+    "trace",
 )
 
 # Nothing on the page may reach the network, and only the page's own script and style may
 # run: the browser then enforces self-containment even if a device string slipped through.
-_CSP = "default-src 'none'; script-src '{script}'; style-src '{style}'; base-uri 'none'; form-action 'none'"
+_CSP = "default-src 'none'; script-src {script}; style-src '{style}'; base-uri 'none'; form-action 'none'"
 
 _CLOSING_TAG = re.compile(r"</(script|style)", re.IGNORECASE)
 
@@ -121,11 +125,19 @@ def _encode_device(device: DeviceResult, s: _StringTable) -> list[Any]:
         ],
         "engine": s(device.engine),
         "not_applicable": s(device.not_applicable),
+        "key": s(device.key),
+        "world": s(device.world),
+        "trace": [
+            [s(c.source), s(c.command), s(c.response), c.rc, c.seconds, c.command_bytes, c.response_bytes]
+            for c in device.trace
+        ],
     }
     return [row[field] for field in FIELDS]
 
 
-def encode_payload(result: RunResult) -> dict[str, Any]:
+def encode_payload(result: RunResult, trends: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The page's data; `trends` (from the run history) adds the runs before this one and each
+    device's recent outcomes, in the order of the devices."""
     strings = _StringTable()
     devices = [_encode_device(d, strings) for d in result.devices]
     return {
@@ -134,6 +146,7 @@ def encode_payload(result: RunResult) -> dict[str, Any]:
         "retry": sorted(d.value for d in RETRY_RECOMMENDED),
         "strings": strings.strings,
         "devices": devices,
+        "history": trends,
     }
 
 
@@ -206,6 +219,20 @@ def decode_payload(payload: dict[str, Any]) -> list[DeviceResult]:
                 ],
                 engine=strings[row["engine"]],
                 not_applicable=strings[row["not_applicable"]] if "not_applicable" in row else "",
+                key=strings[row["key"]],
+                world=strings[row["world"]],
+                trace=[
+                    TPMCommand(
+                        source=strings[a],
+                        command=strings[b],
+                        response=strings[c],
+                        rc=d,
+                        seconds=e,
+                        command_bytes=f,
+                        response_bytes=g,
+                    )
+                    for a, b, c, d, e, f, g in row["trace"]
+                ],
             )
         )
     return devices
@@ -262,10 +289,14 @@ def _asset(name: str) -> str:
     return text
 
 
-def render_html(result: RunResult) -> str:
+def render_html(result: RunResult, trends: dict[str, Any] | None = None) -> str:
     summary = result.summary
     script = _asset("report.js")
     style = _asset("report.css")
+    # Chart.js (MIT, from the npm registry, shipped with the package) draws the trend charts;
+    # it is inlined only into a report that has a history to chart.
+    charts = _asset("chart.umd.min.js") if trends and trends.get("runs") else ""
+    hashes = " ".join(f"'{_csp_hash(text)}'" for text in (charts, script) if text)
     retry = {d.value for d in RETRY_RECOMMENDED}
     return (
         _environment()
@@ -275,13 +306,15 @@ def render_html(result: RunResult) -> str:
             by_status=sorted(summary.by_status.items(), key=lambda kv: (-kv[1], kv[0])),
             by_detail=sorted(summary.by_detail.items(), key=lambda kv: (-kv[1], kv[0])),
             retry=retry,
-            payload=embed_json(encode_payload(result)),
+            payload=embed_json(encode_payload(result, trends)),
             script=Markup(script),
+            charts=Markup(charts),
+            trends=trends,
             style=Markup(style),
-            csp=_CSP.format(script=_csp_hash(script), style=_csp_hash(style)),
+            csp=_CSP.format(script=hashes, style=_csp_hash(style)),
         )
     )
 
 
-def write_html(result: RunResult, path: str | os.PathLike[str]) -> None:
-    atomic_write(Path(path), encode_text(render_html(result)))
+def write_html(result: RunResult, path: str | os.PathLike[str], trends: dict[str, Any] | None = None) -> None:
+    atomic_write(Path(path), encode_text(render_html(result, trends)))

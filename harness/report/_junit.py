@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 
-from ..results import DeviceResult, Outcome, RunResult
+from ..results import DeviceResult, Outcome, RunResult, format_trace
 from ._files import atomic_write
 
 # Characters XML 1.0 cannot carry even escaped; client and server details are free text
@@ -68,18 +69,44 @@ def _explanation(device: DeviceResult) -> str:
     return "\n".join(lines)
 
 
+def failed_step(device: DeviceResult) -> str:
+    """Where a mismatch happened, expected against actual: the first checkpoint that missed, or
+    the status after the first enrollment for a scenario without steps."""
+    missed = device.failed_checkpoint
+    if missed is not None:
+        return f"{missed.step}: expected {missed.expected}, actual {missed.actual}"
+    return f"enrollment: expected {describe(device.expected)}, actual {describe(device.actual)}"
+
+
+def junit_name(device: DeviceResult) -> str:
+    """group[index], as the pytest plugin names it: stable across runs, unlike Faker's device names."""
+    if device.key:
+        index = device.key.rsplit("/", 1)[-1].split("@", 1)[0]
+        return f"{device.group}[{index}]"
+    return device.name
+
+
 def _properties(parent: ET.Element, values: dict[str, str]) -> None:
     props = ET.SubElement(parent, "properties")
     for name, value in values.items():
         ET.SubElement(props, "property", name=name, value=_clean(value))
 
 
-def _testcase(suite: ET.Element, stem: str, device: DeviceResult) -> None:
+@dataclass(frozen=True)
+class JUnitExtras:
+    """What a run's JUnit adds from outside the result: flakiness from the history, and where
+    each device's evidence bundle and trace file lie (attachments, by device id)."""
+
+    flaky: frozenset[str] = frozenset()  # device keys
+    attachments: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _testcase(suite: ET.Element, stem: str, device: DeviceResult, extras: JUnitExtras) -> None:
     case = ET.SubElement(
         suite,
         "testcase",
         classname=_clean(f"{stem}.{device.group}"),
-        name=_clean(device.name),
+        name=_clean(junit_name(device)),
         time=_seconds(device.seconds),
     )
     actual = device.actual
@@ -94,8 +121,21 @@ def _testcase(suite: ET.Element, stem: str, device: DeviceResult) -> None:
             "reason": device.evidence.decision,
             # Only a fleet over Docker engines has one; other runs keep their property list.
             **({"engine": device.engine} if device.engine else {}),
+            "device_name": device.name,
+            **({"device_key": device.key} if device.key else {}),
+            **({"flaky": "true"} if device.key in extras.flaky else {}),
+            **({"failed_checkpoint": failed_step(device)} if not device.matched and not device.error else {}),
+            **({"tpm_commands": str(len(device.trace))} if device.trace else {}),
         },
     )
+    attached = extras.attachments.get(device.device_id, [])
+    if device.trace or attached:
+        # GitLab, Jenkins and others read [[ATTACHMENT|path]] lines in system-out.
+        out = ET.SubElement(case, "system-out")
+        text = "".join(f"[[ATTACHMENT|{path}]]\n" for path in attached)
+        if device.trace:
+            text += "TPM command trace:\n" + format_trace(device.trace)
+        out.text = _clean(text)
     if _is_error(device):
         # A harness failure says nothing about the server, so it must not read as a mismatch.
         error = ET.SubElement(
@@ -105,10 +145,7 @@ def _testcase(suite: ET.Element, stem: str, device: DeviceResult) -> None:
     elif device.not_applicable:
         ET.SubElement(case, "skipped", message=_clean(device.not_applicable))
     elif _is_failure(device):
-        message = f"expected {describe(device.expected)}, got {describe(actual)}"
-        missed = next((c for c in device.checkpoints if not c.matched), None)
-        if missed is not None:
-            message = f"{missed.step}: expected {missed.expected}, got {missed.actual}"
+        message = failed_step(device)
         failure = ET.SubElement(case, "failure", message=_clean(message), type="StatusMismatch")
         failure.text = _clean(_explanation(device))
 
@@ -121,7 +158,8 @@ def _counts(element: ET.Element, devices: list[DeviceResult], seconds: float) ->
     element.set("time", _seconds(seconds))
 
 
-def build_junit(result: RunResult) -> ET.Element:
+def build_junit(result: RunResult, extras: JUnitExtras | None = None) -> ET.Element:
+    extras = extras or JUnitExtras()
     summary = result.summary
     by_scenario: dict[str, list[DeviceResult]] = {s: [] for s in summary.scenarios}
     for device in result.devices:
@@ -150,11 +188,11 @@ def build_junit(result: RunResult) -> ET.Element:
             properties["stopped"] = summary.stopped
         _properties(suite, properties)
         for device in devices:
-            _testcase(suite, stem, device)
+            _testcase(suite, stem, device, extras)
     ET.indent(root)
     return root
 
 
-def write_junit(result: RunResult, path: str | os.PathLike[str]) -> None:
-    data: bytes = ET.tostring(build_junit(result), encoding="utf-8", xml_declaration=True)
+def write_junit(result: RunResult, path: str | os.PathLike[str], extras: JUnitExtras | None = None) -> None:
+    data: bytes = ET.tostring(build_junit(result, extras), encoding="utf-8", xml_declaration=True)
     atomic_write(Path(path), data + b"\n")

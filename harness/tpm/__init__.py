@@ -42,6 +42,7 @@ from ._registry import (
 )
 from ._swarm import DEFAULT_DEVICE_IMAGE, device_image, remove_run_services, swarm_client, swarm_preflight
 from ._swtpm import SwtpmBackend, SwtpmProcess, close_all, live_pids, swtpm_binary
+from ._trace import Trace, command_name, response_name, start_trace, stop_trace
 
 __all__ = [
     "BACKENDS",
@@ -73,10 +74,12 @@ __all__ = [
     "TPMFamily",
     "TPMRequest",
     "TimedESAPI",
+    "Trace",
     "UnknownBackend",
     "change_owner_auth",
     "check_backend",
     "close_all",
+    "command_name",
     "create_ek",
     "describe_backends",
     "device_image",
@@ -102,8 +105,11 @@ __all__ = [
     "remove_run_everywhere",
     "remove_run_services",
     "reset_lockout",
+    "response_name",
     "schedule",
     "spread",
+    "start_trace",
+    "stop_trace",
     "swarm_client",
     "swarm_preflight",
     "swtpm_binary",

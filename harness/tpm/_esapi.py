@@ -14,17 +14,20 @@ from typing import Any
 from tpm2_pytss import ESAPI
 from tpm2_pytss.TCTILdr import TCTILdr
 
+from ._trace import raise_held, traced
 
-def open_tcti(tcti: tuple[str, str]) -> TCTILdr:
+
+def open_tcti(tcti: tuple[str, str]) -> Any:
     """A TCTI to the TPM; every TSS context of the harness is opened here.
 
     tpm2-tss logs every TPM error response to stderr; the client reports those errors
     itself, so the library stays quiet unless the user set TSS2_LOG. The library reads
     the variable when it first logs, so it is set here, before the first TSS call of the
-    process, not when the package is imported.
+    process, not when the package is imported. A device that traces its TPM gets the TCTI
+    wrapped in its trace.
     """
     os.environ.setdefault("TSS2_LOG", "all+NONE")
-    return TCTILdr(tcti[0], tcti[1])
+    return traced(tcti, TCTILdr(tcti[0], tcti[1]))
 
 
 class TimedESAPI:
@@ -35,7 +38,10 @@ class TimedESAPI:
         self.commands = 0
         start = time.perf_counter()
         self._tcti = open_tcti(tcti)
-        self._esapi: Any = ESAPI(self._tcti)
+        try:
+            self._esapi: Any = ESAPI(self._tcti)
+        finally:
+            raise_held()
         self.seconds += time.perf_counter() - start
 
     def __getattr__(self, name: str) -> Any:
@@ -52,6 +58,7 @@ class TimedESAPI:
             finally:
                 self.seconds += time.perf_counter() - start
                 self.commands += 1
+                raise_held()
 
         return call
 

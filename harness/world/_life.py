@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from ..client import ClientBehaviour, WindowsClient
@@ -25,6 +25,10 @@ class DeviceLife(Protocol):
 
     @property
     def key(self) -> str: ...
+
+    @property
+    def fault_seed(self) -> str:
+        """The seed of an intermittent fault on this device: drawn anew each run."""
 
     @property
     def world(self) -> Mapping[str, object]:
@@ -100,6 +104,8 @@ class NetworkPath:
     ek_service: str = ""
     rules: list[Rule] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
+    # Stand-ins whose `log` (a list of str) says what they did, for the device's evidence.
+    logged: list[Any] = field(default_factory=list)
 
     def enter(self, endpoint: AbstractContextManager[T]) -> T:
         """Start a stand-in endpoint for as long as this path lasts."""

@@ -61,7 +61,18 @@ const AttestationReport = (() => {
       attempts: ev.attempts,
       engine: s[row[ix.engine]],
       not_applicable: ix.not_applicable === undefined ? "" : s[row[ix.not_applicable]],
+      key: s[row[ix.key]],
+      world: s[row[ix.world]],
+      trace: traceOf(payload, ix, row),
     };
+  }
+
+  function traceOf(payload, ix, row) {
+    const s = payload.strings;
+    return (row[ix.trace] || []).map((x) => ({
+      source: s[x[0]], command: s[x[1]], response: s[x[2]], rc: x[3], seconds: x[4],
+      command_bytes: x[5], response_bytes: x[6],
+    }));
   }
 
   function decodeAll(payload) {
@@ -69,7 +80,7 @@ const AttestationReport = (() => {
     return payload.devices.map((row) => decodeDevice(payload, ix, row));
   }
 
-  return { fieldIndex, evidence, decodeDevice, decodeAll };
+  return { fieldIndex, evidence, decodeDevice, decodeAll, traceOf };
 })();
 
 if (typeof document !== "undefined") {
@@ -85,6 +96,8 @@ if (typeof document !== "undefined") {
     const s = payload.strings;
     const retry = new Set(payload.retry);
     const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
+    const history = payload.history && payload.history.runs && payload.history.runs.length ? payload.history : null;
+    const OUTCOME_NAMES = { m: "matched", x: "mismatched", e: "harness error" };
 
     function outcomeText(status, detail) {
       if (status === null) return NO_RESULT;
@@ -98,6 +111,9 @@ if (typeof document !== "undefined") {
       const notApplicable = ix.not_applicable === undefined ? "" : s[row[ix.not_applicable]];
       const error = s[row[ix.error]] || notApplicable;
       const matched = row[ix.matched] === 1;
+      // Where a mismatch happened: the first checkpoint that missed (scenarios with steps).
+      const missed = row[ix.checkpoints].find((x) => x[3] !== 1);
+      const recent = history ? history.devices[k] : null;
       const d = {
         k: k,
         name: s[row[ix.name]],
@@ -113,8 +129,11 @@ if (typeof document !== "undefined") {
         outcome: notApplicable ? "not-applicable" : error ? "error" : matched ? "matched" : "mismatched",
         statusKey: actualStatus === null ? NO_RESULT : actualStatus,
         detailKey: actualStatus === null ? NO_RESULT : actualDetail || NO_DETAIL,
+        checkpoint: !matched && missed ? { step: s[missed[0]], expected: s[missed[1]], actual: s[missed[2]] } : null,
+        label: recent ? recent[0] : "",
+        recent: recent ? recent[1] : "",
       };
-      d.hay = [d.name, d.group, d.deviceId, d.expectedDetail, actualDetail || "", d.decision, error]
+      d.hay = [d.name, d.group, d.deviceId, d.expectedDetail, actualDetail || "", d.decision, error, d.label]
         .join("\n").toLowerCase();
       return d;
     });
@@ -190,7 +209,8 @@ if (typeof document !== "undefined") {
       const detail = detailSel.value;
       const words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
       filtered = devices.filter((d) =>
-        (outcome === "" || (outcome === "mismatched" ? !d.matched && d.outcome !== "not-applicable" : d.outcome === outcome))
+        (outcome === "" || (outcome.startsWith("label:") ? d.label === outcome.slice(6)
+          : outcome === "mismatched" ? !d.matched && d.outcome !== "not-applicable" : d.outcome === outcome))
         && (status === "" || d.statusKey === status)
         && (detail === "" || d.detailKey === detail)
         && words.every((w) => d.hay.includes(w)));
@@ -204,7 +224,7 @@ if (typeof document !== "undefined") {
     function sectionRow(d) {
       const tr = el("tr", "section");
       const th = el("th", null, d.sectionLabel + " ");
-      th.colSpan = 7;
+      th.colSpan = history ? 8 : 7;
       th.scope = "colgroup";
       th.appendChild(el("span", "n", "(" + groupCounts.get(d.section) + ")"));
       if (d.section.startsWith("detail:") && retry.has(d.actualDetail)) {
@@ -241,17 +261,35 @@ if (typeof document !== "undefined") {
       if (selected === d.k) tr.classList.add("selected");
       tr.appendChild(el("td", null, d.name));
       tr.appendChild(el("td", null, d.group));
-      tr.appendChild(outcomeCell("expected", d.expectedStatus, d.expectedDetail, false));
-      tr.appendChild(outcomeCell("actual", d.actualStatus, d.actualDetail, retry.has(d.actualDetail)));
+      if (d.checkpoint) {
+        // A checkpoint before the last missed: the final statuses may well agree, so show where it went wrong.
+        const expected = tr.appendChild(el("td", "expected"));
+        expected.appendChild(el("span", "checkpoint", d.checkpoint.step));
+        expected.appendChild(el("span", "status", d.checkpoint.expected));
+        tr.appendChild(el("td", "actual")).appendChild(el("span", "status", d.checkpoint.actual));
+      } else {
+        tr.appendChild(outcomeCell("expected", d.expectedStatus, d.expectedDetail, false));
+        tr.appendChild(outcomeCell("actual", d.actualStatus, d.actualDetail, retry.has(d.actualDetail)));
+      }
       const mark = d.outcome === "matched" ? ["ok", "\u2713", "matched"]
         : d.outcome === "error" ? ["err", "!", "harness error"]
         : d.outcome === "not-applicable" ? ["na", "\u2013", "not applicable"] : ["bad", "\u2717", "mismatched"];
       const markCell = el("td", "mark " + mark[0], mark[1]);
       markCell.title = mark[2];
       tr.appendChild(markCell);
+      if (history) tr.appendChild(recentCell(d));
       tr.appendChild(el("td", "id", d.deviceId));
       tr.appendChild(el("td", "cause", d.error ? d.error : d.decision));
       return tr;
+    }
+
+    function recentCell(d) {
+      const td = el("td", "recent");
+      const strip = td.appendChild(el("span", "strip"));
+      strip.title = "oldest first: " + [...d.recent].map((c) => OUTCOME_NAMES[c] || c).join(", ");
+      for (const c of d.recent) strip.appendChild(el("span", "run run-" + c));
+      if (d.label) td.appendChild(el("span", "badge trend-" + d.label, d.label));
+      return td;
     }
 
     function renderMore() {
@@ -343,6 +381,10 @@ if (typeof document !== "undefined") {
         ["Outcome", d.outcome === "error" ? "harness error" : d.outcome],
         ["Expected", outcomeText(d.expectedStatus, d.expectedDetail)],
         ["Actual", actual],
+        ...(d.checkpoint ? [["Failed checkpoint", d.checkpoint.step + ": expected " + d.checkpoint.expected
+          + ", actual " + d.checkpoint.actual]] : []),
+        ...(history ? [["Recent runs", (d.label ? d.label + "; " : "")
+          + [...d.recent].map((c) => OUTCOME_NAMES[c] || c).join(", ") + " (oldest first)"]] : []),
         ["Group", d.group],
         ["Scenario", s[row[ix.scenario]]],
         ["Device ID", d.deviceId || "(none)"],
@@ -366,6 +408,14 @@ if (typeof document !== "undefined") {
         ev.client_steps.map((x) => [x.step, passMark(x.ok, "ok", "failed"), x.detail, x.seconds.toFixed(3)]),
         [3],
       ) : null, "none recorded"));
+      const trace = AttestationReport.traceOf(payload, ix, row);
+      if (trace.length) body.appendChild(section("TPM command trace", dataTable(
+        ["#", "Sent by", "Command", "Response", "ms", "Command bytes", "Response bytes"],
+        trace.map((x, i) => [String(i + 1), x.source, x.command,
+          el("span", x.rc === 0 ? "pass" : "fail", x.response), (x.seconds * 1000).toFixed(3),
+          String(x.command_bytes), String(x.response_bytes)]),
+        [0, 4, 5, 6],
+      )));
       body.appendChild(section("Request items", ev.request_items.length ? dataTable(
         ["Item", "Summary"], ev.request_items,
       ) : null, "none recorded"));
@@ -417,6 +467,60 @@ if (typeof document !== "undefined") {
     // The reset event fires before the fields are cleared.
     form.addEventListener("reset", () => setTimeout(applyFilters, 0));
 
+    if (history) {
+      $("recent-head").hidden = false;
+      drawTrends(history);
+    }
     applyFilters();
   })();
+}
+
+// The trend charts, drawn by Chart.js (inlined beside this script when the report has a history).
+function drawTrends(history) {
+  if (typeof Chart === "undefined") return;
+  const runs = history.runs;
+  const labels = runs.map((r, i) => "#" + (i + 1) + " " + r.started_at.replace("T", " ").slice(0, 16));
+  const common = {
+    animation: false,
+    responsive: true,
+    maintainAspectRatio: false,
+    plugins: { legend: { position: "bottom" } },
+  };
+  const stacked = { x: { stacked: true }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } };
+  new Chart(document.getElementById("chart-outcomes"), {
+    type: "bar",
+    data: {
+      labels: labels,
+      datasets: [
+        { label: "matched", data: runs.map((r) => r.matched), backgroundColor: "#2e7d32" },
+        { label: "mismatched", data: runs.map((r) => r.mismatched), backgroundColor: "#c62828" },
+        { label: "harness errors", data: runs.map((r) => r.errors), backgroundColor: "#ef6c00" },
+      ],
+    },
+    options: { ...common, scales: stacked },
+  });
+  const details = [...new Set(runs.flatMap((r) => Object.keys(r.mix)))].sort();
+  const palette = ["#1565c0", "#6a1b9a", "#00838f", "#ad1457", "#558b2f", "#4e342e", "#283593", "#f9a825",
+    "#00695c", "#d84315", "#37474f", "#9e9d24", "#5d4037", "#0277bd", "#7b1fa2"];
+  new Chart(document.getElementById("chart-mix"), {
+    type: "bar",
+    data: {
+      labels: labels,
+      datasets: details.map((name, i) => ({
+        label: name, data: runs.map((r) => r.mix[name] || 0), backgroundColor: palette[i % palette.length],
+      })),
+    },
+    options: { ...common, scales: stacked },
+  });
+  new Chart(document.getElementById("chart-time"), {
+    type: "line",
+    data: {
+      labels: labels,
+      datasets: [
+        { label: "wall time per device (s)", data: runs.map((r) => r.device_seconds), borderColor: "#1565c0", backgroundColor: "#1565c0" },
+        { label: "TPM time per device (s)", data: runs.map((r) => r.device_tpm_seconds), borderColor: "#ef6c00", backgroundColor: "#ef6c00" },
+      ],
+    },
+    options: { ...common, scales: { y: { beginAtZero: true } } },
+  });
 }
