@@ -347,6 +347,12 @@ class EnrollmentResponse(_Model):
         "enrollments; it replaces any earlier one. null when none was issued (the request used the "
         "credential, which stays valid, or proved nothing).",
     )
+    judged_at: str | None = Field(
+        default=None,
+        alias="judgedAt",
+        description="When the service judged this request, on its own clock (ISO 8601, UTC): the "
+        "time at which certificates, tokens and the nonce were checked.",
+    )
 
 
 class CheckinRequest(_Model):

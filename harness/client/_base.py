@@ -45,6 +45,8 @@ class ClientReport:
     # client registered with the identity provider by device ID: the rest of a bundle.
     nonce: bytes | None = None
     nonce_expires_at: str | None = None
+    # When the service judged the last enrollment, on its clock: the time to judge the bundle at.
+    enrollment_judged_at: str | None = None
     entra_keys: dict[str, bytes] = field(default_factory=dict)
 
 

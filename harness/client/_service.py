@@ -75,6 +75,7 @@ class ServiceClient:
         # Issued by the MDM service at enrollment; the nonce request, later enrollments and
         # check-ins carry it to prove they come from the device that enrolled.
         self.device_credential: str | None = None
+        self.judged_at: str | None = None  # the service's clock at the last enrollment it answered
 
     def close(self) -> None:
         self._http.close()
@@ -178,6 +179,7 @@ class ServiceClient:
         answer = self._post(f"{self.endpoints.mdm}/enrollment", body, self._device_headers(token))
         if answer.get("deviceCredential"):
             self.device_credential = str(answer["deviceCredential"])
+        self.judged_at = str(answer["judgedAt"]) if answer.get("judgedAt") else None
         return str(answer["deviceId"])
 
     @_reported

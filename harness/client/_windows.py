@@ -301,7 +301,9 @@ class WindowsClient(DeviceBase):
             }
             self.report.enrollment_request = body
             self.report.token = self._token
+            self.report.enrollment_judged_at = None  # until this request's answer says
             note["detail"] = f"enrolled as {self._service.enroll(body, self._token)}"
+            self.report.enrollment_judged_at = self._service.judged_at
 
 
 def _version(text: str) -> tuple[int, ...]:

@@ -8,6 +8,7 @@ it cannot know the trust of a server given with --server.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import shutil
@@ -69,6 +70,10 @@ def device_bundle(run: DeviceRun, judged_at: dt.datetime) -> dict[str, object] |
         except jwt.PyJWTError:
             device_id = None  # a token the client could not even parse: the verifier says so
     key = report.entra_keys.get(device_id) if device_id else None
+    if report.enrollment_judged_at:
+        # The server's clock, which steps move; an unreadable one leaves the time of writing.
+        with contextlib.suppress(BundleFormatError):
+            judged_at = parse_time(report.enrollment_judged_at)
     nonce = None
     if report.nonce is not None:
         try:

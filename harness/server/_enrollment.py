@@ -188,7 +188,12 @@ def enroll(
         _record(ctx, items, verdict, caller, digest, now, unowned)
     except UnboundLimitError as exc:
         raise too_many_requests("too_many_unbound_devices", str(exc), 60) from exc
-    return EnrollmentResponse(deviceId=items.emm_device_id, enrolled=True, deviceCredential=credential)
+    return EnrollmentResponse(
+        deviceId=items.emm_device_id,
+        enrolled=True,
+        deviceCredential=credential,
+        judgedAt=now.isoformat(timespec="microseconds"),
+    )
 
 
 def _record(
