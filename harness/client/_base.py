@@ -22,6 +22,7 @@ from ._config import ClientConfig, Endpoints
 from ._entra import DeviceKey, SoftwareDeviceKey, TPMDeviceKey
 from ._failure import ClientFailure
 from ._provider import TPMProvider
+from ._push import PushChannel, PushNote
 from ._pytss import PytssTPM
 from ._service import ServiceClient
 
@@ -73,6 +74,7 @@ class DeviceBase:
         # the client knows only what it met, never what the server decided.
         self.retry = ""
         self._entra_key_was_software = False
+        self._push: PushChannel | None = None
 
     def __enter__(self) -> Self:
         return self
@@ -81,8 +83,33 @@ class DeviceBase:
         self.close()
 
     def close(self) -> None:
+        if self._push is not None:
+            self._push.close()
         self._close_tpm()
         self._service.close()
+
+    # --- push channel ----------------------------------------------------------------
+
+    def _hold_push_channel(self) -> None:
+        """Once enrolled, hold the push channel open (when this device keeps one)."""
+        if self._push is not None or not self._config.push_channel:
+            return
+        self._push = PushChannel(
+            self._config.endpoints.push or self._config.endpoints.mdm,
+            self.report.emm_device_id,
+            self._push_headers,
+        )
+
+    def _push_headers(self) -> dict[str, str] | None:
+        credential = self._service.device_credential
+        return {"Device-Credential": credential} if credential else None
+
+    @property
+    def push(self) -> PushChannel | None:
+        return self._push
+
+    def pushes(self) -> list[PushNote]:
+        return self._push.received() if self._push is not None else []
 
     # --- bookkeeping -----------------------------------------------------------------
 
@@ -138,6 +165,8 @@ class DeviceBase:
         """The network changed under the device (a service came back or went away)."""
         self._config = replace(self._config, endpoints=endpoints)
         self._service.endpoints = endpoints
+        if self._push is not None:
+            self._push.retarget(endpoints.push or endpoints.mdm)
 
     def _open_tpm(self) -> TPMProvider:
         if self._tpm is None:

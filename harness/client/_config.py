@@ -52,6 +52,8 @@ class Endpoints:
     # The TPM vendor's online EK-certificate service, asked when NV holds no EK certificate
     # (as Windows asks Intel's or AMD's); empty: none is known.
     ek_service: str = ""
+    # The MDM service's push channel (Windows Push Notification Services); empty: the MDM URL.
+    push: str = ""
 
     @classmethod
     def single(cls, url: str) -> Endpoints:
@@ -65,3 +67,5 @@ class ClientConfig:
     behaviour: ClientBehaviour = field(default_factory=ClientBehaviour)
     emm_device_id: str = ""
     http_timeout: float = 30.0
+    # Hold a push channel open once enrolled (devices that live on after their first enrollment).
+    push_channel: bool = False

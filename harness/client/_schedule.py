@@ -9,6 +9,7 @@ virtual clock), counted from the enrolment.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Literal
 
@@ -51,6 +52,13 @@ def next_checkin(enrolled_at: float, after: float) -> float:
                 return candidate
         start = phase_end
     raise AssertionError("the last phase never ends")  # pragma: no cover
+
+
+def sync_delay(emm_device_id: str) -> float:
+    """Seconds from a push to the MDM session it starts: 20 s to 2 minutes, as the device is
+    busy or idle when it arrives (fixed per device, so runs repeat)."""
+    digest = hashlib.sha256(f"push:{emm_device_id}".encode()).digest()
+    return 20.0 + int.from_bytes(digest[:2], "big") % 101
 
 
 def retry_reason(hresult: int, *, aik_pub_without_cert: bool) -> str:

@@ -27,6 +27,7 @@ from ._entra import TPMDeviceKey
 from ._failure import ClientFailure
 from ._online_ek import fetch_online_certificate
 from ._provider import EndorsementKey, LoadedKey, TPMProvider
+from ._push import PushNote
 from ._schedule import TPM_NOT_READY, Trigger, retry_reason
 
 
@@ -116,6 +117,14 @@ class WindowsClient(DeviceBase):
             self._record("client.retry", True, self.retry, time.perf_counter())
             self.enroll("device-retry")
         return commands
+
+    def sync_after_push(self, notes: list[PushNote]) -> list[str]:
+        """The MDM session a push starts: a check-in now, whatever the schedule says."""
+        if self._push is not None:
+            self._push.take(notes)
+        actions = ", ".join(str(n.action_id) for n in notes)
+        self._record("push.received", True, f"sync requested by action {actions}", time.perf_counter())
+        return self.check_in()
 
     def _fail_attestation(self, hresult: int) -> None:
         self.report.hresult = hresult
@@ -290,6 +299,7 @@ class WindowsClient(DeviceBase):
                 self.report.hresult = again.hresult
                 return False
         self.report.enrolled = True
+        self._hold_push_channel()
         return True
 
     def _send_enrollment(self, items: dict[str, str], step: str, version: str) -> None:

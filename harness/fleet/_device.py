@@ -90,8 +90,11 @@ class LiveDevice:
     It owns its TPM, its network path and its client until closed.
     """
 
-    def __init__(self, plan: DevicePlan, env: FleetEnvironment, backend: TPMBackend) -> None:
+    def __init__(
+        self, plan: DevicePlan, env: FleetEnvironment, backend: TPMBackend, *, push: bool = False
+    ) -> None:
         self.plan = plan
+        self.push = push  # its client holds a push channel once enrolled
         self.env = env
         self.network = plan.network
         self.tpm: RunningTPM | None = None
@@ -237,6 +240,7 @@ class LiveDevice:
             inventory=self.plan.inventory,
             behaviour=self.plan.behaviour,
             emm_device_id=self.plan.emm_device_id,
+            push_channel=self.push,
         )
         return self._client_stack.enter_context(WindowsClient(config, self.tpm))
 

@@ -23,6 +23,7 @@ from ..scenario import (
     EnrollmentPath,
     Expectation,
     NonceSource,
+    PushPath,
     ResolvedGroup,
     Scenario,
     TPMFamilySetting,
@@ -59,6 +60,7 @@ class NetworkPlan:
     enrollment: EnrollmentPath = "delivered"
     nonce_from: NonceSource = "primary"
     identity: IdentitySource = "tenant"
+    push: PushPath = "open"
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,7 @@ def _network_plan(group: ResolvedGroup) -> NetworkPlan:
         enrollment=group.network.enrollment,
         nonce_from=group.network.nonce_from,
         identity=identity.get(group.entra.token, "tenant"),
+        push=group.network.push,
     )
 
 

@@ -87,7 +87,9 @@ def device_network(plan: NetworkPlan, services: Services) -> Iterator[tuple[Endp
             identity = services.require(services.foreign_identity, "another tenant's identity provider")
         elif plan.identity == "lagging-replica":
             identity = services.require(services.lagging_replica, "a lagging replica")
-        yield Endpoints(mdm=mdm, aik_ca=aik_ca, identity=identity, ek_service=ek_service), links
+        # A blocked push channel: the service's push port refuses the device, as a firewall would.
+        push = stack.enter_context(RefusingEndpoint()).url if plan.push == "blocked" else ""
+        yield Endpoints(mdm=mdm, aik_ca=aik_ca, identity=identity, ek_service=ek_service, push=push), links
 
 
 def leave_mdm_key(tpm: RunningTPM) -> float:

@@ -36,6 +36,7 @@ from ._types import (
     NonceSource,
     Ownership,
     Platform,
+    PushPath,
     SanLayout,
     Strict,
     TokenSource,
@@ -166,6 +167,11 @@ class NetworkSettings(Strict):
         default="primary",
         description="'lagging-replica': a load balancer sends the nonce request to a replica whose "
         "clock is two hours behind",
+    )
+    push: PushPath = Field(
+        default="open",
+        description="the push channel an enrolled device holds to the MDM service: 'blocked' (a "
+        "firewall, no network, powered off) and device actions wait for its next scheduled check-in",
     )
 
 

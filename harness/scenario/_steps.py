@@ -100,7 +100,9 @@ class ClockAdvance(Strict):
     seconds: Annotated[float, Field(gt=0, le=10 * 365 * 86_400)]
 
 
-ActionState = Literal["queued", "delivered", "completed", "timed out"]
+# pending: not picked up yet (told by push or not); delivered: handed over at a check-in;
+# completed: the device enrolled again with attestation.
+ActionState = Literal["pending", "delivered", "completed"]
 
 
 class GroupExpectation(Expectation):

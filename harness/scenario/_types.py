@@ -60,6 +60,8 @@ AikCaPath = Literal["reachable", "refused", "reset"]
 EKServicePath = Literal["reachable", "refused", "reset"]
 EnrollmentPath = Literal["delivered", "reset", "dropped", "corrupted", "replayed"]
 NonceSource = Literal["primary", "lagging-replica"]
+# The device's push channel to the MDM service: open, or blocked (a firewall, no network).
+PushPath = Literal["open", "blocked"]
 Ownership = Literal["corporate", "personal"]
 
 
