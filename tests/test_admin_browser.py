@@ -165,7 +165,7 @@ def test_admin_page_reports_filters_and_attests(server: EmbeddedServer, driver: 
     assert "next check-in" in answer()[1]
     for emm in chosen:
         action = server.app.state.context.store.device(emm, server.app.state.context.clock.now())["action"]
-        assert action["state"] == "queued" and action["requestedBy"] == "alice"
+        assert action["state"] == "pending" and action["requestedBy"] == "alice"
 
     attest.click()
     wait.until(lambda d: answer()[0] == "429")

@@ -125,9 +125,9 @@ def test_the_server_imports_no_scenario_or_fleet_code() -> None:
 PUBLIC_API: dict[str, list[str]] = {
     "harness.client": [
         "AikChallenge", "ClientBehaviour", "ClientConfig", "ClientFailure", "ClientReport", "DeviceKey",
-        "EndorsementKey", "Endpoints", "Inventory", "KeyBlob", "LoadedKey", "PytssTPM", "ServiceClient",
-        "SoftwareDeviceKey", "TPMDeviceKey", "TPMProvider", "Trigger", "WindowsClient", "key_templates",
-        "next_checkin", "probe_family", "tpm_hresult"
+        "EndorsementKey", "Endpoints", "Inventory", "KeyBlob", "LoadedKey", "PushChannel", "PushNote",
+        "PytssTPM", "ServiceClient", "SoftwareDeviceKey", "TPMDeviceKey", "TPMProvider", "Trigger",
+        "WindowsClient", "key_templates", "next_checkin", "probe_family", "sync_delay", "tpm_hresult"
     ],
     "harness.fleet": [
         "PLATFORMS", "VENDORS", "AdminReader", "DevicePlan", "DeviceRun", "FleetEnvironment",
@@ -151,7 +151,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "AttestAction", "Backend", "ClientSettings", "EKCertificateSource", "EKKind", "EKServicePath",
         "EnrollmentPath", "EntraChange", "EntraJoin", "EntraSettings", "Expectation", "FirmwareUpdate",
         "Group", "GroupExpectation", "GroupSettings", "Hardware", "HistorySettings", "MDMKeySetting",
-        "NetworkSettings", "NonceSource", "OSUpgrade", "Ownership", "Platform", "PrincipalSpec",
+        "NetworkSettings", "NonceSource", "OSUpgrade", "Ownership", "Platform", "PrincipalSpec", "PushPath",
         "ResolvedGroup", "SanLayout", "Scenario", "ScenarioFile", "Step", "TPMChange", "TPMFamilySetting",
         "TPMSettings", "TPMState", "TokenSource", "WorldChange", "load_scenario", "parse_scenario",
         "refuse_settings_for_backend"
