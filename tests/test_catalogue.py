@@ -77,6 +77,11 @@ def test_workflows_scenario_walks_every_remedy_to_attested() -> None:
         "token-mismatch": ("Not attested / Entra token doesn't match device identity", "attest-action"),
         "autopilot-odj": ("Not attested / Entra key can't be attested", "device-retry"),
         "roca-firmware": ("Not attested / TPM isn't available", "attest-action"),
+        "mdm-key-left": ("Not attested / MDM key is already in TPM", "attest-action"),
+        "auth-failed": ("Not attested / Authentication failed", "attest-action"),
+        "old-client": ("Not attested / Client didn't provide all required parameters", "attest-action"),
+        "enrolled-days-ago": ("Not started", "attest-action"),
+        "push-blocked": ("Not started", "attest-action"),
     }
     for group, (first, trigger) in walks.items():
         device = by_group[group]

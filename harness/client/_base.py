@@ -18,7 +18,7 @@ from ..hresult import HResult
 from ..results import ClientStep
 from ..tcg import TPMIdentity
 from ..tpm import RunningTPM
-from ._config import ClientConfig, Endpoints
+from ._config import ClientBehaviour, ClientConfig, Endpoints
 from ._entra import DeviceKey, SoftwareDeviceKey, TPMDeviceKey
 from ._failure import ClientFailure
 from ._provider import TPMProvider
@@ -151,6 +151,12 @@ class DeviceBase:
         if self._device_key is not None:
             self._token_key, self._token_device = self._device_key, self._device_id
         self._fresh_token()
+
+    def update_client(self, behaviour: ClientBehaviour) -> None:
+        """A client update: the build now behaves as `behaviour` says (AIK support, say)."""
+        self._config = replace(self._config, behaviour=behaviour)
+        detail = "client updated" + (", with AIK support" if behaviour.sends_aik_items else "")
+        self._record("client.update", True, detail, time.perf_counter())
 
     def rejoin(self) -> None:
         """Entra join again with the device key in the TPM (Autopilot's offline domain join

@@ -24,7 +24,7 @@ from ..tcg import parse_tpm_san
 from ..windows import MDM_KEY_HANDLE, supports_enrollment_attestation
 from ._base import ClientReport, DeviceBase
 from ._entra import TPMDeviceKey
-from ._failure import ClientFailure
+from ._failure import AuthenticationRefused, ClientFailure
 from ._online_ek import fetch_online_certificate
 from ._provider import EndorsementKey, LoadedKey, TPMProvider
 from ._push import PushNote
@@ -107,6 +107,15 @@ class WindowsClient(DeviceBase):
             with self._step("mdm.checkin") as note:
                 commands = self._service.check_in(self.report.emm_device_id, self._token)
                 note["detail"] = f"commands: {', '.join(commands) or 'none'}"
+        except AuthenticationRefused:
+            # The service does not know this device as enrolled: its enrollment was refused
+            # (a token it could not accept). Windows renews the token and enrolls again.
+            if self._service.device_credential is None:
+                self._record(
+                    "client.retry", True, "the MDM service refused the check-in: 401", time.perf_counter()
+                )
+                self.enroll("device-retry")
+            return []
         except ClientFailure:
             return []  # the next scheduled check-in tries again
         if self._entra_key_was_software and isinstance(self._device_key, TPMDeviceKey):

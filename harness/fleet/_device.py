@@ -185,6 +185,17 @@ class LiveDevice:
         if self.client is not None:
             self.client.upgrade(build)
 
+    def update_client(self) -> None:
+        """A client update that brings AIK support."""
+        behaviour = replace(self.plan.behaviour, sends_aik_items=True)
+        self.plan = replace(self.plan, behaviour=behaviour)
+        if self.client is not None:
+            self.client.update_client(behaviour)
+
+    def repair_token_source(self) -> None:
+        """The identity provider the device reaches is the tenant's own, in time, again."""
+        self.change_network(replace(self.network, identity="tenant"))
+
     def rejoin_entra(self) -> None:
         if self.client is not None:
             self.client.rejoin()

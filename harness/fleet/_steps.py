@@ -118,7 +118,11 @@ class StepRunner:
             device.guard(partial(device.update_firmware, change.firmware_update.firmware))
         if change.os_upgrade is not None:
             device.guard(partial(device.upgrade_os, change.os_upgrade.build))
-        if change.entra is not None:
+        if change.client_update is not None:
+            device.guard(device.update_client)
+        if change.entra is not None and change.entra.token is not None:
+            device.guard(device.repair_token_source)
+        if change.entra is not None and change.entra.rejoin is not None:
             device.guard(device.rejoin_entra)
         if change.wipe:
             device.guard(device.wipe)

@@ -45,12 +45,29 @@ class FirmwareUpdate(Strict):
 
 class EntraChange(Strict):
     """'rejoin: tpm': the device joins Entra again with its key in the TPM (an Autopilot
-    offline domain join completing its hybrid join)."""
+    offline domain join completing its hybrid join). 'token: own-device': the token source is
+    repaired (the identity-provider replica caught up, the tenant's own provider answers
+    again); the device's next token is good."""
 
-    rejoin: Literal["tpm"]
+    rejoin: Literal["tpm"] | None = None
+    token: Literal["own-device"] | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> EntraChange:
+        if self.rejoin is None and self.token is None:
+            raise ValueError("an entra change sets rejoin or token")
+        return self
 
 
-WORLD_CHANGES = ("aik_ca", "tpm", "firmware_update", "os_upgrade", "entra", "wipe")
+class ClientUpdate(Strict):
+    """A Windows client update (the enrollment client and its TPM attestation support)."""
+
+    aik_support: Literal[True] = Field(
+        description="the update brings AIK support: the client creates an AIK and sends AIKPub and AIKCert"
+    )
+
+
+WORLD_CHANGES = ("aik_ca", "tpm", "firmware_update", "os_upgrade", "client_update", "entra", "wipe")
 
 
 class WorldChange(Strict):
@@ -68,6 +85,7 @@ class WorldChange(Strict):
     )
     firmware_update: FirmwareUpdate | None = None
     os_upgrade: OSUpgrade | None = None
+    client_update: ClientUpdate | None = None
     entra: EntraChange | None = None
     wipe: bool = Field(
         default=False,
