@@ -75,6 +75,10 @@ class DeviceBase:
         self.retry = ""
         self._entra_key_was_software = False
         self._push: PushChannel | None = None
+        # Autopilot: the device passed the TPM attestation that comes before provisioning; or
+        # why provisioning stopped (the device then never enrolls).
+        self._provisioned = False
+        self.stopped = ""
 
     def __enter__(self) -> Self:
         return self

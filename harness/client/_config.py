@@ -40,6 +40,9 @@ class ClientBehaviour:
     powers_off_after_nonce: bool = False
     # A client build that attaches a diagnostic log of this many bytes to its request.
     diagnostic_log_bytes: int = 0
+    # user-driven, or an Autopilot path (autopilot-preprovisioning, shared-device) that attests
+    # the TPM with the AIK service before the device is provisioned.
+    provisioning: str = "user-driven"
 
 
 @dataclass(frozen=True)

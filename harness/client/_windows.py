@@ -54,8 +54,45 @@ class WindowsClient(DeviceBase):
         self.join()
         return self.enroll()
 
+    def join(self) -> None:
+        """Entra join; on an Autopilot path, after the TPM attestation that comes first."""
+        if self._config.behaviour.provisioning != "user-driven" and not self._provisioned:
+            try:
+                self._autopilot_tpm_attestation()
+            except ClientFailure as exc:
+                self.stopped = f"Autopilot stopped at 'Securing your hardware': {exc.reason}"
+                self._record("autopilot.stopped", False, self.stopped, time.perf_counter())
+                return
+            finally:
+                self._close_tpm()
+            self._provisioned = True
+        super().join()
+
+    def _autopilot_tpm_attestation(self) -> None:
+        """Autopilot pre-provisioning and self-deploying mode attest the TPM with the AIK
+        service before the device is provisioned: EK certificate, AIK, TPM2_ActivateCredential.
+        Without it the device is not provisioned at all (so it never enrolls)."""
+        tpm = self._open_tpm()
+        with self._step("autopilot.tpm") as note:
+            self._reported_identity = tpm.identity()
+            ek = tpm.endorsement_key()
+            tpm.storage_root_key()
+            aik = tpm.create_aik()
+            note["detail"] = f"{self._config.behaviour.provisioning}: TPM attestation before provisioning"
+        try:
+            self._aik_certificate(tpm, ek, aik)
+        finally:
+            tpm.flush(ek)
+            self._items = {}  # that AIK certificate is Autopilot's, not this enrollment's evidence
+        self._record(
+            "autopilot.provisioned", True, "TPM attested; the device is provisioned", time.perf_counter()
+        )
+
     def enroll(self, trigger: Trigger = "first-enrollment") -> ClientReport:
         """Attest (when this build can) and send the enrollment request; `trigger` says why."""
+        if self.stopped:
+            self._record("enrollment.skipped", True, self.stopped, time.perf_counter())
+            return self.report
         behaviour = self._config.behaviour
         self._items = {"EnrollmentTrigger": trigger}
         self._mdm_key_existed = False
@@ -99,6 +136,8 @@ class WindowsClient(DeviceBase):
 
         A device whose enrollment never completed has nothing to check in with: it enrolls.
         """
+        if self.stopped:
+            return []
         if not self.report.enrolled:
             self._record("client.retry", True, self.retry or "not enrolled", time.perf_counter())
             self.enroll("device-retry")

@@ -111,7 +111,10 @@ def plan_group(scenario: Scenario, group: ResolvedGroup) -> list[DevicePlan]:
             model=model,
             os_version=group.os_build,
             ownership="Corporate" if group.ownership == "corporate" else "Personal",
-            upn=f"{first}.{last}@{group.upn_domain}".lower(),
+            # A shared (self-deployed) device has no user.
+            upn=""
+            if group.enrollment.path == "shared-device"
+            else f"{first}.{last}@{group.upn_domain}".lower(),
         )
         plans.append(
             DevicePlan(
@@ -177,6 +180,7 @@ def _tpm_plan(group: ResolvedGroup, default_vendor: str) -> TPMPlan:
 def _behaviour(group: ResolvedGroup) -> ClientBehaviour:
     return ClientBehaviour(
         sends_aik_items=group.client.aik_support,
+        provisioning=group.enrollment.path,
         entra_key_in_tpm=group.entra.join == "tpm",
         entra_joined=group.entra.join != "none",
         token_for_previous_device=group.entra.token == "previous-device",

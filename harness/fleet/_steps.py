@@ -36,6 +36,7 @@ from ..scenario import Expectation, GroupExpectation, Scenario, Step, WorldChang
 from ..tpm import TPMBackend
 from ._device import DeviceRun, FleetEnvironment, LiveDevice
 from ._plan import DevicePlan
+from ._report_steps import check_columns, run_report
 
 CheckDevice = Callable[[DevicePlan, Expectation, DeviceRun], DeviceResult]
 # Real seconds to wait for a push the server says it sent, or for a channel's first poll.
@@ -100,6 +101,19 @@ class StepRunner:
             self._advance(step.advance_clock.seconds)
         elif step.attest is not None:
             self._attest(label, step)
+        elif step.report is not None:
+            if step.report.attest is not None:
+                self._settle(list(self.devices.values()))
+            plans = [device.plan for device in self.devices.values()]
+            found, answer = run_report(self._admin, label, step.report, plans)
+            for key, checkpoint in found:
+                self.checkpoints[key].append(checkpoint)
+            if answer is not None and answer.is_success:
+                self._pushes_sent(answer.json())
+        elif step.expect_report is not None:
+            for device in self._group(step.expect_report.group):
+                checkpoint = check_columns(self._admin, label, step.expect_report, device.plan)
+                self.checkpoints[device.plan.key].append(checkpoint)
         elif step.expect is not None:
             expected = Expectation(status=step.expect.status, detail=step.expect.detail)
             for device in self._group(step.expect.group):
@@ -221,10 +235,7 @@ class StepRunner:
         action = step.attest
         assert action is not None
         targets = [d for group in action.groups for d in self._group(group)]
-        for device in targets:  # an enrolled device has tried to open its push channel
-            channel = device.client.push if device.client is not None else None
-            if channel is not None:
-                channel.settled.wait(_PUSH_WAIT)
+        self._settle(targets)
         response = self._admin(
             "POST",
             "/admin/devices/attest",
@@ -250,6 +261,13 @@ class StepRunner:
                     reason=reason,
                 )
             )
+
+    def _settle(self, targets: list[LiveDevice]) -> None:
+        """Wait until each enrolled device has tried to open its push channel."""
+        for device in targets:
+            channel = device.client.push if device.client is not None else None
+            if channel is not None:
+                channel.settled.wait(_PUSH_WAIT)
 
     def _admin(self, method: str, path: str, principal: str, body: object) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.tokens[principal]}"}

@@ -36,6 +36,7 @@ from ._types import (
     NonceSource,
     Ownership,
     Platform,
+    ProvisioningPath,
     PushPath,
     SanLayout,
     Strict,
@@ -175,6 +176,17 @@ class NetworkSettings(Strict):
     )
 
 
+class EnrollmentSettings(Strict):
+    """How the device is provisioned and enrolled."""
+
+    path: ProvisioningPath = Field(
+        default="user-driven",
+        description="user-driven; autopilot-preprovisioning (the technician flow: TPM attestation with "
+        "the AIK service before the device is provisioned); shared-device (Autopilot self-deploying: "
+        "the same TPM attestation, and no user: the device enrolls without a UPN)",
+    )
+
+
 class HistorySettings(Strict):
     """What happened to the device before the scenario starts."""
 
@@ -198,6 +210,7 @@ class GroupSettings(Strict):
     entra: EntraSettings | None = None
     network: NetworkSettings | None = None
     history: HistorySettings | None = None
+    enrollment: EnrollmentSettings | None = None
     upn_domain: str | None = None
 
     @field_validator("os_build")
@@ -245,6 +258,7 @@ class ResolvedGroup(Strict):
     entra: EntraSettings = EntraSettings()
     network: NetworkSettings = NetworkSettings()
     history: HistorySettings = HistorySettings()
+    enrollment: EnrollmentSettings = EnrollmentSettings()
     upn_domain: str
     expect: Expectation
     line: int | None = None
@@ -268,6 +282,17 @@ class ResolvedGroup(Strict):
                 raise ValueError(
                     f"tpm.{changed[0]} needs a TPM 2.0 (this group's tpm.family is {tpm.family})"
                 )
+        path = self.enrollment.path
+        if path == "shared-device" and self.entra.join != "tpm":
+            raise ValueError(
+                "enrollment.path 'shared-device' self-deploys: it joins Entra with a TPM key "
+                "(entra.join: tpm)"
+            )
+        if path == "autopilot-preprovisioning" and self.entra.join not in ("tpm", "offline-domain-join"):
+            raise ValueError(
+                "enrollment.path 'autopilot-preprovisioning' joins Entra (entra.join: tpm) or a domain "
+                "(offline-domain-join)"
+            )
         if tpm.ek_certificate == "online" and (tpm.vendor or "").lower() not in ONLINE_EK_VENDORS:
             raise ValueError(
                 "tpm.ek_certificate 'online' is what Intel PTT and AMD fTPM do: set tpm.vendor "

@@ -62,6 +62,10 @@ EnrollmentPath = Literal["delivered", "reset", "dropped", "corrupted", "replayed
 NonceSource = Literal["primary", "lagging-replica"]
 # The device's push channel to the MDM service: open, or blocked (a firewall, no network).
 PushPath = Literal["open", "blocked"]
+# How the device is provisioned: a user signs in (user-driven), or Autopilot pre-provisions it
+# (technician flow), or self-deploys it as a shared device with no user; the last two attest
+# the TPM with the AIK service before the device is provisioned.
+ProvisioningPath = Literal["user-driven", "autopilot-preprovisioning", "shared-device"]
 Ownership = Literal["corporate", "personal"]
 
 
