@@ -148,7 +148,8 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "harness.scenario": [
         "ONLINE_EK_VENDORS", "STEP_KINDS", "VIRTUAL_PLATFORMS", "WORLD_CHANGES", "ActionState", "AikCaPath",
-        "AttestAction", "Backend", "ClientSettings", "EKCertificateSource", "EKKind", "EKServicePath",
+        "AttestAction", "Backend", "ClientSettings", "ClientUpdate", "ProvisioningPath", "ReportColumns",
+        "ReportFilter", "ReportQuery", "ReportSelection", "EKCertificateSource", "EKKind", "EKServicePath",
         "EnrollmentPath", "EntraChange", "EntraJoin", "EntraSettings", "Expectation", "FirmwareUpdate",
         "Group", "GroupExpectation", "GroupSettings", "Hardware", "HistorySettings", "MDMKeySetting",
         "NetworkSettings", "NonceSource", "OSUpgrade", "Ownership", "Platform", "PrincipalSpec", "PushPath",
