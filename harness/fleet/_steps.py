@@ -161,6 +161,8 @@ class StepRunner:
                 break
             self._move_clock(max(when - self.now, 0.0), force=kind == "batch")
             if device is None:
+                if self._next_push is not None and self._next_push <= when:
+                    self._next_push = None  # released already: never stop here twice
                 continue
             if kind == "push":
                 client = device.client
