@@ -81,6 +81,7 @@ def test_workflows_scenario_walks_every_remedy_to_attested() -> None:
         "auth-failed": ("Not attested / Authentication failed", "attest-action"),
         "old-client": ("Not attested / Client didn't provide all required parameters", "attest-action"),
         "enrolled-days-ago": ("Not started", "attest-action"),
+        "enrolled-days-ago-idle": ("Not started", "attest-action"),
         "push-blocked": ("Not started", "attest-action"),
     }
     for group, (first, trigger) in walks.items():

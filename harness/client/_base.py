@@ -24,6 +24,7 @@ from ._failure import ClientFailure
 from ._provider import TPMProvider
 from ._push import PushChannel, PushNote
 from ._pytss import PytssTPM
+from ._schedule import sync_delay
 from ._service import ServiceClient
 
 
@@ -111,6 +112,10 @@ class DeviceBase:
     @property
     def push(self) -> PushChannel | None:
         return self._push
+
+    def push_sync_delay(self) -> float:
+        """Seconds from a push to the check-in it starts, as busy or idle as this device is."""
+        return sync_delay(self.report.emm_device_id, idle=self._config.behaviour.idle)
 
     def pushes(self) -> list[PushNote]:
         return self._push.received() if self._push is not None else []

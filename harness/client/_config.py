@@ -43,6 +43,8 @@ class ClientBehaviour:
     # user-driven, or an Autopilot path (autopilot-preprovisioning, shared-device) that attests
     # the TPM with the AIK service before the device is provisioned.
     provisioning: str = "user-driven"
+    # True: idle in connected standby; a push is handled at the next maintenance wake.
+    idle: bool = False
 
 
 @dataclass(frozen=True)

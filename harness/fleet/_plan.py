@@ -181,6 +181,7 @@ def _behaviour(group: ResolvedGroup) -> ClientBehaviour:
     return ClientBehaviour(
         sends_aik_items=group.client.aik_support,
         provisioning=group.enrollment.path,
+        idle=group.client.activity == "idle",
         entra_key_in_tpm=group.entra.join == "tpm",
         entra_joined=group.entra.join != "none",
         token_for_previous_device=group.entra.token == "previous-device",

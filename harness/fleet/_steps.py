@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from ..client import next_checkin, sync_delay
+from ..client import next_checkin
 from ..errors import ServerError
 from ..results import Checkpoint, DeviceResult, Outcome
 from ..scenario import Expectation, GroupExpectation, Scenario, Step, WorldChange
@@ -180,7 +180,7 @@ class StepRunner:
         if not notes:
             return None
         heard = min(self._virtual(n.sent_at) for n in notes)
-        return heard + sync_delay(device.plan.emm_device_id)
+        return heard + device.client.push_sync_delay() if device.client is not None else None
 
     def _virtual(self, stamp: str) -> float:
         return (dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")) - self._origin).total_seconds()

@@ -124,6 +124,11 @@ class ClientSettings(Strict):
     diagnostic_log_kib: Annotated[int, Field(ge=0, le=4096, strict=True)] = Field(
         default=0, description="a client build that attaches a diagnostic log of this size to the request"
     )
+    activity: Literal["active", "idle"] = Field(
+        default="active",
+        description="'idle': in connected standby; a push is handled at its next maintenance wake "
+        "(3 to 5 minutes), not within a minute or two",
+    )
 
 
 class EntraSettings(Strict):
