@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.client import PushChannel
+from harness.client import PushChannel, sync_delay
 from harness.server import EmbeddedServer, ManualClock, Principal, ServerConfig
 from harness.status import AttestationStatus, StatusDetail
 
@@ -151,3 +151,12 @@ def test_a_poll_with_nothing_sent_ends_empty_after_its_wait(server: EmbeddedServ
         headers={"Device-Credential": credential("d1")},
     )
     assert too_long.status_code == 400
+
+
+def test_an_idle_device_syncs_later_than_one_in_use_and_both_within_five_minutes() -> None:
+    ids = [f"device-{i}" for i in range(200)]
+    busy = [sync_delay(i) for i in ids]
+    idle = [sync_delay(i, idle=True) for i in ids]
+    assert min(busy) >= 20 and max(busy) <= 120
+    assert min(idle) >= 180 and max(idle) <= 300
+    assert sync_delay("device-1") == sync_delay("device-1"), "fixed per device, so runs repeat"
