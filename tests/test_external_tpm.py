@@ -189,7 +189,7 @@ def test_a_device_already_holding_an_mdm_key_keeps_it(
     # Not the harness's key: it stays, and the device reports what Windows would.
     from tpm2_pytss import ESYS_TR
 
-    from harness.fleet._world import leave_mdm_key
+    from harness.world.conditions._tpm_mdm_key import leave_mdm_key
 
     tpm, root, issuer = swtpm_setup_tpm
     leave_mdm_key(tpm)  # it uses only the TPM's TCTI

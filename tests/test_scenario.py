@@ -629,9 +629,12 @@ def test_world_settings_reach_the_device_plan() -> None:
     plans, _ = plan_fleet([parse_scenario(text, SOURCE)])
     plan = next(p for p in plans if p.group == "desktops")
     assert plan.tpm.issuer == "nuvoton-unlisted"
-    assert (plan.tpm.state, plan.tpm.mdm_key_present) == ("lockout", True)
-    assert (plan.network.aik_ca, plan.network.enrollment) == ("reset", "replayed")
-    assert (plan.network.nonce_from, plan.network.identity) == ("lagging-replica", "foreign-tenant")
+    assert (plan.world["tpm.state"], plan.world["tpm.mdm_key"]) == ("lockout", "present")
+    assert (plan.world["network.aik_ca"], plan.world["network.enrollment"]) == ("reset", "replayed")
+    assert (plan.world["network.nonce_from"], plan.world["entra.token"]) == (
+        "lagging-replica",
+        "foreign-tenant",
+    )
     behaviour = plan.behaviour
     assert not behaviour.entra_key_in_tpm and behaviour.entra_joined
     assert not behaviour.sends_aik_items and behaviour.powers_off_after_nonce

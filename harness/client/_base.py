@@ -221,8 +221,13 @@ class DeviceBase:
                 self._token_device = self._register(self._token_key, "entra.previous_registration")
             assertion = self._assertion()
         with self._step("entra.token") as note:
-            self._token = self._service.token(assertion, self._config.inventory.upn)
+            self._token = self._service.token(assertion, self._upn)
             note["detail"] = "device token" if assertion else "user token (device not joined)"
+
+    @property
+    def _upn(self) -> str:
+        """Whose token it is: the user's, or nobody's on a shared (self-deployed) device."""
+        return "" if self._config.behaviour.provisioning == "shared-device" else self._config.inventory.upn
 
     def _assertion(self) -> str | None:
         key = self._token_key
@@ -242,7 +247,7 @@ class DeviceBase:
             with contextlib.suppress(ClientFailure):
                 assertion = self._assertion()
                 with self._step("entra.token") as note:
-                    self._token = self._service.token(assertion, self._config.inventory.upn)
+                    self._token = self._service.token(assertion, self._upn)
                     note["detail"] = "device token renewed"
         finally:
             self._close_tpm()

@@ -10,7 +10,7 @@ from ._admin import AdminReader
 from ._compare import check_device, run_and_check
 from ._device import DeviceRun, FleetEnvironment, run_device
 from ._partial import RunInterrupted, RunStopped
-from ._plan import DevicePlan, IdentitySource, NetworkPlan, TPMPlan, plan_fleet, plan_group
+from ._plan import DevicePlan, plan_fleet, plan_group
 from ._pool import Progress
 from ._runner import run_fleet
 from ._session import FleetSession, RunOptions, choose_backend, fleet_session
@@ -23,14 +23,11 @@ __all__ = [
     "DeviceRun",
     "FleetEnvironment",
     "FleetSession",
-    "IdentitySource",
-    "NetworkPlan",
     "PlatformProfile",
     "Progress",
     "RunInterrupted",
     "RunOptions",
     "RunStopped",
-    "TPMPlan",
     "Vendor",
     "check_device",
     "choose_backend",

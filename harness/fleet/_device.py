@@ -11,26 +11,22 @@ import datetime as dt
 import hashlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import load_der_public_key
-from tpm2_pytss import TPM2B_PUBLIC, TSS2_Exception
+from tpm2_pytss import TSS2_Exception
 
-from ..catalog import firmware_version
-from ..client import ClientConfig, ClientReport, Endpoints, WindowsClient
-from ..ek_service import publish
+from ..client import ClientBehaviour, ClientConfig, ClientReport, Endpoints, WindowsClient
 from ..errors import HarnessError
 from ..network import Link
-from ..pki import certificate_der, vendor_ca
+from ..pki import CertificateAuthority, vendor_ca
 from ..results import ClientStep
-from ..scenario import TPMChange
 from ..tcg import TPMIdentity
 from ..tpm import (
     ExternalTPM,
+    PlatformControl,
     RunningTPM,
     TimedESAPI,
     TPMBackend,
@@ -39,9 +35,9 @@ from ..tpm import (
     manufacture,
     tpm_death,
 )
+from ..world import REGISTRY, FactoryOrder, NetworkPath, TPMPlan, require_helper
 from ._external import left_as_found, turn_on
-from ._plan import DevicePlan, NetworkPlan
-from ._world import Services, befall, clear_tpm, device_network, leave_mdm_key, tpm_change, update_firmware
+from ._plan import DevicePlan
 
 _DIED = "TPM process died: "
 
@@ -53,16 +49,9 @@ class FleetEnvironment:
     server_url: str
     pki_dir: Path
     workdir: Path
-    lagging_replica_url: str = ""  # a replica of the server whose clock is behind
-    foreign_identity_url: str = ""  # another tenant's identity provider
-    ek_service_url: str = ""  # the TPM vendors' online EK-certificate service
-    ek_service_dir: str = ""  # where the factory publishes certificates to it
-
-    @property
-    def services(self) -> Services:
-        return Services(
-            self.server_url, self.lagging_replica_url, self.foreign_identity_url, self.ek_service_url
-        )
+    # The helper services the run started for its worlds (harness.world), by name: what each
+    # offers ('url', 'dir'). Plain strings, so that the environment travels to workers.
+    helpers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -96,9 +85,9 @@ class LiveDevice:
         self.plan = plan
         self.push = push  # its client holds a push channel once enrolled
         self.env = env
-        self.network = plan.network
+        self._world = dict(plan.world)  # the plan's world, as `world:` steps change it
         self.tpm: RunningTPM | None = None
-        self.client: WindowsClient | None = None
+        self._client: WindowsClient | None = None
         self.run = DeviceRun(key=plan.key, emm_device_id=plan.emm_device_id)
         self._backend = backend
         self._started = time.perf_counter()
@@ -141,91 +130,111 @@ class LiveDevice:
 
     def first_enrollment(self) -> None:
         self.tpm = self._factory()
-        self.client = self._new_client(self._open_path(self.network))
-        self.client.join()
-        if self.tpm is not None and self.tpm.manufacturable():
-            seconds, step = befall(self.plan.tpm, self.tpm)
-            self._world_seconds += seconds
-            if step is not None:
-                self.client.report.steps.append(step)
-        self.client.enroll()
+        self._client = self._new_client(self._open_path())
+        for condition in REGISTRY.conditions():
+            condition.before_join(self)
+        self._client.join()
+        for condition in REGISTRY.conditions():
+            condition.after_join(self)
+        self._client.enroll()
 
-    def change_network(self, network: NetworkPlan) -> None:
-        """A service comes back or goes away; the client keeps its state."""
-        self._path.close()
-        self._path = ExitStack()
-        self.network = network
-        endpoints = self._open_path(network)
-        self._endpoints = endpoints
-        if self.client is not None:
-            self.client.use_endpoints(endpoints)
-
-    def change_tpm(self, change: TPMChange) -> None:
-        seconds, step = tpm_change(change, self._changeable_tpm())
-        self._world_seconds += seconds
-        if self.client is not None:
-            self.client.report.steps.append(step)
-
-    def update_firmware(self, firmware: str) -> None:
-        """The vendor's firmware update, with the EK certificate re-issued by its CA."""
-        tpm = self._changeable_tpm()
-        plan = replace(self.plan.tpm, firmware=firmware_version(firmware))
-        issuer = vendor_ca(self.env.pki_dir, plan.issuer) if plan.issuer else None
-        identity = TPMIdentity(plan.manufacturer_id, plan.model, plan.firmware)
-        seconds, step = update_firmware(
-            tpm, identity, issuer, algorithm=plan.ek_algorithm, one_rdn=plan.one_rdn
-        )
-        self.plan = replace(self.plan, tpm=plan)
-        self._world_seconds += seconds
-        if self.client is not None:
-            self.client.report.steps.append(step)
-
-    def upgrade_os(self, build: str) -> None:
-        self.plan = replace(self.plan, inventory=replace(self.plan.inventory, os_version=build))
-        if self.client is not None:
-            self.client.upgrade(build)
-
-    def update_client(self) -> None:
-        """A client update that brings AIK support."""
-        behaviour = replace(self.plan.behaviour, sends_aik_items=True)
-        self.plan = replace(self.plan, behaviour=behaviour)
-        if self.client is not None:
-            self.client.update_client(behaviour)
-
-    def repair_token_source(self) -> None:
-        """The identity provider the device reaches is the tenant's own, in time, again."""
-        self.change_network(replace(self.network, identity="tenant"))
-
-    def rejoin_entra(self) -> None:
-        if self.client is not None:
-            self.client.rejoin()
+    def change(self, name: str, value: object) -> None:
+        """A `world:` step's key (harness.world), with its value."""
+        REGISTRY.for_step(name).change(self, value)
 
     def check_in(self) -> None:
         """The device's check-in (scheduled, or a user's Sync)."""
-        if self.client is not None:
-            self.client.check_in()
+        if self._client is not None:
+            self._client.check_in()
 
-    def wipe(self) -> None:
+    # --- the device's life, as the world's conditions act on it (harness.world.DeviceLife) ---
+
+    @property
+    def key(self) -> str:
+        return self.plan.key
+
+    @property
+    def world(self) -> Mapping[str, object]:
+        return self._world
+
+    @property
+    def tpm_plan(self) -> TPMPlan:
+        return self.plan.tpm
+
+    @property
+    def behaviour(self) -> ClientBehaviour:
+        return self.plan.behaviour
+
+    @property
+    def client(self) -> WindowsClient | None:
+        return self._client
+
+    def harness_tpm(self) -> RunningTPM | None:
+        return self.tpm if self.tpm is not None and self.tpm.manufacturable() else None
+
+    def changeable_tpm(self) -> RunningTPM:
+        tpm = self.harness_tpm()
+        if tpm is None:
+            raise HarnessError(f"{self.plan.key}: no TPM the harness may change")
+        return tpm
+
+    def vendor_ca(self, key: str) -> CertificateAuthority:
+        return vendor_ca(self.env.pki_dir, key)
+
+    def helper(self, name: str) -> Mapping[str, str]:
+        return require_helper(self.env.helpers, name)
+
+    def helper_if_running(self, name: str) -> Mapping[str, str] | None:
+        return self.env.helpers.get(name) or None
+
+    def note_world(self, step: ClientStep, tpm_seconds: float) -> None:
+        self._world_seconds += tpm_seconds
+        self._world_steps.append(step)
+
+    def note(self, step: ClientStep, tpm_seconds: float) -> None:
+        self._world_seconds += tpm_seconds
+        if self._client is not None:
+            self._client.report.steps.append(step)
+
+    def change_world(self, values: Mapping[str, object]) -> None:
+        """A service comes back or goes away; the client keeps its state."""
+        self._world.update(values)
+        self._path.close()
+        self._path = ExitStack()
+        endpoints = self._open_path()
+        self._endpoints = endpoints
+        if self._client is not None:
+            self._client.use_endpoints(endpoints)
+
+    def set_tpm_plan(self, plan: TPMPlan) -> None:
+        self.plan = replace(self.plan, tpm=plan)
+
+    def upgrade_os(self, build: str) -> None:
+        self.plan = replace(self.plan, inventory=replace(self.plan.inventory, os_version=build))
+        if self._client is not None:
+            self._client.upgrade(build)
+
+    def clear_tpm(self) -> None:
+        _clear(self.changeable_tpm())
+
+    def reinstall(self) -> None:
         """Reset and re-enrolment: a new Windows install on a cleared TPM, joined and enrolled anew.
 
         It loses the TPM's keys (Entra, MDM), the device credential and the Entra device
         object; the MDM service sees a new device, and the old record stays in the report.
         """
-        if self.client is not None:
-            self._earlier_steps.extend(self.client.report.steps)
-            self._earlier_tpm_seconds += self.client.report.tpm_seconds
+        if self._client is not None:
+            self._earlier_steps.extend(self._client.report.steps)
+            self._earlier_tpm_seconds += self._client.report.tpm_seconds
         self._client_stack.close()
         self._client_stack = ExitStack()
-        self.client = None
+        self._client = None
         if self.tpm is not None and self.tpm.manufacturable() and self.plan.tpm.family == "2.0":
-            clear_tpm(self.tpm)
+            _clear(self.tpm)
         digest = hashlib.sha256(f"wipe:{self.plan.emm_device_id}".encode()).digest()
-        behaviour = replace(
-            self.plan.behaviour,
-            powers_off_after_nonce=False,
-            token_for_previous_device=False,
-            first_enrollment_version="",
-        )
+        behaviour = self.plan.behaviour
+        for condition in REGISTRY.conditions():
+            behaviour = condition.reinstalled(behaviour)
         self.plan = replace(
             self.plan, emm_device_id=str(uuid.UUID(bytes=digest[:16], version=4)), behaviour=behaviour
         )
@@ -235,14 +244,9 @@ class LiveDevice:
                 step="world.wipe", ok=True, detail=f"reset; enrolls again as {self.plan.emm_device_id}"
             )
         )
-        self.client = self._new_client(self._endpoints or self._open_path(self.network))
-        self.client.join()
-        self.client.enroll()
-
-    def _changeable_tpm(self) -> RunningTPM:
-        if self.tpm is None or not self.tpm.manufacturable():
-            raise HarnessError(f"{self.plan.key}: no TPM the harness may change")
-        return self.tpm
+        self._client = self._new_client(self._endpoints or self._open_path())
+        self._client.join()
+        self._client.enroll()
 
     def _new_client(self, endpoints: Endpoints) -> WindowsClient:
         self._endpoints = endpoints
@@ -258,7 +262,7 @@ class LiveDevice:
     def finish(self) -> DeviceRun:
         """What the device did so far, for a result."""
         run = self.run
-        report = self.client.report if self.client is not None else None
+        report = self._client.report if self._client is not None else None
         run.report = report
         run.steps = [*self._world_steps, *self._earlier_steps, *(report.steps if report else [])]
         for link in self._links:
@@ -274,10 +278,20 @@ class LiveDevice:
         run.seconds = time.perf_counter() - self._started
         return run
 
-    def _open_path(self, network: NetworkPlan) -> Endpoints:
-        endpoints, links = self._path.enter_context(device_network(network, self.env.services))
-        self._links.extend(links)
-        return endpoints
+    def _open_path(self) -> Endpoints:
+        """The endpoints the client uses, as the world's conditions shape the path to them."""
+        primary = self.env.server_url
+        path = NetworkPath(primary=primary, stack=self._path, aik_ca=primary, identity=primary)
+        for condition in REGISTRY.conditions():
+            condition.network_path(self, path)
+        mdm = primary
+        if path.rules or path.routes:
+            link = path.enter(Link(primary, rules=path.rules, routes=path.routes))
+            self._links.append(link)
+            mdm = link.url
+        return Endpoints(
+            mdm=mdm, aik_ca=path.aik_ca, identity=path.identity, ek_service=path.ek_service, push=path.push
+        )
 
     def _factory(self) -> RunningTPM | None:
         """The device's TPM as it left the factory (and an earlier enrollment, if any)."""
@@ -300,50 +314,52 @@ class LiveDevice:
             self._world_steps.append(ClientStep(step="world.tpm.external", ok=True, detail=tpm.description))
         self.run.engine = engine_of(tpm)
         if tpm.manufacturable() and plan.tpm.family == "2.0":
-            seconds, step = _manufacture(plan, self.env, tpm)
-            self._world_seconds += seconds
-            self._world_steps.append(step)
-            if plan.tpm.mdm_key_present:
-                self._world_seconds += leave_mdm_key(tpm)
-                self._world_steps.append(
-                    ClientStep(step="world.tpm.mdm_key", ok=True, detail="an earlier enrollment's MDM key")
-                )
+            self._manufacture(tpm)
+            for condition in REGISTRY.conditions():
+                condition.after_manufacture(self)
         return tpm
 
-
-def _manufacture(plan: DevicePlan, env: FleetEnvironment, tpm: RunningTPM) -> tuple[float, ClientStep]:
-    start = time.perf_counter()
-    issuer = vendor_ca(env.pki_dir, plan.tpm.issuer) if plan.tpm.issuer else None
-    identity = TPMIdentity(plan.tpm.manufacturer_id, plan.tpm.model, plan.tpm.firmware)
-    online = plan.tpm.ek_certificate_online and issuer is not None
-    now = dt.datetime.now(dt.UTC)
-    with TimedESAPI(tpm.tcti) as esapi:
-        made = manufacture(
-            esapi,
-            identity=identity,
-            issuer=None if online else issuer,
-            algorithm=plan.tpm.ek_algorithm,
-            now=now,
-            one_rdn=plan.tpm.one_rdn,
+    def _manufacture(self, tpm: RunningTPM) -> None:
+        start = time.perf_counter()
+        plan = self.plan.tpm
+        order = FactoryOrder(
+            identity=TPMIdentity(plan.manufacturer_id, plan.model, plan.firmware),
+            now=dt.datetime.now(dt.UTC),
+            issuer=vendor_ca(self.env.pki_dir, plan.issuer) if plan.issuer else None,
         )
-        spent = esapi.seconds
-    who = issuer.name if issuer else "no EK certificate"
-    if online and issuer is not None:
-        # The vendor's CA certifies the EK all the same; the certificate goes to the vendor's
-        # online service instead of NV.
-        if not env.ek_service_dir:
-            raise HarnessError("tpm.ek_certificate 'online' needs the harness's EK-certificate service")
-        ek_key = load_der_public_key(bytes(TPM2B_PUBLIC.unmarshal(made.ek_public)[0].to_der()))
-        if not isinstance(ek_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
-            raise HarnessError("the EK is neither RSA nor ECC")
-        certificate = issuer.issue_ek_certificate(ek_key, identity, now=now, one_rdn=plan.tpm.one_rdn)
-        publish(Path(env.ek_service_dir), certificate_der(certificate))
-        who += ", published on the vendor's online EK-certificate service (not in NV)"
-    step = ClientStep(
-        step="factory.manufacture",
-        ok=True,
-        detail=f"{plan.tpm.ek_algorithm} EK, {identity.manufacturer} {identity.model} "
-        f"{identity.version}, certificate by {who}",
-        seconds=round(time.perf_counter() - start, 4),
-    )
-    return spent, step
+        for condition in REGISTRY.conditions():
+            condition.factory_order(self, order)
+        with TimedESAPI(tpm.tcti) as esapi:
+            made = manufacture(
+                esapi,
+                identity=order.identity,
+                issuer=order.issuer if order.write_nv_certificate else None,
+                algorithm=plan.ek_algorithm,
+                now=order.now,
+                one_rdn=plan.one_rdn,
+            )
+            spent = esapi.seconds
+        for condition in REGISTRY.conditions():
+            condition.factory_made(self, order, made)
+        who = ", ".join([order.issuer.name if order.issuer else "no EK certificate", *order.notes])
+        identity = order.identity
+        step = ClientStep(
+            step="factory.manufacture",
+            ok=True,
+            detail=f"{plan.ek_algorithm} EK, {identity.manufacturer} {identity.model} "
+            f"{identity.version}, certificate by {who}",
+            seconds=round(time.perf_counter() - start, 4),
+        )
+        self.note_world(step, spent)
+
+
+def _clear(tpm: RunningTPM) -> None:
+    """TPM2_Clear through the platform hierarchy, as the firmware's 'Clear TPM' does.
+
+    A new storage seed (the owner's keys, the Entra key and the MDM key stored under it can
+    no longer be loaded; the persisted MDM key is evicted), empty owner and lockout
+    authorizations, the lockout counter reset; the EK and its platform-written certificate stay.
+    """
+    if not isinstance(tpm, PlatformControl):
+        raise HarnessError(f"{tpm.description} has no platform interface the harness can clear")
+    tpm.clear()

@@ -9,58 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from faker import Faker
 
-from ..catalog import ODM_CA, PHYSICAL_MODELS, PLATFORMS, VENDORS, firmware_version, unlisted_ca_key
+from ..catalog import ODM_CA, PHYSICAL_MODELS, PLATFORMS, VENDORS, firmware_version
 from ..client import ClientBehaviour, Inventory
-from ..scenario import (
-    AikCaPath,
-    EKKind,
-    EKServicePath,
-    EnrollmentPath,
-    Expectation,
-    NonceSource,
-    PushPath,
-    ResolvedGroup,
-    Scenario,
-    TPMFamilySetting,
-    TPMState,
-)
-
-# Whose identity provider issues the device's token: its tenant's, another tenant's, or a
-# replica of its tenant's whose clock is behind (from the scenario's entra.token).
-IdentitySource = Literal["tenant", "foreign-tenant", "lagging-replica"]
-
-
-@dataclass(frozen=True)
-class TPMPlan:
-    family: TPMFamilySetting
-    manufacturer_id: str
-    model: str
-    firmware: str  # id:XXXXXXXX
-    ek_algorithm: EKKind
-    one_rdn: bool
-    issuer: str | None  # the key of the harness CA that signs the EK certificate
-    state: TPMState = "ready"  # what happened to the TPM after the Entra join
-    mdm_key_present: bool = False  # an earlier enrollment left the MDM key in the TPM
-    # The vendor's CA issued the EK certificate at manufacturing and published it on its online
-    # EK-certificate service instead of writing it to NV (Intel PTT, AMD fTPM).
-    ek_certificate_online: bool = False
-    # An external TPM the harness did not make, reached by this TCTI; used as it is.
-    tcti: str | None = None
-
-
-@dataclass(frozen=True)
-class NetworkPlan:
-    aik_ca: AikCaPath = "reachable"
-    ek_service: EKServicePath = "reachable"
-    enrollment: EnrollmentPath = "delivered"
-    nonce_from: NonceSource = "primary"
-    identity: IdentitySource = "tenant"
-    push: PushPath = "open"
+from ..scenario import Expectation, ResolvedGroup, Scenario
+from ..world import REGISTRY, PlanDraft, TPMPlan
 
 
 @dataclass(frozen=True)
@@ -73,7 +31,8 @@ class DevicePlan:
     inventory: Inventory
     behaviour: ClientBehaviour
     tpm: TPMPlan
-    network: NetworkPlan = NetworkPlan()
+    # Every registered world setting's value by path ('tpm.state'), as the conditions read it.
+    world: Mapping[str, object] = field(default_factory=dict)
 
 
 def _seed(*parts: object) -> int:
@@ -111,10 +70,7 @@ def plan_group(scenario: Scenario, group: ResolvedGroup) -> list[DevicePlan]:
             model=model,
             os_version=group.os_build,
             ownership="Corporate" if group.ownership == "corporate" else "Personal",
-            # A shared (self-deployed) device has no user.
-            upn=""
-            if group.enrollment.path == "shared-device"
-            else f"{first}.{last}@{group.upn_domain}".lower(),
+            upn=f"{first}.{last}@{group.upn_domain}".lower(),
         )
         plans.append(
             DevicePlan(
@@ -124,12 +80,22 @@ def plan_group(scenario: Scenario, group: ResolvedGroup) -> list[DevicePlan]:
                 index=index,
                 emm_device_id=_device_id(scenario.seed, scenario.name, group.name, index),
                 inventory=inventory,
-                behaviour=_behaviour(group),
-                tpm=_tpm_plan(group, default_vendor),
-                network=_network_plan(group),
+                **_world_plan(group, default_vendor),
             )
         )
     return plans
+
+
+def _world_plan(group: ResolvedGroup, default_vendor: str) -> dict[str, Any]:
+    """What the registered conditions add to the factory's TPM and the client's behaviour."""
+    draft = PlanDraft(
+        behaviour=ClientBehaviour(),
+        tpm=_tpm_plan(group, default_vendor),
+        world={s.path: s.of(group) for s in REGISTRY.settings()},
+    )
+    for condition in REGISTRY.conditions():
+        condition.plan(group, draft)
+    return {"behaviour": draft.behaviour, "tpm": draft.tpm, "world": draft.world}
 
 
 def _tpm_plan(group: ResolvedGroup, default_vendor: str) -> TPMPlan:
@@ -157,12 +123,6 @@ def _tpm_plan(group: ResolvedGroup, default_vendor: str) -> TPMPlan:
         )
     else:  # a raw TCG id: a contract manufacturer's CA signs its EK certificate
         manufacturer_id, model, firmware, issuer = "id:" + chosen[3:].upper(), "unknown", "1.0", ODM_CA[0]
-    signer: str | None = {
-        "vendor-ca": issuer,
-        "online": issuer,
-        "unlisted-ca": unlisted_ca_key(issuer),
-        "none": None,
-    }[settings.ek_certificate]
     return TPMPlan(
         family=settings.family,
         manufacturer_id=manufacturer_id,
@@ -170,40 +130,7 @@ def _tpm_plan(group: ResolvedGroup, default_vendor: str) -> TPMPlan:
         firmware=firmware_version(settings.firmware or firmware),
         ek_algorithm=settings.ek,
         one_rdn=settings.san_layout == "one-rdn",
-        issuer=signer,
-        state=settings.state,
-        mdm_key_present=settings.mdm_key == "present",
-        ek_certificate_online=settings.ek_certificate == "online",
-    )
-
-
-def _behaviour(group: ResolvedGroup) -> ClientBehaviour:
-    return ClientBehaviour(
-        sends_aik_items=group.client.aik_support,
-        provisioning=group.enrollment.path,
-        idle=group.client.activity == "idle",
-        entra_key_in_tpm=group.entra.join == "tpm",
-        entra_joined=group.entra.join != "none",
-        token_for_previous_device=group.entra.token == "previous-device",
-        powers_off_after_nonce=group.client.power_off_after == "nonce",
-        diagnostic_log_bytes=group.client.diagnostic_log_kib * 1024,
-        # MS-MDE2 enrollment before 5.0 carries no attestation items.
-        first_enrollment_version="4.0" if group.history.enrolled_before_attestation else "",
-    )
-
-
-def _network_plan(group: ResolvedGroup) -> NetworkPlan:
-    identity: dict[str, IdentitySource] = {
-        "foreign-tenant": "foreign-tenant",
-        "lagging-replica": "lagging-replica",
-    }
-    return NetworkPlan(
-        aik_ca=group.network.aik_ca,
-        ek_service=group.network.ek_service,
-        enrollment=group.network.enrollment,
-        nonce_from=group.network.nonce_from,
-        identity=identity.get(group.entra.token, "tenant"),
-        push=group.network.push,
+        issuer=issuer,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 import os
 import re
 import secrets
@@ -76,10 +77,7 @@ class FleetSession:
             "server_url": env.server_url,
             "pki_dir": str(env.pki_dir),
             "workdir": str(env.workdir),
-            "lagging_replica_url": env.lagging_replica_url,
-            "foreign_identity_url": env.foreign_identity_url,
-            "ek_service_url": env.ek_service_url,
-            "ek_service_dir": env.ek_service_dir,
+            "helpers": json.dumps(env.helpers),
             "admin_url": self.admin_url,
             "admin_token": self.admin_token,
             "run_id": self.run_id,
@@ -95,10 +93,7 @@ class FleetSession:
                 server_url=data["server_url"],
                 pki_dir=Path(data["pki_dir"]),
                 workdir=Path(data["workdir"]),
-                lagging_replica_url=data.get("lagging_replica_url", ""),
-                foreign_identity_url=data.get("foreign_identity_url", ""),
-                ek_service_url=data.get("ek_service_url", ""),
-                ek_service_dir=data.get("ek_service_dir", ""),
+                helpers=json.loads(data.get("helpers", "{}")),
             ),
             admin_url=data["admin_url"],
             admin_token=data["admin_token"],
@@ -191,10 +186,7 @@ def fleet_session(
             server_url=url,
             pki_dir=pki_dir,
             workdir=workdir,
-            lagging_replica_url=auxiliary.lagging_replica_url,
-            foreign_identity_url=auxiliary.foreign_identity_url,
-            ek_service_url=auxiliary.ek_service_url,
-            ek_service_dir=auxiliary.ek_service_dir,
+            helpers=auxiliary,
         )
         yield FleetSession(
             env=env,

@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -34,6 +33,7 @@ from ..errors import ServerError
 from ..results import Checkpoint, DeviceResult, Outcome
 from ..scenario import Expectation, GroupExpectation, Scenario, Step, WorldChange
 from ..tpm import TPMBackend
+from ..world import REGISTRY
 from ._device import DeviceRun, FleetEnvironment, LiveDevice
 from ._plan import DevicePlan
 from ._report_steps import check_columns, run_report
@@ -123,25 +123,14 @@ class StepRunner:
                     self._expect_action(device, label, step.expect)
 
     def _change(self, device: LiveDevice, change: WorldChange) -> None:
-        """The world's changes, in the order WORLD_CHANGES documents."""
-        if change.aik_ca is not None:
-            device.guard(partial(device.change_network, replace(device.network, aik_ca=change.aik_ca)))
-        if change.tpm is not None:
-            device.guard(partial(device.change_tpm, change.tpm))
-        if change.firmware_update is not None:
-            device.guard(partial(device.update_firmware, change.firmware_update.firmware))
-        if change.os_upgrade is not None:
-            device.guard(partial(device.upgrade_os, change.os_upgrade.build))
-        if change.client_update is not None:
-            device.guard(device.update_client)
-        if change.entra is not None and change.entra.token is not None:
-            device.guard(device.repair_token_source)
-        if change.entra is not None and change.entra.rejoin is not None:
-            device.guard(device.rejoin_entra)
-        if change.wipe:
-            device.guard(device.wipe)
-            # A new enrollment starts a new schedule.
-            self._enrolled_at[device.plan.key] = self._checked_at[device.plan.key] = self.now
+        """The world's changes, in their registered order (harness.world)."""
+        for step in REGISTRY.step_changes():
+            value = getattr(change, step.name, None)
+            if not value:
+                continue
+            device.guard(partial(device.change, step.name, value))
+            if step.new_enrollment:  # a new enrollment starts a new schedule
+                self._enrolled_at[device.plan.key] = self._checked_at[device.plan.key] = self.now
 
     def _advance(self, seconds: float) -> None:
         """Move the clock, stopping on the way at each device's scheduled check-in, each sync a

@@ -19,7 +19,7 @@ def manufacturing_settings(tpm: TPMSettings) -> list[str]:
     writing the TPM's NV, objects or hierarchy authorisation, which an external TPM forbids."""
     return [
         name
-        for name, info in TPMSettings.model_fields.items()
+        for name, info in type(tpm).model_fields.items()
         if name != "tcti" and getattr(tpm, name) != info.default
     ]
 

@@ -9,8 +9,9 @@ from pydantic import ValidationError
 
 from .._yamlfile import Location, YamlDocument, field_name, more_errors, parse_mapping, read_text
 from ..errors import FileError, ScenarioError
+from ._assembly import scenario_models
 from ._external import external_tpm_conflict
-from ._model import GroupSettings, Hardware, ResolvedGroup, Scenario, ScenarioFile, TPMSettings
+from ._model import GroupSettings, Hardware, ResolvedGroup, Scenario, ScenarioFile
 
 _BUILT_IN_DEFAULTS: dict[str, Any] = {
     "platform": "physical",
@@ -43,7 +44,7 @@ def load_scenario(path: str | Path) -> Scenario:
 def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     yaml_doc = parse_mapping(text, source, ScenarioError, "a scenario is a mapping with 'name' and 'groups'")
     try:
-        document = ScenarioFile.model_validate(yaml_doc.data)
+        document = scenario_models().scenario_file.model_validate(yaml_doc.data)
     except ValidationError as exc:
         raise _error_from(exc, yaml_doc) from exc
     seen: set[str] = set()
@@ -102,7 +103,7 @@ def _resolve(
             else:
                 merged[key] = value
     merged.setdefault("hardware", Hardware().model_dump())
-    merged.setdefault("tpm", TPMSettings().model_dump())
+    merged.setdefault("tpm", scenario_models().sections["tpm"]().model_dump())
     merged.pop("count", None)
     group_fields = group.model_dump(include={"name", "count", "description", "expect"})
     settings_at: dict[str, tuple[str, int | None]] = {}
@@ -111,7 +112,7 @@ def _resolve(
             location: Location = (*prefix, "tpm", name)
             settings_at[name] = (field_name(location), yaml_doc.line_of(location))
     try:
-        resolved = ResolvedGroup.model_validate(
+        resolved = scenario_models().resolved_group.model_validate(
             {
                 **merged,
                 **group_fields,

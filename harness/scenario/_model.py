@@ -2,12 +2,15 @@
 
 Every setting describes the world (platform, OS build, TPM, vendor CA trust);
 only `expect` names an outcome, and it never leaves the harness's controller.
+
+These are the static parts; the world conditions' fields (tpm.state, network.aik_ca, a
+`world:` step's keys...) are added from the registry of harness.world by _assembly.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar
 
 from pydantic import (
     BeforeValidator,
@@ -19,30 +22,18 @@ from pydantic import (
 from ..catalog import VENDORS, firmware_version
 from ..tpm import BackendSpec
 from ..windows import parse_build
+from ..world import REGISTRY, Strict
 from ._steps import PrincipalSpec, Step
 from ._types import (
-    ONLINE_EK_VENDORS,
     VIRTUAL_PLATFORMS,
-    AikCaPath,
     Backend,
-    EKCertificateSource,
     EKKind,
-    EKServicePath,
-    EnrollmentPath,
-    EntraJoin,
     Expectation,
-    MDMKeySetting,
     Name,
-    NonceSource,
     Ownership,
     Platform,
-    ProvisioningPath,
-    PushPath,
     SanLayout,
-    Strict,
-    TokenSource,
     TPMFamilySetting,
-    TPMState,
 )
 
 
@@ -58,8 +49,28 @@ def _tcti(value: object) -> object:
     return BackendSpec.parse(f"device:{value}").tcti
 
 
-class TPMSettings(Strict):
+class SectionChecks(Strict):
+    """A group's section; its conditions' fields are added from the registry (harness.world)."""
+
+    section: ClassVar[str] = ""
+
+    @model_validator(mode="after")
+    def _conditions_agree(self) -> SectionChecks:
+        fields = type(self).model_fields
+        for condition in REGISTRY.conditions():
+            mine = [s for s in condition.settings if s.section == self.section]
+            # Only an assembled model (scenario_models) holds the conditions' fields.
+            if mine and all(s.name in fields for s in mine):
+                problem = condition.check_section(self)
+                if problem:
+                    raise ValueError(problem)
+        return self
+
+
+class TPMSettings(SectionChecks):
     """The TPM a device has, as its vendor's factory made it."""
+
+    section: ClassVar[str] = "tpm"
 
     tcti: Annotated[str, BeforeValidator(_tcti)] | None = Field(
         default=None,
@@ -93,114 +104,30 @@ class TPMSettings(Strict):
         return value
 
     san_layout: SanLayout = "one-rdn"
-    ek_certificate: EKCertificateSource = Field(
-        default="vendor-ca",
-        description="who signed the EK certificate in NV: the vendor's CA (trusted by the AIK CA), "
-        "a CA of the same vendor that the AIK CA has not imported, the vendor's CA but published "
-        "on its online EK-certificate service instead of NV (Intel PTT, AMD fTPM), or nobody",
-    )
-    state: TPMState = Field(
-        default="ready",
-        description="what happened to the TPM after the device joined Entra: a dictionary-attack "
-        "lockout from failed PIN attempts, owner authorization changed by someone else, a hierarchy "
-        "disabled by the platform, or a reset after which firmware never sent TPM2_Startup",
-    )
-    mdm_key: MDMKeySetting = Field(
-        default="absent",
-        description="'present': an earlier enrollment left the MDM key persisted in the TPM",
-    )
 
 
-class ClientSettings(Strict):
+class ClientSettings(SectionChecks):
     """The Windows client build and what happens to it during enrollment."""
 
-    aik_support: bool = Field(
-        default=True, description="false: an older build that creates no AIK and sends no AIK items"
-    )
-    power_off_after: Literal["nonce"] | None = Field(
-        default=None,
-        description="'nonce': the device powers off after fetching the enrollment nonce",
-    )
-    diagnostic_log_kib: Annotated[int, Field(ge=0, le=4096, strict=True)] = Field(
-        default=0, description="a client build that attaches a diagnostic log of this size to the request"
-    )
-    activity: Literal["active", "idle"] = Field(
-        default="active",
-        description="'idle': in connected standby; a push is handled at its next maintenance wake "
-        "(3 to 5 minutes), not within a minute or two",
-    )
+    section: ClassVar[str] = "client"
 
 
-class EntraSettings(Strict):
+class EntraSettings(SectionChecks):
     """How the device joined Entra and where its token comes from."""
 
-    join: EntraJoin = Field(
-        default="tpm",
-        description="device key in the TPM, in software, in software after an offline domain join, "
-        "or not joined at all (the token is a user token)",
-    )
-    token: TokenSource = Field(
-        default="own-device",
-        description="whose token the client presents: its own device's; one cached for the device "
-        "object of an earlier join; one from another tenant's identity provider; or one from an "
-        "identity-provider replica whose clock is two hours behind",
-    )
-
-    @model_validator(mode="after")
-    def _token_needs_join(self) -> EntraSettings:
-        if self.join == "none" and self.token == "previous-device":
-            raise ValueError("a device that never joined has no earlier device object")
-        return self
+    section: ClassVar[str] = "entra"
 
 
-class NetworkSettings(Strict):
+class NetworkSettings(SectionChecks):
     """The path between the device and the services."""
 
-    aik_ca: AikCaPath = Field(
-        default="reachable", description="the AIK CA refuses connections or resets them"
-    )
-    ek_service: EKServicePath = Field(
-        default="reachable",
-        description="the TPM vendor's online EK-certificate service refuses connections or resets "
-        "them (matters to TPMs whose EK certificate is not in NV)",
-    )
-    enrollment: EnrollmentPath = Field(
-        default="delivered",
-        description="what the network does to the first enrollment request: resets the connection, "
-        "closes it without an answer, damages the body, or delivers it and then a replayed copy",
-    )
-    nonce_from: NonceSource = Field(
-        default="primary",
-        description="'lagging-replica': a load balancer sends the nonce request to a replica whose "
-        "clock is two hours behind",
-    )
-    push: PushPath = Field(
-        default="open",
-        description="the push channel an enrolled device holds to the MDM service: 'blocked' (a "
-        "firewall, no network, powered off) and device actions wait for its next scheduled check-in",
-    )
+    section: ClassVar[str] = "network"
 
 
-class EnrollmentSettings(Strict):
-    """How the device is provisioned and enrolled."""
-
-    path: ProvisioningPath = Field(
-        default="user-driven",
-        description="user-driven; autopilot-preprovisioning (the technician flow: TPM attestation with "
-        "the AIK service before the device is provisioned); shared-device (Autopilot self-deploying: "
-        "the same TPM attestation, and no user: the device enrolls without a UPN)",
-    )
-
-
-class HistorySettings(Strict):
+class HistorySettings(SectionChecks):
     """What happened to the device before the scenario starts."""
 
-    enrolled_before_attestation: bool = Field(
-        default=False,
-        description="the device enrolled before enrollment attestation was on, with an older "
-        "enrollment protocol that sends no attestation items, and has been updated since; it "
-        "attests at its next enrollment (the Attest device action)",
-    )
+    section: ClassVar[str] = "history"
 
 
 class GroupSettings(Strict):
@@ -215,7 +142,6 @@ class GroupSettings(Strict):
     entra: EntraSettings | None = None
     network: NetworkSettings | None = None
     history: HistorySettings | None = None
-    enrollment: EnrollmentSettings | None = None
     upn_domain: str | None = None
 
     @field_validator("os_build")
@@ -263,7 +189,6 @@ class ResolvedGroup(Strict):
     entra: EntraSettings = EntraSettings()
     network: NetworkSettings = NetworkSettings()
     history: HistorySettings = HistorySettings()
-    enrollment: EnrollmentSettings = EnrollmentSettings()
     upn_domain: str
     expect: Expectation
     line: int | None = None
@@ -272,37 +197,10 @@ class ResolvedGroup(Strict):
 
     @model_validator(mode="after")
     def _world_is_possible(self) -> ResolvedGroup:
-        tpm = self.tpm
-        if tpm.family != "2.0":
-            changed = [
-                name
-                for name, value, default in (
-                    ("state", tpm.state, "ready"),
-                    ("ek_certificate", tpm.ek_certificate, "vendor-ca"),
-                    ("mdm_key", tpm.mdm_key, "absent"),
-                )
-                if value != default
-            ]
-            if changed:
-                raise ValueError(
-                    f"tpm.{changed[0]} needs a TPM 2.0 (this group's tpm.family is {tpm.family})"
-                )
-        path = self.enrollment.path
-        if path == "shared-device" and self.entra.join != "tpm":
-            raise ValueError(
-                "enrollment.path 'shared-device' self-deploys: it joins Entra with a TPM key "
-                "(entra.join: tpm)"
-            )
-        if path == "autopilot-preprovisioning" and self.entra.join not in ("tpm", "offline-domain-join"):
-            raise ValueError(
-                "enrollment.path 'autopilot-preprovisioning' joins Entra (entra.join: tpm) or a domain "
-                "(offline-domain-join)"
-            )
-        if tpm.ek_certificate == "online" and (tpm.vendor or "").lower() not in ONLINE_EK_VENDORS:
-            raise ValueError(
-                "tpm.ek_certificate 'online' is what Intel PTT and AMD fTPM do: set tpm.vendor "
-                "to intel or amd (Windows knows no online EK-certificate service for others)"
-            )
+        for condition in REGISTRY.conditions():
+            problem = condition.check_group(self)
+            if problem:
+                raise ValueError(problem)
         return self
 
     @property

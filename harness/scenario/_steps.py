@@ -6,11 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from ..catalog import firmware_version
 from ..protocol import REPORT_COLUMNS
 from ..status import AttestationStatus
-from ..windows import parse_build
-from ._types import AikCaPath, Expectation, Name, Ownership, Strict, TPMChange
+from ..world import REGISTRY, Strict
+from ._types import Expectation, Name, Ownership
 
 
 class PrincipalSpec(Strict):
@@ -20,85 +19,20 @@ class PrincipalSpec(Strict):
     remote_tasks: bool = False
 
 
-class OSUpgrade(Strict):
-    """A Windows update to a newer build."""
-
-    build: str
-
-    @field_validator("build")
-    @classmethod
-    def _windows_build(cls, value: str) -> str:
-        if parse_build(value) is None:
-            raise ValueError(f"'{value}' is not a Windows 10/11 version like 10.0.22631.2792")
-        return value
-
-
-class FirmwareUpdate(Strict):
-    """The TPM vendor's firmware update: a new version, and the EK certificate re-issued for it."""
-
-    firmware: str
-
-    @field_validator("firmware")
-    @classmethod
-    def _firmware(cls, value: str) -> str:
-        firmware_version(value)
-        return value
-
-
-class EntraChange(Strict):
-    """'rejoin: tpm': the device joins Entra again with its key in the TPM (an Autopilot
-    offline domain join completing its hybrid join). 'token: own-device': the token source is
-    repaired (the identity-provider replica caught up, the tenant's own provider answers
-    again); the device's next token is good."""
-
-    rejoin: Literal["tpm"] | None = None
-    token: Literal["own-device"] | None = None
-
-    @model_validator(mode="after")
-    def _changes_something(self) -> EntraChange:
-        if self.rejoin is None and self.token is None:
-            raise ValueError("an entra change sets rejoin or token")
-        return self
-
-
-class ClientUpdate(Strict):
-    """A Windows client update (the enrollment client and its TPM attestation support)."""
-
-    aik_support: Literal[True] = Field(
-        description="the update brings AIK support: the client creates an AIK and sends AIKPub and AIKCert"
-    )
-
-
-WORLD_CHANGES = ("aik_ca", "tpm", "firmware_update", "os_upgrade", "client_update", "entra", "wipe")
-
-
 class WorldChange(Strict):
     """Heal or break part of a group's world after its first enrollment.
 
-    Several changes in one step happen in the order of WORLD_CHANGES.
+    Its keys are the registered conditions' step keys (harness.world); several changes in
+    one step happen in their registered order.
     """
 
     group: Name
-    aik_ca: AikCaPath | None = None
-    tpm: TPMChange | None = Field(
-        default=None,
-        description="'clear': TPM2_Clear through the platform hierarchy, as the firmware's Clear TPM "
-        "does (new owner, storage keys and the persisted MDM key gone; the EK and its certificate stay)",
-    )
-    firmware_update: FirmwareUpdate | None = None
-    os_upgrade: OSUpgrade | None = None
-    client_update: ClientUpdate | None = None
-    entra: EntraChange | None = None
-    wipe: bool = Field(
-        default=False,
-        description="reset and re-enrolment: a new Windows install on a cleared TPM, a new Entra "
-        "join and a new MDM enrollment (a new device record)",
-    )
 
     @model_validator(mode="after")
     def _changes_something(self) -> WorldChange:
-        if not any(getattr(self, name) for name in WORLD_CHANGES):
-            raise ValueError(f"a world step changes one of {', '.join(WORLD_CHANGES)}")
+        names = [change.name for change in REGISTRY.step_changes()]
+        if not any(getattr(self, name, None) for name in names):
+            raise ValueError(f"a world step changes one of {', '.join(names)}")
         return self
 
 

@@ -1,6 +1,7 @@
-"""The value types of a scenario's settings, and what an expectation may say.
+"""The value types of a scenario's core settings, and what an expectation may say.
 
-Device plans carry the same types; the group and step models build on them.
+Device plans carry the same types; the group and step models build on them. The types of
+the world conditions' settings live with each condition (harness.world).
 """
 
 from __future__ import annotations
@@ -8,9 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     PlainSerializer,
     StringConstraints,
     WithJsonSchema,
@@ -19,6 +18,7 @@ from pydantic import (
 
 from ..status import AttestationStatus, StatusDetail
 from ..tpm import BackendSpec
+from ..world import Strict
 
 # The value types of the world's settings; device plans carry the same types.
 Platform = Literal[
@@ -40,32 +40,6 @@ VIRTUAL_PLATFORMS: frozenset[str] = frozenset(
 TPMFamilySetting = Literal["2.0", "1.2", "none"]
 EKKind = Literal["rsa2048", "ecc256"]
 SanLayout = Literal["one-rdn", "rdn-per-attribute"]
-EKCertificateSource = Literal["vendor-ca", "unlisted-ca", "online", "none"]
-# The vendors whose firmware TPMs often ship without an EK certificate in NV; Windows fetches
-# theirs from the vendor's online EK-certificate service (Intel PTT, AMD fTPM).
-ONLINE_EK_VENDORS: frozenset[str] = frozenset({"intel", "amd"})
-TPMState = Literal[
-    "ready",
-    "lockout",
-    "owner-auth-unknown",
-    "endorsement-disabled",
-    "storage-disabled",
-    "not-started",
-]
-MDMKeySetting = Literal["absent", "present"]
-TPMChange = Literal["reset-lockout", "lockout", "clear"]
-EntraJoin = Literal["tpm", "software", "offline-domain-join", "none"]
-TokenSource = Literal["own-device", "previous-device", "foreign-tenant", "lagging-replica"]
-AikCaPath = Literal["reachable", "refused", "reset"]
-EKServicePath = Literal["reachable", "refused", "reset"]
-EnrollmentPath = Literal["delivered", "reset", "dropped", "corrupted", "replayed"]
-NonceSource = Literal["primary", "lagging-replica"]
-# The device's push channel to the MDM service: open, or blocked (a firewall, no network).
-PushPath = Literal["open", "blocked"]
-# How the device is provisioned: a user signs in (user-driven), or Autopilot pre-provisions it
-# (technician flow), or self-deploys it as a shared device with no user; the last two attest
-# the TPM with the AIK service before the device is provisioned.
-ProvisioningPath = Literal["user-driven", "autopilot-preprovisioning", "shared-device"]
 Ownership = Literal["corporate", "personal"]
 
 
@@ -81,10 +55,6 @@ Backend = Annotated[
     WithJsonSchema({"type": "string", "examples": ["process", "docker", "device:/dev/tpmrm0"]}),
 ]
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Expectation(Strict):
