@@ -1,5 +1,5 @@
 """A `world:` step's `client_update: {aik_support: true}`: a client update that brings AIK
-support, the real fix for "Client didn't provide all required parameters"."""
+support to a build that sent neither AIKPub nor AIKCert."""
 
 from __future__ import annotations
 

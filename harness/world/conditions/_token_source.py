@@ -1,7 +1,6 @@
 """A `world:` step's `token_source: repaired`: the identity provider the device reaches is the
-tenant's own, in time, again (the lagging replica caught up), the fix for "Authentication
-failed". The device's next check-in is refused (it holds no device credential), so it renews
-its token and enrolls again."""
+tenant's own, in time, again (the lagging replica caught up). The device's next check-in is
+refused (it holds no device credential), so it renews its token and enrolls again."""
 
 from __future__ import annotations
 
