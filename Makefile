@@ -47,7 +47,7 @@ typecheck:
 # pytest exits 5 when a selection collects nothing (e.g. PYTEST_ADDOPTS=-k ...): not a failure.
 # The tests get a private Docker engine for their run; it is stopped whatever their outcome.
 unit:
-	bash scripts/docker-engine.sh run -- $(BIN)/pytest -n $(WORKERS) -q; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
+	bash scripts/docker-engine.sh run --swarm -- $(BIN)/pytest -n $(WORKERS) -q; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
 
 # A private Docker engine with the swtpm image, for `--backend docker` by hand; prints DOCKER_HOST.
 docker-engine: system-test

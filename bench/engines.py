@@ -10,7 +10,12 @@ Engine CPU is read from the engine's cgroup (the private engine puts its contain
 proxies it waited for, containerd); it needs a local engine started by
 scripts/docker-engine.sh, which this part starts itself when none is named.
 
-A second run spreads the same fleet over two private engines (as `harness run --engine A
+A run with `--swarm` puts the clients on the engine too: each device (its TPM and its
+client) is a Swarm task of the device image, and the controller keeps only the server, the
+reading of results and the following of tasks. Its engine CPU then holds the clients' work
+(and each task's interpreter start), which is what a controller no longer spends.
+
+A last run spreads the same fleet over two private engines (as `harness run --engine A
 --engine B` does) and shows the spread: devices per engine against their CPU weights, and
 no container left on either.
 """
@@ -25,10 +30,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "docker-engine.sh"
-ENGINE_NAME = "bench"
+# HARNESS_BENCH_ENGINE: another name, for two benchmarks side by side on one machine.
+ENGINE_NAME = os.environ.get("HARNESS_BENCH_ENGINE", "bench")
 
 
 @dataclass
@@ -83,25 +90,30 @@ def _container_seconds(name: str) -> float:
 
 
 @contextmanager
-def _private_engine(name: str = ENGINE_NAME) -> Iterator[str]:
-    done = subprocess.run(["bash", str(SCRIPT), "start", "--name", name], capture_output=True, text=True)
+def _private_engine(name: str = ENGINE_NAME, *, swarm: bool = False) -> Iterator[str]:
+    command = ["bash", str(SCRIPT), "start", "--name", name] + (["--swarm"] if swarm else [])
+    done = subprocess.run(command, capture_output=True, text=True)
     try:
         if done.returncode != 0:
             raise RuntimeError(
                 done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "engine did not start"
             )
-        yield done.stdout.strip().splitlines()[-1].removeprefix("DOCKER_HOST=")
+        lines = done.stdout.strip().splitlines()
+        unavailable = [line for line in lines if line.startswith("HARNESS_SWARM_UNAVAILABLE=")]
+        if swarm and unavailable:
+            raise RuntimeError(unavailable[0].split("=", 1)[1])
+        yield lines[-1].removeprefix("DOCKER_HOST=")
     finally:
         subprocess.run(["bash", str(SCRIPT), "stop", "--name", name], capture_output=True, check=False)
 
 
-def measure(scenario_path: Path, workers: int) -> EngineFigures:
+def measure(scenario_path: Path, workers: int, backend: str = "docker") -> EngineFigures:
     from harness.fleet import RunOptions, run_fleet
     from harness.scenario import load_scenario
     from harness.tpm import BackendSpec
 
     scenario = load_scenario(scenario_path)
-    with _private_engine() as url:
+    with _private_engine(swarm=backend == "swarm") as url:
         previous = os.environ.get("DOCKER_HOST")
         os.environ["DOCKER_HOST"] = url
         state_dir = url.removeprefix("unix://").rsplit("/", 1)[0]
@@ -110,7 +122,7 @@ def measure(scenario_path: Path, workers: int) -> EngineFigures:
             kids = resource.getrusage(resource.RUSAGE_CHILDREN)
             containers, daemons = _container_seconds(ENGINE_NAME), _daemon_seconds(state_dir)
             started = time.perf_counter()
-            result = run_fleet([scenario], RunOptions(workers=workers, backend=BackendSpec("docker")))
+            result = run_fleet([scenario], RunOptions(workers=workers, backend=BackendSpec.parse(backend)))
             wall = time.perf_counter() - started
             containers = _container_seconds(ENGINE_NAME) - containers
             daemons = _daemon_seconds(state_dir) - daemons
@@ -176,15 +188,7 @@ def measure_spread(scenario_path: Path, workers: int) -> SpreadFigures:
     )
 
 
-def bench_engines(scenario: Path, workers: int, say: object = print) -> EngineFigures | None:
-    """Run (f) and print its figures; None (with the reason) where no private engine can run."""
-    out = say if callable(say) else print
-    out(f"(f) docker engines: {scenario.name} on a private engine, {workers} workers")
-    try:
-        figures = measure(scenario, workers)
-    except RuntimeError as exc:
-        out(f"    skipped: {exc}")
-        return None
+def _print_figures(out: Any, figures: EngineFigures) -> None:
     cores = os.cpu_count() or 1
     out(f"    {figures.matched}/{figures.devices} matched in {figures.wall:.1f} s")
     out(
@@ -196,16 +200,40 @@ def bench_engines(scenario: Path, workers: int, say: object = print) -> EngineFi
         f"    one controller core drives {figures.cores_per_controller_core:.2f} engine cores; "
         f"this {cores}-core controller, about {figures.cores_per_controller_core * cores:.1f}"
     )
+
+
+def bench_engines(
+    scenario: Path, workers: int, say: object = print
+) -> tuple[EngineFigures | None, EngineFigures | None]:
+    """Run (f) and print its figures: (docker backend, swarm); None (with the reason printed)
+    for a part where no private engine (or swarm) can run."""
+    out = say if callable(say) else print
+    out(f"(f) docker engines: {scenario.name} on a private engine, {workers} workers")
+    try:
+        figures: EngineFigures | None = measure(scenario, workers)
+    except RuntimeError as exc:
+        out(f"    skipped: {exc}")
+        return None, None
+    assert figures is not None
+    _print_figures(out, figures)
+    out(f"(f) swarm: {scenario.name} as tasks of a single-node swarm on a private engine, {workers} at once")
+    swarm: EngineFigures | None = None
+    try:
+        swarm = measure(scenario, workers, "swarm")
+    except RuntimeError as exc:
+        out(f"    skipped: {exc}")
+    if swarm is not None:
+        _print_figures(out, swarm)
     out(f"(f) docker engines: {scenario.name} over two private engines, {workers} workers")
     try:
         two = measure_spread(scenario, workers)
     except RuntimeError as exc:
         out(f"    skipped: {exc}")
-        return figures
+        return figures, swarm
     out(f"    {two.matched}/{two.devices} matched in {two.wall:.1f} s")
     for number, url in enumerate(two.weights, 1):
         out(
             f"    engine {number}: {two.placed[url]} devices (weights call for {two.expected[url]}, "
             f"{two.weights[url]} CPUs), {two.left[url]} containers left after the run"
         )
-    return figures
+    return figures, swarm

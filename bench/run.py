@@ -7,6 +7,8 @@
                the signature and chain verifications it cannot avoid.
 (d) scaling    the same fleet with 1 and with 2 workers.
 (e) report     a 10,000-device results.json rendered to one HTML page.
+(f) engines    controller CPU against engine CPU per device: the docker backend, then the
+               devices as Swarm tasks (bench/engines.py); needs root for private engines.
 
 Definitions (kept as stated, whatever the results):
   TPM floor   = sum over devices of DeviceResult.tpm_seconds (time inside TPM commands,
@@ -16,7 +18,9 @@ Definitions (kept as stated, whatever the results):
   scaling_2w  = wall(1 worker) / wall(2 workers), same fleet
 
 The last line printed is the summary:
-  devices_per_min=… floor_ratio=… manufacture_speedup=… evals_per_s=… scaling_2w=…
+  devices_per_min=… floor_ratio=… manufacture_speedup=… evals_per_s=… crypto_evals_per_s=…
+  evals_crypto_ratio=… scaling_2w=…
+  docker_engine_cores_per_controller_core=… engine_cores_per_controller_core=… (the swarm run)
 """
 
 from __future__ import annotations
@@ -131,7 +135,7 @@ class FleetFigures:
 
 
 def run_fleet_figures(scenario_path: Path, workers: int, label: str) -> FleetFigures:
-    from harness.fleet import RunOptions, run_fleet
+    from harness.fleet import FleetRun, RunOptions
     from harness.scenario import load_scenario
 
     scenario = load_scenario(scenario_path)
@@ -145,7 +149,8 @@ def run_fleet_figures(scenario_path: Path, workers: int, label: str) -> FleetFig
             print(f"    {label}: {done}/{scenario.device_count} devices", file=sys.stderr, flush=True)
 
     with _cpu_use() as cpu:
-        result = run_fleet([scenario], RunOptions(workers=workers), progress=progress)
+        # The run object of `harness run` and the pytest plugin: the same devices, the same costs.
+        result = FleetRun([scenario], RunOptions(workers=workers), progress=progress).run()
     summary = result.summary
     return FleetFigures(
         devices=summary.total,
@@ -379,17 +384,23 @@ def record_enrollment() -> Recorded:
             )
 
 
-def _rate(work: Callable[[], object], seconds: float) -> float:
-    """Calls per second of `work`, run for about `seconds` after a warm-up."""
+def _interleaved_rates(
+    first: Callable[[], object], second: Callable[[], object], seconds: float
+) -> tuple[float, float]:
+    """Calls per second of each, timed in alternating slices of about 0.1 s, so that the
+    machine's load (other jobs on a shared runner) weighs on both alike."""
     for _ in range(3):
-        work()
-    calls, start = 0, time.perf_counter()
-    while True:
-        work()
-        calls += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return calls / elapsed
+        first()
+        second()
+    calls, spent = [0, 0], [0.0, 0.0]
+    while sum(spent) < 2 * seconds:
+        for index, work in enumerate((first, second)):
+            start = time.perf_counter()
+            while time.perf_counter() - start < 0.1:
+                work()
+                calls[index] += 1
+            spent[index] += time.perf_counter() - start
+    return calls[0] / spent[0], calls[1] / spent[1]
 
 
 def _crypto_only(recorded: Recorded) -> Callable[[], None]:
@@ -425,7 +436,7 @@ def _crypto_only(recorded: Recorded) -> Callable[[], None]:
     return work
 
 
-def bench_evaluator(recorded: Recorded, seconds: float) -> float:
+def bench_evaluator(recorded: Recorded, seconds: float) -> tuple[float, float]:
     from harness.verifier import evaluate
 
     _say("(c) evaluator: harness.verifier.evaluate on evidence recorded from a real enrollment, one core")
@@ -442,8 +453,7 @@ def bench_evaluator(recorded: Recorded, seconds: float) -> float:
     verdict: Any = evaluation()
     if verdict.status != "Attested":
         raise RuntimeError(f"the recorded evidence does not attest: {verdict.decision}")
-    evals = _rate(evaluation, seconds)
-    crypto = _rate(_crypto_only(recorded), seconds)
+    evals, crypto = _interleaved_rates(evaluation, _crypto_only(recorded), seconds)
     _say(f"    verdict              {verdict.status} ({len(verdict.checks)} checks)")
     _say(f"    evaluations          {evals:8.1f} per second ({1000 / evals:.3f} ms each)")
     _say(
@@ -451,7 +461,7 @@ def bench_evaluator(recorded: Recorded, seconds: float) -> float:
         "chain link, 2 certify signatures, token signature)"
     )
     _say(f"    crypto share         {evals / crypto * 100:.0f}% of an evaluation's time")
-    return evals
+    return evals, crypto
 
 
 # --- (e) a large report ---------------------------------------------------------------------
@@ -528,7 +538,10 @@ def main(argv: list[str] | None = None) -> int:
     if "c" in args.only or "e" in args.only:
         recorded = record_enrollment()
     if "c" in args.only and recorded is not None:
-        summary["evals_per_s"] = f"{bench_evaluator(recorded, args.eval_seconds):.1f}"
+        evals, crypto = bench_evaluator(recorded, args.eval_seconds)
+        summary["evals_per_s"] = f"{evals:.1f}"
+        summary["crypto_evals_per_s"] = f"{crypto:.1f}"
+        summary["evals_crypto_ratio"] = f"{evals / crypto:.3f}"
     if "d" in args.only:
         one, two = bench_scaling(args.scaling)
         summary["scaling_2w"] = f"{one.wall / two.wall:.3f}"
@@ -537,11 +550,15 @@ def main(argv: list[str] | None = None) -> int:
     if "f" in args.only:
         from bench.engines import bench_engines
 
-        engines = bench_engines(args.scaling, args.workers, _say)
-        if engines is not None:
-            summary["engine_cores_per_controller_core"] = f"{engines.cores_per_controller_core:.2f}"
+        docker, swarm = bench_engines(args.scaling, args.workers, _say)
+        if docker is not None:
+            summary["docker_engine_cores_per_controller_core"] = f"{docker.cores_per_controller_core:.2f}"
+        # With the clients in Swarm tasks the controller keeps the server and the results only.
+        if swarm is not None:
+            summary["engine_cores_per_controller_core"] = f"{swarm.cores_per_controller_core:.2f}"
     _say(f"benchmark took {time.perf_counter() - started:.0f} s; load average {_load()} at the end")
-    order = ("devices_per_min", "floor_ratio", "manufacture_speedup", "evals_per_s", "scaling_2w")
-    order += ("engine_cores_per_controller_core",)
+    order = ("devices_per_min", "floor_ratio", "manufacture_speedup", "evals_per_s", "crypto_evals_per_s")
+    order += ("evals_crypto_ratio", "scaling_2w")
+    order += ("docker_engine_cores_per_controller_core", "engine_cores_per_controller_core")
     _say(" ".join(f"{key}={summary.get(key, 'n/a')}" for key in order))
     return 0

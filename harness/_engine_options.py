@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from .errors import HarnessError
 from .tpm import BackendSpec, engine_backend, load_engine_file, parse_engine
 
 EngineOption = Annotated[
@@ -31,10 +32,24 @@ ServerBindOption = Annotated[
 ]
 
 
+SwarmOption = Annotated[
+    bool,
+    typer.Option(
+        "--swarm",
+        help="run each device (its TPM and its client) as a task of a Docker Swarm replicated job on "
+        "the swarm DOCKER_HOST names (the same as --backend swarm)",
+    ),
+]
+
+
 def backend_option(
-    backend: str | None, engines: list[str] | None, engines_file: Path | None
+    backend: str | None, engines: list[str] | None, engines_file: Path | None, swarm: bool = False
 ) -> BackendSpec | None:
     """--backend with the engines of --engine and --engines; HarnessError names what is wrong."""
+    if swarm:
+        if engines or engines_file is not None or (backend and backend != "swarm"):
+            raise HarnessError("--swarm runs devices as Swarm tasks: give it without --backend or --engine")
+        return BackendSpec("swarm")
     named = [parse_engine(text) for text in engines or []]
     if engines_file is not None:
         named += load_engine_file(engines_file)

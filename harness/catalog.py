@@ -77,6 +77,19 @@ VENDORS: dict[str, Vendor] = {
             "Virtual TPM",
             "1.38",
         ),
+        # Microsoft Pluton as the TPM of a physical PC (AMD Ryzen 6000 and later, Snapdragon X):
+        # TPM_PT_MANUFACTURER "MSFT" like a Hyper-V vTPM; only the vendor string, the EK
+        # certificate's tpmModel, tells them apart. The CA name and firmware are the harness's
+        # stand-ins, not published values.
+        Vendor(
+            "pluton",
+            "id:4D534654",
+            "Microsoft Pluton",
+            "Microsoft Corporation",
+            "Microsoft Pluton TPM EK CA",
+            "Pluton.TPM.A",
+            "6.1",
+        ),
         # VMware's vTPM reports TPM_PT_MANUFACTURER "VMW" and carries an EK certificate
         # signed by the vCenter's VMware Certificate Authority (VMCA).
         Vendor(
@@ -169,4 +182,8 @@ PHYSICAL_MODELS: tuple[tuple[str, str, str], ...] = (
     ("HP", "HP EliteBook 840 G10", "infineon"),
     ("Microsoft Corporation", "Surface Laptop 5", "nuvoton"),
     ("ASUSTeK COMPUTER INC.", "ExpertBook B9403CVA", "amd"),
+    # Pluton as the TPM: Lenovo's ThinkPad Z13 (AMD Ryzen 6000 Pro), the first PC shipped with
+    # it, and Surface Laptop, 7th Edition (Snapdragon X).
+    ("LENOVO", "ThinkPad Z13 Gen 1", "pluton"),
+    ("Microsoft Corporation", "Surface Laptop, 7th Edition", "pluton"),
 )

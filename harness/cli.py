@@ -13,10 +13,10 @@ import typer
 from rich.console import Console
 
 from . import __version__
-from ._engine_options import EngineOption, EnginesFileOption, ServerBindOption, backend_option
+from ._engine_options import EngineOption, EnginesFileOption, ServerBindOption, SwarmOption, backend_option
 from ._runview import print_bundles, print_paths, report_run
 from .errors import HarnessError, RbacError, ScenarioError, TrustError
-from .fleet import DeviceRun, RunInterrupted, RunOptions, RunStopped, choose_backend, run_fleet
+from .fleet import DeviceRun, FleetRun, RunInterrupted, RunOptions, RunStopped, choose_backend
 from .report import load_results, write_reports
 from .scenario import Scenario, load_scenario
 from .status import AttestationStatus
@@ -135,6 +135,7 @@ def run(
     engine: EngineOption = None,
     engines: EnginesFileOption = None,
     server_bind: ServerBindOption = "127.0.0.1",
+    swarm: SwarmOption = False,
 ) -> None:
     """Run scenario fleets end to end and write reports; exit 1 if any device mismatched."""
     signal.signal(signal.SIGTERM, _terminate)
@@ -144,7 +145,7 @@ def run(
         console.print(f"[red]scenario error:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
     try:
-        chosen = choose_backend(backend_option(backend, engine, engines), loaded)
+        chosen = choose_backend(backend_option(backend, engine, engines, swarm), loaded)
         trust_store = trust_from_options(trust, advisories)
     except HarnessError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
@@ -156,7 +157,7 @@ def run(
     )
     reporter = _Reporter(total)
     try:
-        result = run_fleet(
+        result = FleetRun(
             loaded,
             RunOptions(
                 workers=workers,
@@ -169,7 +170,7 @@ def run(
                 server_bind=server_bind,
             ),
             progress=reporter,
-        )
+        ).run()
     except RunInterrupted as stop:
         reporter.close()
         report_run(console, stop.result, out)
@@ -289,15 +290,15 @@ def serve(
 @app.command("vendor-check")
 def vendor_check(
     tcti: Annotated[
-        str,
+        list[str] | None,
         typer.Option(
-            help="the TPM, as TCTILdr takes it: 'device:/dev/tpmrm0', 'mssim:host=127.0.0.1,port=2321', "
-            "'swtpm:path=/run/tpm.sock'"
+            help="a TPM, as TCTILdr takes it (repeatable: several units): 'device:/dev/tpmrm0', "
+            "'mssim:host=127.0.0.1,port=2321', 'swtpm:path=/run/tpm.sock'"
         ),
-    ],
+    ] = None,
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="directory for report.json, junit.xml, index.html")
-    ],
+        Path | None, typer.Option("--out", "-o", help="directory for report.json, junit.xml, index.html")
+    ] = None,
     ek_ca: Annotated[
         list[Path] | None,
         typer.Option(
@@ -307,29 +308,35 @@ def vendor_check(
     runs: Annotated[int, typer.Option(min=1, help="runs of each timed TPM operation")] = 3,
     trust: TrustOption = None,
     advisories: AdvisoriesOption = None,
+    swtpm: Annotated[int, typer.Option(min=0, help="also check N swtpm units vendor-check makes")] = 0,
+    swtpm_ecc: Annotated[bool, typer.Option(help="give the swtpm units an ECC P-256 EK too")] = True,
+    destructive: Annotated[bool, typer.Option(help="lock out, Clear and ChangeEPS --tcti TPMs too")] = False,
+    compare: Annotated[
+        tuple[Path, Path] | None,
+        typer.Option(help="OLD.json NEW.json: list the requirements that changed between two reports"),
+    ] = None,
 ) -> None:
-    """Validate your own TPM and its EK certificate chain for Windows enrollment attestation.
-
-    Exit 0 when no requirement fails, 1 when any fails, 2 when the check cannot run.
-    """
-    from .vendor import VendorCheckError, run_vendor_check, write_vendor_reports
+    """Validate TPMs and their EK credentials for Windows enrollment attestation (exit 0: none
+    failed, or with --compare none changed; 1: some did; 2: the check cannot run)."""
+    from .conformance import VendorCheckError, check_command, compare_command
 
     signal.signal(signal.SIGTERM, _terminate)
     try:
+        if compare is not None:
+            changed = compare_command(console, compare[0], compare[1], out).changed
+            raise typer.Exit(EXIT_MISMATCH if changed else EXIT_MATCHED)
+        if out is None:
+            raise VendorCheckError("--out DIR is needed for the reports")
         store = load_trust(trust) if trust else None
-        result = run_vendor_check(tcti, ek_ca or [], runs=runs, advisories=advisories, trust=store)
+        result, paths = check_command(
+            console, tctis=tcti or [], swtpm=swtpm, swtpm_ecc=swtpm_ecc, out=out, ek_ca=ek_ca or [],
+            runs=runs, trust=store, advisories=advisories, destructive=destructive,
+        )  # fmt: skip
     except (VendorCheckError, TrustError) as exc:
         console.print(f"[red]vendor-check:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    paths = write_vendor_reports(result, out)
-    for row in result.rows:
-        if row.status in ("fail", "warning"):
-            colour = "red" if row.status == "fail" else "yellow"
-            console.print(f"  [{colour}]{row.status:7}[/{colour}] {row.id}: {row.evidence}", highlight=False)
-    colour = "green" if result.ok else "red"
-    console.print(f"[{colour}]{result.summary()}[/{colour}]", highlight=False)
     print_paths(console, paths)
     raise typer.Exit(EXIT_MATCHED if result.ok else EXIT_MISMATCH)
 
@@ -369,6 +376,8 @@ def verify(
             print(f"{result.path}: {verdict.status}{detail}")
             print(f"  decision  {verdict.decision}")
             print(f"  judged at {result.check_time.isoformat()} against {result.trust}")
+            for fact in verdict.not_judged:
+                print(f"  cannot judge offline: {fact}")
             for check in verdict.checks:
                 mark = "pass" if check.passed else "FAIL"
                 print(f"  {mark} {check.name}{': ' + check.detail if check.detail else ''}")
@@ -383,4 +392,8 @@ def version() -> None:
 
 
 def main() -> None:
+    from ._device_cli import device_app, k8s_app
+
+    app.add_typer(device_app, name="device")
+    app.add_typer(k8s_app, name="k8s")
     app(prog_name="harness")

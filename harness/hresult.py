@@ -41,6 +41,24 @@ class HResult(IntEnum):
     E_FAIL = 0x80004005
 
 
+# Cause classes: one definition, read by the client (what it retries by itself) and by the
+# verifier (which status detail a reported failure means).
+TPM_ABSENT = frozenset({HResult.TBS_E_TPM_NOT_FOUND, HResult.TPM_E_PCP_UNSUPPORTED_TPM_VERSION})
+# "TPM isn't ready": usable after a reset of its lockout or ownership, so worth a retry.
+TPM_NOT_READY = frozenset(
+    {
+        HResult.TPM_E_LOCKOUT,
+        HResult.TPM_E_AUTH_FAIL,
+        HResult.TPM_E_BAD_AUTH,
+        HResult.TPM_E_HIERARCHY,
+        HResult.TPM_E_INITIALIZE,
+    }
+)
+# A service the client could not reach; which one depends on how far it got.
+NETWORK = frozenset(
+    {HResult.WINHTTP_CANNOT_CONNECT, HResult.WINHTTP_CONNECTION_ERROR, HResult.WINHTTP_TIMEOUT}
+)
+
 _RC_FORMAT_ONE = 0x080
 _RC_FORMAT_ONE_ERROR = 0x03F
 

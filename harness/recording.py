@@ -57,6 +57,7 @@ def server_trust(server: EmbeddedServer) -> TrustStore:
         token_audience=ctx.config.token_audience,
         vendors=given.vendors,
         advisories=given.advisories,
+        platforms=given.platforms,
         source="recorded server",
     )
 

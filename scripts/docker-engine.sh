@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # A private Docker engine for the tests, built without any image registry.
 #
-#   scripts/docker-engine.sh start [--name N]   start it (idempotent); last line: DOCKER_HOST=unix://...
+#   scripts/docker-engine.sh start [--name N] [--swarm]
+#                                               start it (idempotent); last line: DOCKER_HOST=unix://...
 #   scripts/docker-engine.sh stop  [--name N]   stop it and remove all its state
-#   scripts/docker-engine.sh run   [--name N] -- CMD...
+#   scripts/docker-engine.sh run   [--name N] [--swarm] -- CMD...
 #                                               start, run CMD with DOCKER_HOST set, stop whatever
 #                                               CMD's outcome; where no engine can run here, CMD
 #                                               runs without one and HARNESS_DOCKER_UNAVAILABLE says why
+#
+# --swarm also builds the device image (swtpm-images/device.Dockerfile: the harness and swtpm, for
+# `harness run --swarm`) and makes the engine a single-node swarm manager listening on loopback
+# only; where that fails, the engine still runs and HARNESS_SWARM_UNAVAILABLE says why.
 #
 # The engine has its own data root, exec root, pidfile, socket and bridge under a short temp
 # dir, so it never meets a system engine nor another private one (--name b starts a second).
@@ -19,17 +24,20 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/enrollment-harness"
 BASE_IMAGE="enrollment-harness/debian:bookworm-minbase"
 SWTPM_IMAGE="${HARNESS_SWTPM_IMAGE:-enrollment-harness/swtpm:latest}"
+DEVICE_IMAGE="${HARNESS_DEVICE_IMAGE:-enrollment-harness/device:latest}"
 
 die() { echo "docker-engine: $*" >&2; exit 1; }
 say() { echo "docker-engine: $*" >&2; }
 
 command="${1:-}"; shift || true
 name="a"
+swarm=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --name) name="${2:?--name needs a value}"; shift 2 ;;
+    --swarm) swarm=1; shift ;;
     --) shift; break ;;
-    *) die "unknown option $1 (use: start|stop|run [--name N] [-- CMD...])" ;;
+    *) die "unknown option $1 (use: start|stop|run [--name N] [--swarm] [-- CMD...])" ;;
   esac
 done
 [[ "$name" =~ ^[a-z0-9]{1,8}$ ]] || die "--name must be 1-8 lowercase letters or digits"
@@ -42,6 +50,8 @@ BRIDGE="eah-$name"
 # Each engine gets its own /24 so two private engines never share addresses.
 NET_INDEX=$(( $(printf '%s' "$name" | cksum | cut -d' ' -f1) % 200 + 20 ))
 SUBNET_GW="172.29.$NET_INDEX.1/24"
+# The swarm's manager port, on loopback, one per engine (the gossip port, 7946, is fixed).
+SWARM_PORT=$(( 12300 + NET_INDEX ))
 DOCKER=(docker -H "unix://$SOCK")
 
 why_not() {
@@ -137,11 +147,64 @@ build_images() {
   "${DOCKER[@]}" save -o "$image_cache.partial" "$SWTPM_IMAGE" && mv "$image_cache.partial" "$image_cache"
 }
 
+harness_pip() {
+  if [ -x "$ROOT/.venv/bin/pip" ]; then "$ROOT/.venv/bin/pip" "$@"; else python3 -m pip "$@"; fi
+}
+
+build_device_image() {
+  # The harness and its dependencies as wheels (pip reaches the index here; the build needs none),
+  # then swtpm-images/device.Dockerfile on the same debootstrap base. Cached by the sources' digest.
+  local key image_cache ctx
+  key=$({ cat "$ROOT/swtpm-images/device.Dockerfile" "$ROOT/pyproject.toml";
+          find "$ROOT/harness" -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 cat; } | cksum | cut -d' ' -f1)
+  image_cache="$CACHE/device-image-$key.tar"
+  if "${DOCKER[@]}" image inspect "$DEVICE_IMAGE" --format '{{index .Config.Labels "org.enrollment-harness.source"}}' \
+      2>/dev/null | grep -qx "$key"; then
+    return 0
+  fi
+  if [ -s "$image_cache" ] && "${DOCKER[@]}" load -i "$image_cache" >/dev/null 2>&1; then
+    return 0
+  fi
+  ctx="$(mktemp -d "${TMPDIR:-/tmp}/eah-device.XXXXXX")"
+  say "building $DEVICE_IMAGE (the harness as wheels, then swtpm-images/device.Dockerfile)"
+  if ! harness_pip wheel --quiet --wheel-dir "$ctx/wheels" "$ROOT" >"$STATE/wheels.log" 2>&1; then
+    tail -n 20 "$STATE/wheels.log" >&2; rm -rf "$ctx"; return 1
+  fi
+  cp "$ROOT/swtpm-images/device.Dockerfile" "$ctx/Dockerfile"
+  if ! DOCKER_BUILDKIT=0 "${DOCKER[@]}" build --network host --build-arg "BASE=$BASE_IMAGE" \
+      --label "org.enrollment-harness.source=$key" -t "$DEVICE_IMAGE" "$ctx" >"$STATE/device-build.log" 2>&1; then
+    tail -n 20 "$STATE/device-build.log" >&2; rm -rf "$ctx"; return 1
+  fi
+  rm -rf "$ctx"
+  rm -f "$CACHE"/device-image-*.tar
+  "${DOCKER[@]}" save -o "$image_cache.partial" "$DEVICE_IMAGE" && mv "$image_cache.partial" "$image_cache"
+}
+
+init_swarm() {
+  local state
+  state="$("${DOCKER[@]}" info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null || true)"
+  [ "$state" = "active" ] && return 0
+  # Loopback only: the swarm's ports are for this machine's tasks, never its network.
+  "${DOCKER[@]}" swarm init --advertise-addr 127.0.0.1 --listen-addr "127.0.0.1:$SWARM_PORT" \
+    >"$STATE/swarm.log" 2>&1 || { tail -n 5 "$STATE/swarm.log" >&2; return 1; }
+}
+
+start_swarm() {
+  # The base image is on the engine once build_images has run (it imports it when it builds).
+  if ! "${DOCKER[@]}" image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+    "${DOCKER[@]}" import "$(base_tarball)" "$BASE_IMAGE" >/dev/null
+  fi
+  build_device_image || { echo "the device image could not be built (see above)"; return; }
+  init_swarm || { echo "the engine could not become a swarm manager (see above)"; return; }
+}
+
 stop_engine() {
   local pid=""
   [ -f "$PIDFILE" ] && pid="$(cat "$PIDFILE" 2>/dev/null || true)"
   if [ -S "$SOCK" ] && running; then
-    # Containers first: dockerd's shutdown leaves their shims otherwise.
+    # A swarm's tasks first (they come back otherwise), then every container: dockerd's shutdown
+    # leaves their shims otherwise.
+    "${DOCKER[@]}" swarm leave --force >/dev/null 2>&1 || true
     "${DOCKER[@]}" ps -aq | xargs -r "${DOCKER[@]}" rm -f >/dev/null 2>&1 || true
   fi
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
@@ -151,7 +214,7 @@ stop_engine() {
   fi
   # The engine's own containerd and shims live under its exec root: end whatever is left there.
   for proc in /proc/[0-9]*; do
-    if tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | grep -q -- "$STATE/"; then
+    if tr '\0' ' ' 2>/dev/null <"$proc/cmdline" | grep -q -- "$STATE/"; then
       kill -KILL "${proc#/proc/}" 2>/dev/null || true
     fi
   done
@@ -175,6 +238,13 @@ start_engine() {
   [ -z "$reason" ] || die "$reason"
   running || { stop_engine; start_daemon; }
   build_images || { stop_engine; die "the images could not be built"; }
+  if [ -n "$swarm" ]; then
+    swarm_reason="$(start_swarm)"
+    if [ -n "$swarm_reason" ]; then
+      say "$swarm_reason; the engine runs without a swarm"
+      echo "HARNESS_SWARM_UNAVAILABLE=$swarm_reason"
+    fi
+  fi
   echo "DOCKER_HOST=unix://$SOCK"
 }
 
@@ -184,11 +254,13 @@ case "$command" in
   run)
     [ $# -gt 0 ] || die "run needs a command after --"
     reason="$(why_not)"
-    if [ -z "$reason" ] && host="$(start_engine | tail -n1)"; then
+    if [ -z "$reason" ] && started="$(start_engine)"; then
       trap stop_engine EXIT
       trap 'exit 130' INT
       trap 'exit 143' TERM
-      export "${host?}"
+      while IFS= read -r line; do
+        case "$line" in DOCKER_HOST=*|HARNESS_SWARM_UNAVAILABLE=*) export "${line?}" ;; esac
+      done <<<"$started"
       status=0
       "$@" || status=$?
       exit "$status"
@@ -197,5 +269,5 @@ case "$command" in
     say "$reason; the docker tests will skip"
     HARNESS_DOCKER_UNAVAILABLE="$reason" exec "$@"
     ;;
-  *) die "usage: $0 start|stop|run [--name N] [-- CMD...]" ;;
+  *) die "usage: $0 start|stop|run [--name N] [--swarm] [-- CMD...]" ;;
 esac

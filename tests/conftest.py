@@ -19,7 +19,20 @@ from harness.server import EmbeddedServer, Principal, ServerConfig
 from harness.tcg import TPMIdentity
 from harness.tpm import SwtpmBackend, TimedESAPI, TPMRequest, manufacture
 
-needs_swtpm = pytest.mark.skipif(shutil.which("swtpm") is None, reason="swtpm is not installed")
+# Tests that need a real TPM carry the `swtpm` marker, so they can be run apart
+# (`pytest -m swtpm`) or left out (`pytest -m "not swtpm"`); without swtpm they are skipped.
+needs_swtpm = pytest.mark.swtpm
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if shutil.which("swtpm") is not None:
+        return
+    skip = pytest.mark.skip(reason="swtpm is not installed")
+    for item in items:
+        if item.get_closest_marker("swtpm") is not None:
+            item.add_marker(skip)
+
+
 ADMIN_TOKEN = "test-admin-token"
 IDENTITY = TPMIdentity("id:49465800", "SLB9672", "id:001A000D")
 

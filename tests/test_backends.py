@@ -66,7 +66,7 @@ def test_a_backend_is_named_as_the_cli_takes_it_and_back(text: str, name: str, t
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("dockr", "unknown TPM backend 'dockr' (use one of process, docker, device:TCTI)"),
+        ("dockr", "unknown TPM backend 'dockr' (use one of process, docker, device:TCTI, swarm)"),
         ("process:fast", "takes no argument"),
         ("device", "needs a TCTI"),
         ("device::conf", "needs a TCTI"),

@@ -220,6 +220,8 @@ def test_verify_command_exit_codes_and_json(tmp_path: Path) -> None:
     good = runner.invoke(app, ["verify", str(BUNDLES / "rsa-ek.json")])
     assert good.exit_code == 0, good.output
     assert "Attested" in good.output and "pass mdm.signature" in good.output
+    # What a bundle cannot carry is said, not silently assumed.
+    assert "cannot judge offline: whether the nonce was used before" in good.output
 
     bad = write(tmp_path, flip_item(load("rsa-ek.json"), "AIKAttestationClaim", 40))
     flipped = runner.invoke(app, ["verify", str(bad), "--trust", str(BUNDLES / "trust"), "--json"])
@@ -227,6 +229,7 @@ def test_verify_command_exit_codes_and_json(tmp_path: Path) -> None:
     (document,) = json.loads(flipped.stdout)
     assert document["detail"] == "Client request is rejected"
     assert document["decision"].startswith("mdm.signature")
+    assert any("nonce was used before" in fact for fact in document["cannot_judge_offline"])
 
     malformed = write(tmp_path, {"format": "nonsense"}, "malformed.json")
     refused = runner.invoke(app, ["verify", str(malformed)])

@@ -10,6 +10,7 @@ from harness.scenario import load_scenario
 from harness.status import AttestationStatus, StatusDetail
 
 from .conftest import needs_swtpm
+from .verify_agreement import disagreements
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = needs_swtpm
@@ -32,10 +33,12 @@ def describe_checkpoints(result_devices: list[DeviceResult]) -> str:
     )
 
 
-def test_status_details_catalogue_produces_every_detail_from_its_cause() -> None:
+def test_status_details_catalogue_produces_every_detail_from_its_cause(tmp_path: Path) -> None:
     scenario = load_scenario(ROOT / "scenarios" / "status-details.yaml")
-    result = run_fleet([scenario], RunOptions(workers=2))
+    result = run_fleet([scenario], RunOptions(workers=2, bundle_dir=tmp_path / "bundles"))
     assert result.all_matched, describe_mismatches(result.devices)
+    # harness verify on the run's bundles gives every device's status and detail.
+    assert disagreements(result.devices, tmp_path / "bundles") == []
     seen = {d.actual.detail for d in result.devices if d.actual is not None}
     statuses = {d.actual.status for d in result.devices if d.actual is not None}
     every_detail = set(StatusDetail) - {StatusDetail.NONE}
@@ -63,10 +66,11 @@ def test_recovery_scenario_heals_devices_and_enforces_the_action_rules() -> None
     }
 
 
-def test_workflows_scenario_walks_every_remedy_to_attested() -> None:
+def test_workflows_scenario_walks_every_remedy_to_attested(tmp_path: Path) -> None:
     scenario = load_scenario(ROOT / "scenarios" / "workflows.yaml")
-    result = run_fleet([scenario], RunOptions(workers=1))
+    result = run_fleet([scenario], RunOptions(workers=1, bundle_dir=tmp_path / "bundles"))
     assert result.all_matched, describe_checkpoints(result.devices) + describe_mismatches(result.devices)
+    assert disagreements(result.devices, tmp_path / "bundles") == []
     by_group = {d.group: d for d in result.devices}
     # Each walk failed first and ends attested, and the server's history says what drove it.
     walks = {

@@ -78,6 +78,8 @@ needs_engine = pytest.mark.skipif(bool(ENGINE_SKIP), reason=ENGINE_SKIP or "engi
 OWN_RUNS = {
     "fleet-one", "bind-default", "bind-named", "leftover-ours", "leftover-theirs", "two-engines",
     "two-engine-run", "two-engine-kill", "two-engine-pytest",
+    # tests/test_swarm.py's runs, whose task containers carry the same label on the same engine
+    "swarm-fleet", "swarm-kill-restart", "swarm-kill-error", "swarm-ctrl-c",
 }  # fmt: skip
 
 

@@ -60,6 +60,30 @@ groups:
     expect: {status: Attested}
 """
 
+# A scenario with steps: the outage heals and the device retries at its check-in. The
+# steady laptop's last expectation is deliberately wrong: it stays Attested.
+STEPS = """\
+name: plugin-steps
+seed: 21
+groups:
+  - name: outage
+    platform: physical
+    network: {aik_ca: refused}
+    expect: {status: Not attested, detail: "AIK certificate wasn't provided"}
+  - name: steady
+    platform: physical
+    expect: {status: Attested}
+steps:
+  - world: {group: outage, aik_ca: reachable}
+  - check_in: {groups: [outage, steady]}
+  - expect: {group: outage, status: Attested}
+  - expect: {group: steady, status: Attested}
+"""
+STEPS_WRONG = STEPS.replace(
+    "  - expect: {group: steady, status: Attested}\n",
+    '  - expect: {group: steady, status: Not attested, detail: "TPM isn\'t ready"}\n',
+)
+
 # Writes what each xdist worker was handed, so that the test can see there was one server.
 RECORD_WORKERS = """\
 import json, os
@@ -154,12 +178,18 @@ def test_a_mismatch_shows_expected_actual_and_the_servers_reason_in_the_report_a
 @needs_swtpm
 def test_xdist_workers_share_the_controllers_one_server_which_stops_at_the_end(tmp_path: Path) -> None:
     _write(tmp_path, "fleet.yaml", TWO_GROUPS.replace("count: 2", "count: 3"))
+    _write(tmp_path, "steps.yaml", STEPS)
     _write(tmp_path, "conftest.py", RECORD_WORKERS)
     record = tmp_path / "workers.jsonl"
     out = tmp_path / "reports"
-    done = _pytest(tmp_path, "-n", "2", "-q", f"--harness-out={out}", env={"WORKER_RECORD": str(record)})
+    done = _pytest(
+        tmp_path, "-n", "2", "-v", f"--harness-out={out}", env={"WORKER_RECORD": str(record)}, timeout=600
+    )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "4 passed" in done.stdout
+    assert "6 passed" in done.stdout and "skipped" not in done.stdout
+    # The devices of the scenario with steps lived together, in one worker.
+    steps_workers = {line.split()[0] for line in done.stdout.splitlines() if "PASSED steps.yaml::" in line}
+    assert len(steps_workers) == 1, done.stdout
 
     workers = [json.loads(line) for line in record.read_text().splitlines()]
     assert len(workers) == 2 and len({w["pid"] for w in workers}) == 2
@@ -167,13 +197,85 @@ def test_xdist_workers_share_the_controllers_one_server_which_stops_at_the_end(t
     assert len({w["admin_token"] for w in workers}) == 1
     # Both workers ran devices, and the reports gathered every one of them in the controller.
     results = json.loads((out / "results.json").read_text())
-    assert results["summary"]["total"] == 4 and results["summary"]["matched"] == 4
+    assert results["summary"]["total"] == 6 and results["summary"]["matched"] == 6
     assert results["summary"]["workers"] == 2
+    stepped = [d for d in results["devices"] if d["scenario"] == "steps.yaml"]
+    assert [c["step"] for c in stepped[0]["checkpoints"]] == ["enrollment", "step 3: expect"]
+    # Every worker wrote its devices' evidence bundles into the one directory the controller made.
+    assert len(list((out / "bundles").glob("*.json"))) == 6
+    assert (out / "bundles" / "trust").is_dir()
     # The server belonged to the run: its port is closed and its work directory is gone.
     url = urlsplit(workers[0]["server_url"])
     with pytest.raises(OSError), socket.create_connection((url.hostname, url.port), timeout=2):
         pass
     assert not Path(workers[0]["workdir"]).exists()
+
+
+@needs_swtpm
+def test_a_scenario_with_steps_runs_under_pytest_and_a_failure_shows_every_checkpoint(tmp_path: Path) -> None:
+    _write(tmp_path, "steps.yaml", STEPS_WRONG)
+    junit = tmp_path / "junit.xml"
+    done = _pytest(tmp_path, "-q", "-rA", f"--junitxml={junit}")
+    assert done.returncode == 1, done.stdout + done.stderr
+    out = done.stdout
+    assert "1 failed, 1 passed" in out and "skipped" not in out
+    assert "FAILED steps.yaml::steady[0]" in out
+    # The failure names the checkpoint and lists every one, expected against actual.
+    assert "checkpoint 'step 4: expect' failed: expected Not attested / TPM isn't ready, got Attested" in out
+    assert "checkpoints (1 of 2 failed):" in out
+    assert (
+        "  ok   enrollment\n         expected Attested\n         actual   Attested\n"
+        "  FAIL step 4: expect\n         expected Not attested / TPM isn't ready\n"
+        "         actual   Attested\n"
+    ) in out, out
+    cases = {case.get("name"): case for case in ET.parse(junit).getroot().iter("testcase")}
+    steady = {p.get("name"): p.get("value") for p in cases["steady[0]"].iter("property")}
+    assert steady["failed_checkpoint"] == "step 4: expect"
+    outage = {p.get("name"): p.get("value") for p in cases["outage[0]"].iter("property")}
+    assert outage["actual_status"] == "Attested" and outage["failed_checkpoint"] == ""
+
+
+ROCA_LIKE = """\
+advisories:
+  - name: a flaw in the test's firmware
+    source: this test
+    manufacturer: "id:49465800"
+    affected: ["26.13"]
+"""
+
+
+@needs_swtpm
+def test_trust_and_bundle_options_reach_the_run(tmp_path: Path) -> None:
+    # Firmware 26.13 is on no shipped advisory; the run's own list makes the laptop unavailable.
+    _write(
+        tmp_path,
+        "flawed.yaml",
+        TWO_GROUPS.replace("count: 2", "count: 1").replace(
+            "    platform: physical\n    expect: {status: Attested}",
+            '    platform: physical\n    tpm: {vendor: infineon, firmware: "26.13"}\n'
+            '    expect: {status: Not attested, detail: "TPM isn\'t available"}',
+        ),
+    )
+    advisories = _write(tmp_path, "advisories.yaml", ROCA_LIKE)
+    bundles = tmp_path / "evidence"
+    done = _pytest(
+        tmp_path, "-q", "flawed.yaml", f"--harness-advisories={advisories}", f"--harness-bundles={bundles}"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
+    assert len(list(bundles.glob("*.json"))) == 2
+    assert (bundles / "trust").is_dir()  # `harness verify` judges the bundles against the run's trust
+
+
+def test_an_unreadable_trust_store_or_engine_file_is_a_usage_error(tmp_path: Path) -> None:
+    _write(tmp_path, "fleet.yaml", TWO_GROUPS)
+    done = _pytest(tmp_path, "-q", f"--harness-trust={tmp_path / 'missing'}")
+    assert done.returncode == 4, done.stdout + done.stderr  # pytest's usage error
+    assert "harness:" in done.stderr and "missing" in done.stderr
+    engines = _write(tmp_path, "engines.yaml", "engines:\n  - url: tcp://farm:2376\n    colour: red\n")
+    done = _pytest(tmp_path, "-q", f"--harness-engines={engines}")
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "engines.yaml:" in done.stderr
 
 
 def test_a_run_without_scenarios_starts_no_server_for_its_workers(tmp_path: Path) -> None:

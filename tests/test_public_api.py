@@ -123,6 +123,11 @@ def test_the_server_imports_no_scenario_world_or_fleet_code() -> None:
 
 
 PUBLIC_API: dict[str, list[str]] = {
+    "harness.cluster": [
+        "DEFAULT_RESTARTS", "EXIT_BAD_INPUT", "EXIT_DONE", "EXIT_HARNESS_ERROR", "RUN_MARKER", "issuers_of",
+        "k8s_manifests", "refuse_for_tasks", "run_on_swarm", "run_task_device", "slot_index",
+        "task_server_url", "unpack_vendor_cas", "vendor_ca_bundle"
+    ],
     "harness.client": [
         "AikChallenge", "ClientBehaviour", "ClientConfig", "ClientFailure", "ClientReport", "DeviceKey",
         "EndorsementKey", "Endpoints", "Inventory", "KeyBlob", "LoadedKey", "PushChannel", "PushNote",
@@ -130,10 +135,11 @@ PUBLIC_API: dict[str, list[str]] = {
         "WindowsClient", "key_templates", "next_checkin", "probe_family", "sync_delay", "tpm_hresult"
     ],
     "harness.fleet": [
-        "PLATFORMS", "VENDORS", "AdminReader", "DevicePlan", "DeviceRun", "FleetEnvironment",
-        "FleetSession", "PlatformProfile", "Progress", "RunInterrupted",
-        "RunOptions", "RunStopped", "Vendor", "check_device", "choose_backend", "fleet_session",
-        "plan_fleet", "plan_group", "run_and_check", "run_device", "run_fleet"
+        "PLATFORMS", "VENDORS", "AdminReader", "DeviceObserver", "DevicePlan", "DeviceRun", "DeviceTask",
+        "FinishedDevice", "FleetEnvironment", "FleetRun", "FleetSession", "PlatformProfile", "Progress",
+        "RunInterrupted", "RunOptions", "RunStopped", "Vendor", "check_device", "choose_backend",
+        "plan_fleet", "plan_group", "run_device", "run_fleet", "run_from_json", "run_to_json",
+        "task_from_json", "task_to_json"
     ],
     "harness.network": [
         "Fault", "Link", "RefusingEndpoint", "ResettingEndpoint", "Route", "Rule"
@@ -141,10 +147,12 @@ PUBLIC_API: dict[str, list[str]] = {
     "harness.pytest_plugin": [
         "DeviceItem", "DeviceMismatch", "ScenarioFile", "explain", "is_scenario_file", "pytest_addoption",
         "pytest_collect_file", "pytest_collection_modifyitems", "pytest_configure", "pytest_configure_node",
-        "pytest_runtest_makereport", "pytest_sessionfinish", "pytest_unconfigure"
+        "pytest_runtest_makereport", "pytest_sessionfinish", "pytest_unconfigure",
+        "pytest_xdist_make_scheduler"
     ],
     "harness.report": [
-        "decode_payload", "load_results", "write_html", "write_json", "write_junit", "write_reports"
+        "decode_payload", "load_results", "write_html", "write_json", "write_json_document", "write_junit",
+        "write_reports", "write_text_document", "write_xml_document", "xml_text"
     ],
     "harness.scenario": [
         "STEP_KINDS", "VIRTUAL_PLATFORMS", "ActionState", "AttestAction", "Backend", "ClientSettings",
@@ -160,17 +168,19 @@ PUBLIC_API: dict[str, list[str]] = {
         "parse_rbac", "prepare_standalone", "serve_foreground"
     ],
     "harness.tpm": [
-        "BACKENDS", "BACKEND_NAMES", "DEFAULT_BACKEND", "RUN_LABEL", "BackendEntry", "BackendName",
+        "BACKENDS", "BACKEND_NAMES", "DEFAULT_BACKEND", "DEFAULT_DEVICE_IMAGE", "RUN_LABEL", "BackendEntry",
+        "BackendName",
         "BackendSpec", "ControlChannel", "DockerBackend", "DockerTPM", "EKAlgorithm", "Engine",
         "EnginePoolBackend", "EngineTLS", "ExternalBackend", "ExternalTPM", "Hierarchy", "Manufactured",
         "MortalTPM", "PlatformControl", "RunningTPM", "SwtpmBackend", "SwtpmPlatform", "SwtpmProcess",
         "TPMBackend", "TPMFamily", "TPMRequest", "TimedESAPI", "UnknownBackend", "change_owner_auth",
-        "check_backend", "close_all", "create_ek", "describe_backends", "disable_hierarchy",
+        "check_backend", "close_all", "create_ek", "describe_backends", "device_image", "disable_hierarchy",
         "engine_backend", "engine_from_env", "engine_of", "engine_unavailable", "leave_unstarted",
         "live_pids", "load_engine_file", "lock_out", "manufacture", "open_backend", "open_tcti",
         "parse_engine", "parse_engine_file", "parse_tcti", "preflight", "preflight_all", "remove_leftovers",
-        "remove_run_containers", "remove_run_everywhere", "reset_lockout", "schedule", "spread",
-        "swtpm_binary", "tpm_death", "write_nv_certificate"
+        "remove_run_containers", "remove_run_everywhere", "remove_run_services", "reset_lockout",
+        "schedule", "spread", "swarm_client", "swarm_preflight", "swtpm_binary", "tpm_death",
+        "write_nv_certificate"
     ],
     "harness.world": [
         "HELPERS", "REGISTRY", "ConditionRegistry", "DeviceLife", "FactoryOrder", "HelperContext",
@@ -181,22 +191,28 @@ PUBLIC_API: dict[str, list[str]] = {
     "harness.world.conditions": ["BUILT_IN"],
     "harness.trust": [
         "DEFAULT_TOKEN_AUDIENCE", "DEFAULT_TOKEN_ISSUER", "MANIFEST", "BundleError", "BundleVerdict",
-        "TrustStore", "default_advisories", "load_advisories", "load_trust", "parse_advisories",
-        "trust_for", "trust_from_options", "verify_bundle"
+        "TrustStore", "default_advisories", "default_platforms", "load_advisories", "load_platforms",
+        "load_trust", "parse_advisories", "parse_platforms", "trust_for", "trust_from_options",
+        "verify_bundle"
     ],
-    "harness.vendor": [
-        "FINGERPRINT_PRIMES", "Latency", "Row", "RowStatus", "VendorCheckError", "VendorReport",
-        "load_ek_cas", "roca_fingerprint", "run_vendor_check", "write_vendor_reports"
+    "harness.conformance": [
+        "FINGERPRINT_PRIMES", "Comparison", "Latency", "MadeUnits", "Row", "RowStatus", "Target", "Unit",
+        "VendorCheckError", "VendorReport", "check_command", "compare_command", "compare_reports",
+        "load_ek_cas", "load_report", "made_units", "roca_fingerprint", "run_vendor_check",
+        "write_vendor_reports"
     ],
     "harness.verifier": [
         "BUNDLE_FORMAT", "DEVICE_ID_CLAIM", "AttestationClaim", "Bundle", "BundleFormatError", "Check",
-        "Evidence", "EvidenceFormatError", "FirmwareAdvisory", "IssuedNonce", "NonceState", "Policy",
-        "TPMKey", "TokenVerdict", "Verdict", "Version", "VersionRange", "bundle_document",
+        "Evidence", "EvidenceFormatError", "FirmwareAdvisory", "IssuedNonce", "NonceState",
+        "PlatformRules", "Policy", "TPMKey", "TokenVerdict", "Verdict", "Version", "VersionRange",
+        "VirtualPlatform", "VirtualTPM", "bundle_document",
         "certificate_chain_item", "check_aik_attributes", "check_aik_certificate", "check_certify",
-        "check_ek_certificate", "claimed_nonce", "describe_certificate", "evaluate",
+        "check_ek_certificate", "check_ek_structure", "check_signing_key_structure", "claimed_nonce",
+        "describe_certificate", "evaluate",
         "evidence_from_request", "format_version", "judge_bundle", "load_certificate", "matching_advisory",
         "parse_bundle", "parse_public", "parse_time", "parse_version", "same_public_key",
-        "split_certificate_chain", "split_claim", "verify_chain", "verify_signature", "verify_token"
+        "split_certificate_chain", "split_claim", "verified_tpm", "verify_chain", "verify_signature",
+        "verify_token"
     ],
 }  # fmt: skip
 

@@ -384,8 +384,7 @@ def test_the_verified_tpm_is_found_through_the_aik_chain_the_evaluator_follows()
     """An AIK certificate issued through an intermediate names a verified TPM when the
     intermediate comes in AIKCertChain or from the trust store, as the evaluator accepts it."""
     from harness.pki import certificate_der
-    from harness.server._evidence import verified_tpm
-    from harness.verifier import Policy
+    from harness.verifier import Policy, verified_tpm
 
     now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     root = CertificateAuthority.create("Test AIK Root", "Test AIK PKI", now=now)

@@ -1,9 +1,12 @@
 """The verifier refuses tampered evidence, for the reason an admin reads in the report.
 
-Every test starts from one real enrollment recorded from a swtpm TPM (the `recorded`
-fixture, which evaluates to Attested), changes one thing, and asserts three facts:
+Every test starts from one real enrollment recorded from a swtpm TPM into a bundle
+(tests/data/bundles, recorded by scripts/record_bundles.py; the `recorded` fixture, which
+evaluates to Attested), changes one thing, and asserts three facts:
 the device is not Attested, the status detail is the documented one, and the check
 that decided it is the one named in `verdict.decision` (and failed in `verdict.checks`).
+No TPM is needed: these tests pass with swtpm absent. Tests that need one carry the
+`swtpm` marker (`pytest -m "not swtpm"` runs the rest).
 """
 
 from __future__ import annotations
@@ -23,28 +26,40 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
-from tpm2_pytss import TPMA_OBJECT
+from tpm2_pytss import TPM2_ALG, TPM2B_PUBLIC, TPMA_OBJECT
 
 from harness.hresult import HResult, from_tpm_rc
 from harness.pki import CertificateAuthority, certificate_der
 from harness.recording import RecordedEnrollment
 from harness.status import AttestationStatus, StatusDetail
-from harness.tcg import OID_AIK_CERTIFICATE, tpm_san
+from harness.tcg import OID_AIK_CERTIFICATE, TPMIdentity, tpm_san
 from harness.verifier import (
     DEVICE_ID_CLAIM,
     Evidence,
     FirmwareAdvisory,
     NonceState,
+    PlatformRules,
     Policy,
     Verdict,
     VersionRange,
+    VirtualPlatform,
     evaluate,
     parse_public,
     parse_version,
 )
+from tests.bundled import recorded_from_bundle
 from tests.conftest import IDENTITY
 
-pytestmark = pytest.mark.swtpm
+# Microsoft Pluton as the TPM of a physical laptop, and a Hyper-V vTPM: both report MSFT.
+PLUTON = TPMIdentity("id:4D534654", "Pluton.TPM.A", "id:00060001")
+HYPER_V_VTPM = TPMIdentity("id:4D534654", "Virtual TPM", "id:00020000")
+
+
+@pytest.fixture(scope="module")
+def recorded() -> RecordedEnrollment:
+    """A real enrollment recorded from swtpm (tests/data/bundles): no TPM needed to judge it."""
+    return recorded_from_bundle()
+
 
 BINARY_FIELDS = ("aik_claim", "aik_pub", "aik_cert", "aad_claim", "aad_pub", "mdm_pub")
 ATTESTATION_FIELDS = (*BINARY_FIELDS, "client_status", "client_hresult")
@@ -140,6 +155,7 @@ def build_aik_cert(
     *,
     eku: bool = True,
     is_ca: bool = False,
+    identity: TPMIdentity = IDENTITY,
     subject: x509.Name | None = None,
     san: bool = True,
     san_critical: bool = True,
@@ -158,7 +174,7 @@ def build_aik_cert(
         .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
     )
     if san:
-        builder = builder.add_extension(tpm_san(IDENTITY), critical=san_critical)
+        builder = builder.add_extension(tpm_san(identity), critical=san_critical)
     if eku:
         builder = builder.add_extension(x509.ExtendedKeyUsage([OID_AIK_CERTIFICATE]), critical=False)
     return certificate_der(builder.sign(issuer.key, hashes.SHA256()))
@@ -453,6 +469,32 @@ class TestAikPub:
         verdict = judge(recorded, tampered(recorded, aik_pub=with_attributes(blob, change)))
         assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "aik_pub.attributes")
 
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            pytest.param("nameAlg", 0x0012, id="name-alg-sm3"),
+            pytest.param("symmetric", int(TPM2_ALG.AES), id="aes-symmetric"),
+            pytest.param("scheme", int(TPM2_ALG.NULL), id="null-scheme"),
+        ],
+    )
+    def test_aik_pub_no_tpm_can_hold_is_rejected_by_the_aik_cas_rule(
+        self, recorded: RecordedEnrollment, field: str, value: int
+    ) -> None:
+        """The rule the AIK CA refuses these with (aik_pub.structure, a 400 there) refuses them here."""
+        assert recorded.evidence.aik_pub is not None
+        public, _ = TPM2B_PUBLIC.unmarshal(recorded.evidence.aik_pub)
+        area = public.publicArea
+        if field == "nameAlg":
+            area.nameAlg = value
+        elif field == "symmetric":
+            area.parameters.rsaDetail.symmetric.algorithm = value
+            area.parameters.rsaDetail.symmetric.keyBits.aes = 128
+            area.parameters.rsaDetail.symmetric.mode.aes = TPM2_ALG.CFB
+        else:
+            area.parameters.rsaDetail.scheme.scheme = value
+        verdict = judge(recorded, tampered(recorded, aik_pub=bytes(public.marshal())))
+        assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "aik_pub.structure")
+
 
 # --- 8. tokens -------------------------------------------------------------------------
 
@@ -595,9 +637,19 @@ class TestPlatform:
     @pytest.mark.parametrize(
         "changes",
         [
-            pytest.param({"device_model": "Virtual Machine"}, id="hyper-v-model"),
-            pytest.param({"device_model": "Cloud PC Enterprise 2vCPU"}, id="cloud-pc"),
-            pytest.param({"tpm_manufacturer": "id:4D534654"}, id="microsoft-vtpm"),
+            pytest.param(
+                {"device_manufacturer": "Microsoft Corporation", "device_model": "Virtual Machine"},
+                id="hyper-v-model",
+            ),
+            pytest.param(
+                {"device_manufacturer": "Microsoft Corporation", "device_model": "Cloud PC Enterprise 2vCPU"},
+                id="cloud-pc",
+            ),
+            pytest.param({"device_manufacturer": "Amazon EC2", "device_model": "m7i.large"}, id="aws-nitro"),
+            pytest.param({"device_manufacturer": "Nutanix", "device_model": "AHV"}, id="nutanix-ahv"),
+            pytest.param(
+                {"tpm_manufacturer": "id:564D5700", "aik_cert": None}, id="claimed-vmware-vtpm-unverified"
+            ),
             pytest.param({"os_version": "10.0.22631.2791"}, id="build-below-minimum"),
             pytest.param({"os_version": "10.0.19044.5000"}, id="unsupported-release"),
         ],
@@ -606,6 +658,78 @@ class TestPlatform:
         verdict = judge(recorded, tampered(recorded, **changes))
         check = "platform.os_build" if "os_version" in changes else "platform.physical"
         assert_refused(verdict, StatusDetail.FEATURE_NOT_SUPPORTED, check)
+
+    def test_a_claimed_tpm_maker_contradicting_the_verified_one_is_rejected(
+        self, recorded: RecordedEnrollment
+    ) -> None:
+        """A ThinkPad claiming a Microsoft TPM whose AIK certificate names an Infineon: a client
+        lying about its TPM, not a virtual machine (MSFT alone is no vTPM: Pluton reports it)."""
+        verdict = judge(recorded, tampered(recorded, tpm_manufacturer="id:4D534654"))
+        assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "tpm.claims_match_evidence")
+        assert verdict.tpm == IDENTITY
+
+    def test_a_physical_pluton_tpm_attests(
+        self,
+        recorded: RecordedEnrollment,
+        aik_ca: CertificateAuthority,
+        aik_policy: Policy,
+        aik_public: rsa.RSAPublicKey | ec.EllipticCurvePublicKey,
+    ) -> None:
+        cert = build_aik_cert(aik_ca, aik_public, recorded.now, identity=PLUTON)
+        evidence = tampered(
+            recorded,
+            aik_cert=cert,
+            device_model="ThinkPad Z13 Gen 1",
+            tpm_manufacturer=PLUTON.manufacturer,
+            tpm_firmware=PLUTON.version,
+        )
+        verdict = judge(recorded, evidence, policy=aik_policy)
+        assert verdict.status == AttestationStatus.ATTESTED, verdict.decision
+        assert verdict.tpm == PLUTON
+
+    @pytest.mark.parametrize("claimed", ["id:4D534654", "id:49465800"])
+    def test_a_verified_hyper_v_vtpm_is_not_supported_whatever_is_claimed(
+        self,
+        recorded: RecordedEnrollment,
+        aik_ca: CertificateAuthority,
+        aik_policy: Policy,
+        aik_public: rsa.RSAPublicKey | ec.EllipticCurvePublicKey,
+        claimed: str,
+    ) -> None:
+        cert = build_aik_cert(aik_ca, aik_public, recorded.now, identity=HYPER_V_VTPM)
+        evidence = tampered(recorded, aik_cert=cert, tpm_manufacturer=claimed)
+        verdict = judge(recorded, evidence, policy=aik_policy)
+        assert_refused(verdict, StatusDetail.FEATURE_NOT_SUPPORTED, "platform.verified_tpm")
+        assert ("the client claimed" in verdict.decision) == (claimed != HYPER_V_VTPM.manufacturer)
+
+    def test_a_pluton_in_a_hyper_v_guest_is_still_a_virtual_machine(
+        self,
+        recorded: RecordedEnrollment,
+        aik_ca: CertificateAuthority,
+        aik_policy: Policy,
+        aik_public: rsa.RSAPublicKey | ec.EllipticCurvePublicKey,
+    ) -> None:
+        cert = build_aik_cert(aik_ca, aik_public, recorded.now, identity=PLUTON)
+        evidence = tampered(
+            recorded,
+            aik_cert=cert,
+            device_manufacturer="Microsoft Corporation",
+            device_model="Virtual Machine",
+        )
+        verdict = judge(recorded, evidence, policy=aik_policy)
+        assert_refused(verdict, StatusDetail.FEATURE_NOT_SUPPORTED, "platform.physical")
+
+    def test_which_platform_is_virtual_is_the_policys_data(self, recorded: RecordedEnrollment) -> None:
+        """With a platform file that names no VM, a Hyper-V model is judged as any other device;
+        with one that names ThinkPads, the recorded ThinkPad is a virtual machine."""
+        hyper_v = tampered(
+            recorded, device_manufacturer="Microsoft Corporation", device_model="Virtual Machine"
+        )
+        nothing_virtual = replace(recorded.policy, platforms=PlatformRules())
+        assert judge(recorded, hyper_v, policy=nothing_virtual).status == AttestationStatus.ATTESTED
+        thinkpads = PlatformRules(platforms=(VirtualPlatform("test", "a test", model="ThinkPad*"),))
+        verdict = judge(recorded, policy=replace(recorded.policy, platforms=thinkpads))
+        assert_refused(verdict, StatusDetail.FEATURE_NOT_SUPPORTED, "platform.physical")
 
 
 # --- 11. the client's own failure ------------------------------------------------------
@@ -749,6 +873,7 @@ class TestDecisionOrder:
     def test_virtual_machine_beats_the_clients_tpm_error(self, recorded: RecordedEnrollment) -> None:
         evidence = tampered(
             recorded,
+            device_manufacturer="Microsoft Corporation",
             device_model="Virtual Machine",
             client_status="Failure",
             client_hresult=0x80280921,
@@ -757,14 +882,19 @@ class TestDecisionOrder:
         assert_refused(verdict, StatusDetail.FEATURE_NOT_SUPPORTED, "platform.physical")
 
     def test_authentication_beats_the_platform(self, recorded: RecordedEnrollment) -> None:
-        evidence = tampered(recorded, token=None, device_model="Virtual Machine")
+        evidence = tampered(
+            recorded, token=None, device_manufacturer="Microsoft Corporation", device_model="Virtual Machine"
+        )
         assert_refused(judge(recorded, evidence), StatusDetail.AUTHENTICATION_FAILED, "token.present")
 
     def test_missing_device_identity_beats_the_platform(
         self, recorded: RecordedEnrollment, idp: IdentityProvider
     ) -> None:
         evidence = tampered(
-            recorded, token=idp.token(drop=(DEVICE_ID_CLAIM,)), device_model="Virtual Machine"
+            recorded,
+            token=idp.token(drop=(DEVICE_ID_CLAIM,)),
+            device_manufacturer="Microsoft Corporation",
+            device_model="Virtual Machine",
         )
         verdict = judge(recorded, evidence, policy=idp.policy)
         assert_refused(verdict, StatusDetail.TOKEN_MISSING_DEVICE_ID, "token.device_id")

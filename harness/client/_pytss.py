@@ -30,6 +30,7 @@ from tpm2_pytss import (
 )
 from tpm2_pytss.utils import NVReadEK, create_ek_template
 
+from .._x509 import split_der
 from ..hresult import HResult, describe, from_tpm_rc
 from ..tcg import TPMIdentity, vendor_id_from_int
 from ..tpm import TimedESAPI, open_tcti
@@ -69,28 +70,6 @@ def _tss_failure(exc: TSS2_Exception) -> ClientFailure:
 
 # A TSS error in a provider method becomes the ClientFailure Windows would report.
 _reported = reported(TSS2_Exception, _tss_failure)
-
-
-def split_der(data: bytes) -> list[bytes]:
-    """DER values stored back to back (as in an EK chain index), without trailing padding.
-
-    Only the outer lengths are read; each certificate is parsed by whoever uses it, so a
-    damaged one reaches the AIK CA and is named there.
-    """
-    found: list[bytes] = []
-    offset = 0
-    while offset + 2 <= len(data) and data[offset] == 0x30:  # a SEQUENCE
-        first = data[offset + 1]
-        if first < 0x80:
-            header, length = 2, first
-        else:
-            count = first & 0x7F
-            header = 2 + count
-            length = int.from_bytes(data[offset + 2 : offset + header], "big")
-        end = min(offset + header + length, len(data))
-        found.append(data[offset:end])
-        offset = end
-    return found
 
 
 def probe_family(tcti: tuple[str, str]) -> str:

@@ -13,7 +13,8 @@ import hashlib
 import math
 from typing import Literal
 
-from ..hresult import HResult
+from ..hresult import NETWORK, HResult
+from ..hresult import TPM_NOT_READY as TPM_NOT_READY  # the client's retry rule reads it from here
 
 # Why a device sends an enrollment request; it says so in the EnrollmentTrigger context item.
 Trigger = Literal["first-enrollment", "device-retry", "attest-action"]
@@ -22,21 +23,6 @@ _PHASES: tuple[tuple[float, float], ...] = (
     (15 * 60, 3 * 60),  # until 15 minutes: every 3 minutes
     (2 * 3600, 15 * 60),  # until 2 hours: every 15 minutes
     (math.inf, 8 * 3600),  # then every 8 hours
-)
-
-# The TPM return codes that mean "TPM isn't ready": the TPM may be usable after a reset of
-# its lockout or ownership, so the client tries again.
-TPM_NOT_READY = frozenset(
-    {
-        HResult.TPM_E_LOCKOUT,
-        HResult.TPM_E_AUTH_FAIL,
-        HResult.TPM_E_BAD_AUTH,
-        HResult.TPM_E_HIERARCHY,
-        HResult.TPM_E_INITIALIZE,
-    }
-)
-_NETWORK = frozenset(
-    {HResult.WINHTTP_CANNOT_CONNECT, HResult.WINHTTP_CONNECTION_ERROR, HResult.WINHTTP_TIMEOUT}
 )
 
 
@@ -70,7 +56,7 @@ def retry_reason(hresult: int, *, aik_pub_without_cert: bool) -> str:
     ready, an MDM key left behind. What the server alone decides (a token that does not
     match, parameters the build cannot send) waits for the admin's Attest device action.
     """
-    if hresult in _NETWORK and aik_pub_without_cert:
+    if hresult in NETWORK and aik_pub_without_cert:
         return "the AIK CA did not answer: no AIK certificate"
     if hresult in TPM_NOT_READY:
         return "the TPM was not ready"

@@ -1,27 +1,33 @@
-"""Fleets: plans (the world only) from scenarios, the per-device strategy, and the controller.
+"""Fleets: plans (the world only) from scenarios, the per-device strategy, and the run.
 
-`run_fleet` is `harness run`. Another driver (the pytest plugin, the benchmarks) builds on
-the same pieces: `fleet_session` starts what a run shares, `run_and_check` runs one device
-and compares, `check_device` compares a device that has run.
+`FleetRun` is one run, and every front end drives it: `harness run` and the benchmarks
+(`FleetRun(...).run()`, or `run_fleet`), the pytest plugin (`start`, `run_device`,
+`run_steps`; `join` in a pytest-xdist worker). Each judged device reaches the run's
+`observers` as a `FinishedDevice`, in the process that ran it.
 """
 
 from ..catalog import PLATFORMS, VENDORS, PlatformProfile, Vendor
 from ._admin import AdminReader
-from ._compare import check_device, run_and_check
+from ._compare import check_device
 from ._device import DeviceRun, FleetEnvironment, run_device
 from ._partial import RunInterrupted, RunStopped
 from ._plan import DevicePlan, plan_fleet, plan_group
 from ._pool import Progress
-from ._runner import run_fleet
-from ._session import FleetSession, RunOptions, choose_backend, fleet_session
+from ._runner import DeviceObserver, FinishedDevice, FleetRun, run_fleet
+from ._session import FleetSession, RunOptions, choose_backend
+from ._wire import DeviceTask, run_from_json, run_to_json, task_from_json, task_to_json
 
 __all__ = [
     "PLATFORMS",
     "VENDORS",
     "AdminReader",
+    "DeviceObserver",
     "DevicePlan",
     "DeviceRun",
+    "DeviceTask",
+    "FinishedDevice",
     "FleetEnvironment",
+    "FleetRun",
     "FleetSession",
     "PlatformProfile",
     "Progress",
@@ -31,10 +37,12 @@ __all__ = [
     "Vendor",
     "check_device",
     "choose_backend",
-    "fleet_session",
     "plan_fleet",
     "plan_group",
-    "run_and_check",
     "run_device",
     "run_fleet",
+    "run_from_json",
+    "run_to_json",
+    "task_from_json",
+    "task_to_json",
 ]

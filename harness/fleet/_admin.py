@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from types import TracebackType
 from typing import Any
 
@@ -31,6 +32,27 @@ class AdminReader:
             raise ServerError(f"report for {device_id}: HTTP {response.status_code} {response.text[:200]}")
         body: dict[str, Any] = response.json()
         return body
+
+    def server_time(self) -> dt.datetime:
+        """The server's clock, as its health check reports it."""
+        body = self._call("GET", "/health", None)
+        return dt.datetime.fromisoformat(str(body["time"]))
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move a manual clock forward (a server started for scenarios with steps has one)."""
+        self._call("POST", "/admin/clock/advance", {"seconds": seconds})
+
+    def _call(self, method: str, path: str, body: object) -> dict[str, Any]:
+        try:
+            response = self._http.request(method, path, json=body)
+        except httpx.TransportError as exc:
+            raise ServerLost(f"{self._http.base_url}: {type(exc).__name__}: {exc or 'no answer'}") from exc
+        except httpx.HTTPError as exc:
+            raise ServerError(f"{method} {path}: {exc}") from exc
+        if not response.is_success:
+            raise ServerError(f"{method} {path}: HTTP {response.status_code} {response.text[:200]}")
+        answer: dict[str, Any] = response.json()
+        return answer
 
     def close(self) -> None:
         self._http.close()

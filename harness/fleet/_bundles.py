@@ -27,12 +27,15 @@ TRUST_DIR = "trust"  # where `harness verify` looks beside a bundle
 class BundleWriter:
     """Writes DIR/<device-id>.json per judged device, and DIR/trust/ once when the trust is known."""
 
-    def __init__(self, directory: Path, trust: TrustStore | None) -> None:
+    def __init__(self, directory: Path, trust: TrustStore | None, *, fresh: bool = True) -> None:
+        """`fresh`: this writer prepares the directory; False for another process of the same
+        run (a pytest-xdist worker) that adds its devices to the directory its controller prepared."""
         self.directory = directory
-        # A run's bundles replace an earlier run's in the same place, never mix with them.
-        for old in directory.glob("*.json") if directory.is_dir() else ():
-            old.unlink()
-        shutil.rmtree(directory / TRUST_DIR, ignore_errors=True)
+        if fresh:
+            # A run's bundles replace an earlier run's in the same place, never mix with them.
+            for old in directory.glob("*.json") if directory.is_dir() else ():
+                old.unlink()
+            shutil.rmtree(directory / TRUST_DIR, ignore_errors=True)
         directory.mkdir(parents=True, exist_ok=True)
         # Bundles hold the devices' bearer tokens: readable by this user only, like the server's data.
         directory.chmod(0o700)

@@ -11,25 +11,9 @@ from typing import Any
 from ..results import AttemptRecord, CheckRecord, DeviceEvidence, DeviceResult, Outcome
 from ..scenario import Expectation
 from ..status import AttestationStatus, StatusDetail
-from ..tpm import TPMBackend
 from ._admin import AdminReader
-from ._device import DeviceRun, FleetEnvironment, run_device
+from ._device import DeviceRun
 from ._plan import DevicePlan
-
-
-def run_and_check(
-    plan: DevicePlan,
-    expectation: Expectation,
-    env: FleetEnvironment,
-    backend: TPMBackend,
-    admin: AdminReader,
-) -> DeviceResult:
-    """One device, start to finish: run it, then read its status as an admin and compare.
-
-    Every driver (harness run, the pytest plugin) goes through here or through its two
-    halves, run_device and check_device, so that they give the same results.
-    """
-    return check_device(plan, expectation, run_device(plan, env, backend), admin)
 
 
 def check_device(

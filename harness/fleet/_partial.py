@@ -7,17 +7,11 @@ never a status.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from ..errors import HarnessError
 from ..results import DeviceResult, Outcome, RunResult
 from ..scenario import Expectation
 from ._compare import plan_inventory
-from ._device import DeviceRun
 from ._plan import DevicePlan
-
-# Called by whatever runs devices, for each device as soon as it is judged.
-Collect = Callable[[DevicePlan, DeviceRun | None, DeviceResult], None]
 
 INTERRUPTED = "the run was interrupted before this device finished"
 
@@ -46,13 +40,16 @@ class Collected:
         self.plans = plans
         self.expectations = expectations
         self.results: dict[str, DeviceResult] = {}
-        self.hooks: list[Collect] = []
         self.started = False  # devices began to run: from here on a failure still has results
 
-    def __call__(self, plan: DevicePlan, run: DeviceRun | None, result: DeviceResult) -> None:
-        self.results[plan.key] = result
-        for hook in self.hooks:
-            hook(plan, run, result)
+    def record(self, key: str, result: DeviceResult) -> None:
+        self.results[key] = result
+
+    def finished(self) -> list[DeviceResult]:
+        """The devices that have a result: planned ones in plan order, then any others."""
+        planned = [self.results[p.key] for p in self.plans if p.key in self.results]
+        known = {p.key for p in self.plans}
+        return planned + [result for key, result in self.results.items() if key not in known]
 
     def ordered(self, unfinished: str) -> list[DeviceResult]:
         """Every plan's result; a device without one is an error saying `unfinished`."""

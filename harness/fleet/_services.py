@@ -24,10 +24,12 @@ def auxiliary_services(
     *,
     primary_data_dir: Path | None,
     roots: list[x509.Certificate],
+    host: str = "127.0.0.1",
 ) -> Iterator[dict[str, dict[str, str]]]:
     """Start what the plans need; `primary_data_dir` is None when the primary is not ours.
 
-    Yields what each running helper offers, by name (FleetEnvironment.helpers)."""
-    context = HelperContext(workdir=workdir, roots=roots, primary_data_dir=primary_data_dir)
+    Yields what each running helper offers, by name (FleetEnvironment.helpers). `host`: where
+    helpers that are servers listen, the primary's bind address."""
+    context = HelperContext(workdir=workdir, roots=roots, primary_data_dir=primary_data_dir, host=host)
     with start_helpers((plan.world for plan in plans), context) as helpers:
         yield helpers

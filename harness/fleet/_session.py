@@ -66,6 +66,8 @@ class FleetSession:
     backend: BackendSpec = DEFAULT_BACKEND
     # Bearer tokens of the scenarios' principals by name ('admin' included), for steps.
     principal_tokens: dict[str, str] = field(default_factory=dict)
+    # The scenarios with steps the server was started for (its manual clock, their admins).
+    stepped: tuple[str, ...] = ()
     # What the embedded server judged against (its own AIK CA and token key included); None
     # for a server given by URL, whose trust the harness does not know. Not sent to workers.
     judged_trust: TrustStore | None = None
@@ -84,6 +86,8 @@ class FleetSession:
             "backend": str(self.backend),
             # One engine spec a line: a spec holds commas, never a newline.
             "engines": "\n".join(engine.spec for engine in self.backend.engines),
+            "principal_tokens": json.dumps(self.principal_tokens),
+            "stepped": json.dumps(list(self.stepped)),
         }
 
     @classmethod
@@ -101,6 +105,8 @@ class FleetSession:
             backend=BackendSpec.parse(data.get("backend", str(DEFAULT_BACKEND))).with_engines(
                 [parse_engine(line) for line in data.get("engines", "").splitlines() if line]
             ),
+            principal_tokens=json.loads(data.get("principal_tokens", "{}")),
+            stepped=tuple(json.loads(data.get("stepped", "[]"))),
         )
 
 
@@ -180,6 +186,7 @@ def fleet_session(
                 workdir,
                 primary_data_dir=None if options.server_url else workdir / "server",
                 roots=roots,
+                host=options.server_bind,
             )
         )
         env = FleetEnvironment(
@@ -195,6 +202,7 @@ def fleet_session(
             run_id=run_id,
             backend=backend,
             principal_tokens=tokens,
+            stepped=tuple(s.name for s in stepped),
             judged_trust=judged,
         )
 

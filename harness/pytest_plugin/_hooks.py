@@ -1,4 +1,4 @@
-"""The plugin's hooks: options, collection, the run's one session, results for the reports."""
+"""The plugin's hooks: options, collection, the run, results for the reports."""
 
 from __future__ import annotations
 
@@ -11,26 +11,41 @@ import pytest
 from ._files import is_scenario_file, scenarios_in_args
 from ._items import DeviceItem, ScenarioFile
 from ._state import (
-    ORDER_ATTR,
+    KEY_ATTR,
     RESULT_ATTR,
     STATE_KEY,
+    WORKERINPUT_KEY,
     ResultGatherer,
     State,
     is_worker,
-    start_session,
+    join_run,
+    read_options,
+    start_run,
     state_of,
     write_reports,
 )
+from ._xdist import steps_scheduling
 
 if TYPE_CHECKING:
+    from ..scenario import Scenario
     from ..tpm import BackendSpec, Engine
-
-
-_WORKERINPUT_KEY = "harness_session"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "enrollment attestation scenarios (harness)")
+    # One prefix, and the same meaning as the `harness run` option named after the prefix.
+    group.addoption(
+        "--harness-out",
+        metavar="DIR",
+        default=None,
+        help="also write results.json, junit.xml, index.html and bundles/ for the devices run (as --out)",
+    )
+    group.addoption(
+        "--harness-bundles",
+        metavar="DIR",
+        default=None,
+        help="where each device's evidence bundle is written (default: bundles/ under --harness-out)",
+    )
     group.addoption(
         "--harness-server",
         metavar="URL",
@@ -50,10 +65,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="vendor CA directory shared with --harness-server (see 'harness serve')",
     )
     group.addoption(
-        "--harness-out",
-        metavar="DIR",
+        "--harness-trust",
+        metavar="PATH",
         default=None,
-        help="also write results.json, junit.xml and index.html for the devices run",
+        help="trust store of the embedded server: a directory or YAML manifest (as --trust)",
+    )
+    group.addoption(
+        "--harness-advisories",
+        metavar="FILE",
+        default=None,
+        help="firmware advisory YAML file replacing the shipped list (as --advisories)",
     )
     group.addoption(
         "--harness-backend",
@@ -71,6 +92,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         help="a Docker engine for the devices' TPMs, as 'harness run --engine' takes it "
         "(repeatable; implies --harness-backend docker); xdist workers get the same list",
+    )
+    group.addoption(
+        "--harness-engines",
+        metavar="FILE",
+        default=None,
+        help="YAML file with an 'engines:' list, each as --harness-engine takes it (as --engines)",
+    )
+    group.addoption(
+        "--harness-server-bind",
+        metavar="ADDR",
+        default="127.0.0.1",
+        help="address the embedded reference server listens on (as --server-bind)",
     )
 
 
@@ -107,48 +140,56 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE_KEY] = state
     numprocesses = getattr(config.option, "numprocesses", None)
     state.workers = numprocesses if isinstance(numprocesses, int) and numprocesses > 0 else 1
-    if not is_worker(config):
-        config.pluginmanager.register(ResultGatherer(config), "harness-results")
-    else:
-        from ..fleet import FleetSession
-
-        given = config.workerinput.get(_WORKERINPUT_KEY)  # type: ignore[attr-defined]
-        if given is not None:
-            state.session = FleetSession.from_dict(given)
-        else:
-            state.session_error = config.workerinput.get(  # type: ignore[attr-defined]
-                f"{_WORKERINPUT_KEY}_error", "the xdist controller started no harness session"
-            )
+    if is_worker(config):
+        join_run(config)
+        return
+    read_options(config)
+    config.pluginmanager.register(ResultGatherer(config), "harness-results")
 
 
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
+    # Scenarios with steps after the other devices, as `harness run` orders them: steps move
+    # the server's clock, and every other device enrolls before it moves.
+    stepped = {id(i) for i in items if isinstance(i, DeviceItem) and i.scenario.steps}
+    if stepped:
+        items[:] = [i for i in items if id(i) not in stepped] + [i for i in items if id(i) in stepped]
     # Without xdist this process owns the server; start it only when there are devices to run.
     if is_worker(config) or config.option.collectonly:
         return
     devices = [item for item in items if isinstance(item, DeviceItem)]
     if devices:
         scenarios = {id(item.scenario): item.scenario for item in devices}
-        start_session(config, list(scenarios.values()))
+        start_run(config, list(scenarios.values()))
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """xdist controller: start the one server (if this run has scenarios) and hand it to the worker."""
+    """xdist controller: start the run (if it has scenarios) and hand its session to the worker."""
     config: pytest.Config = node.config
     state = state_of(config)
-    if state.session is None and not state.session_error:
+    if state.run is None and not state.run_error:
         if config.option.collectonly:
             return
         scenarios = scenarios_in_args(config)
         if not scenarios:
             return
-        start_session(config, scenarios)
-    if state.session is not None:
-        node.workerinput[_WORKERINPUT_KEY] = state.session.to_dict()
+        start_run(config, scenarios)
+        state.stepped_files = frozenset(_node_paths(config, [s for s in scenarios if s.steps]))
+    if state.run is not None and state.run.session is not None:
+        node.workerinput[WORKERINPUT_KEY] = state.run.session.to_dict()
     else:
-        node.workerinput[f"{_WORKERINPUT_KEY}_error"] = state.session_error
+        node.workerinput[f"{WORKERINPUT_KEY}_error"] = state.run_error
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under --dist load (what -n N means), the devices of a scenario with steps go to one worker."""
+    stepped = state_of(config).stepped_files
+    if config.getvalue("dist") != "load" or not stepped:
+        return None  # xdist's own
+    return steps_scheduling(config, log, stepped)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -157,22 +198,32 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if isinstance(item, DeviceItem) and call.when == "call" and item.result is not None:
         # Plain data on the report travels from xdist workers to the controller with it.
         setattr(report, RESULT_ATTR, item.result.model_dump(mode="json"))
-        setattr(report, ORDER_ATTR, list(item.order))
+        setattr(report, KEY_ATTR, item.plan.key)
     return report
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    state = state_of(config)
-    state.local.close()
     out = config.getoption("harness_out")
-    if out and not is_worker(config) and state.results:
+    if out and not is_worker(config):
         write_reports(config, Path(out))
+    run = state_of(config).run
+    if run is not None:
+        run.close()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE_KEY, None)
-    if state is None:
-        return
-    state.local.close()
-    state.owned.close()
+    if state is not None and state.run is not None:
+        state.run.close()
+
+
+def _node_paths(config: pytest.Config, scenarios: list[Scenario]) -> list[str]:
+    """The scenarios' files as node ids begin: relative to the root directory, with '/'."""
+    paths = []
+    for scenario in scenarios:
+        try:
+            paths.append(Path(scenario.path).resolve().relative_to(config.rootpath).as_posix())
+        except ValueError:
+            continue  # outside the root: node ids name it otherwise; xdist's load splits it
+    return paths

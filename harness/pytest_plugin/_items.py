@@ -1,4 +1,10 @@
-"""The collected tests: a scenario file, and one item per device that runs it end to end."""
+"""The collected tests: a scenario file, and one item per device that runs it end to end.
+
+A device of a scenario with steps is one item too. The scenario runs once, at its first
+item, with all its devices alive together in that process; each item then reports its own
+device: every checkpoint, expected against actual. Under pytest-xdist one worker gets all
+of a scenario's devices (see _xdist.py).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ._state import local_backend, state_of
+from ._explain import explain
+from ._state import running, state_of
 
 if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
 
-    from ..fleet import DevicePlan
+    from ..fleet import DevicePlan, FleetRun
     from ..results import DeviceResult
     from ..scenario import Expectation, Scenario
 
@@ -35,13 +42,8 @@ class ScenarioFile(pytest.File):
             raise ScenarioError(
                 str(self._source()), None, "name", f"scenario '{scenario.name}' is also the name of {other}"
             )
-        # Steps move the server's clock and need the scenario's admins; the devices of such
-        # a scenario live together in one process. 'harness run' does that; here they skip.
-        skip = None
-        if scenario.steps:
-            skip = pytest.mark.skip(reason="a scenario with steps runs with 'harness run'")
         items: list[pytest.Item] = []
-        for position, group in enumerate(scenario.groups):
+        for group in scenario.groups:
             for plan in plan_group(scenario, group):
                 item = DeviceItem.from_parent(
                     self,
@@ -50,10 +52,7 @@ class ScenarioFile(pytest.File):
                     plan=plan,
                     expectation=group.expect,
                     line=group.line,
-                    order=(str(self.path), 0 if skip else position, plan.index),
                 )
-                if skip is not None:
-                    item.add_marker(skip)
                 items.append(item)
         return items
 
@@ -90,7 +89,6 @@ class DeviceItem(pytest.Item):
         plan: DevicePlan,
         expectation: Expectation,
         line: int | None,
-        order: tuple[str, int, int],
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -98,19 +96,14 @@ class DeviceItem(pytest.Item):
         self.plan = plan
         self.expectation = expectation
         self.line = line
-        self.order = order
         self.result: DeviceResult | None = None
 
     def runtest(self) -> None:
-        state = state_of(self.config)
-        if state.session is None:
-            from ..errors import HarnessError
-
-            raise HarnessError(f"no harness session: {state.session_error or 'not started'}")
-        backend, admin = local_backend(self.config, state.session)
-        from ..fleet import run_and_check
-
-        result = run_and_check(self.plan, self.expectation, state.session.env, backend, admin)
+        run = running(self.config)
+        if self.scenario.steps:
+            result = _steps_result(self.config, run, self.scenario, self.plan.key)
+        else:
+            result = run.run_device(self.plan, self.expectation)
         self.result = result
         actual = result.actual
         for name, value in (
@@ -121,6 +114,7 @@ class DeviceItem(pytest.Item):
             ("device_id", result.device_id),
             ("reason", result.evidence.decision),
             ("error", result.error),
+            ("failed_checkpoint", next((c.step for c in result.checkpoints if not c.matched), "")),
         ):
             self.user_properties.append((name, value))
         if not result.matched:
@@ -140,30 +134,17 @@ class DeviceItem(pytest.Item):
         return self.path, where, f"{self.plan.key} ({self.plan.inventory.device_name})"
 
 
-def explain(result: DeviceResult) -> str:
-    """Expected versus actual, the server's reason and what failed, as a failing test shows it."""
+def _steps_result(config: pytest.Config, run: FleetRun, scenario: Scenario, key: str) -> DeviceResult:
+    """A device of a scenario with steps: the scenario runs at its first item, here, once."""
+    from ..errors import HarnessError
 
-    def describe(outcome: Any) -> str:
-        if outcome is None:
-            return "no result"
-        return f"{outcome.status} / {outcome.detail}" if outcome.detail else str(outcome.status)
-
-    lines = [
-        f"expected {describe(result.expected)}, got {describe(result.actual)}",
-        f"device:   {result.name} ({result.group}, {result.device_id})",
-        f"expected: {describe(result.expected)}",
-        f"actual:   {describe(result.actual)}",
-    ]
-    if result.evidence.decision:
-        lines.append(f"reason:   {result.evidence.decision}")
-    if result.error:
-        lines.append(f"error:    {result.error}")
-    failing = [c for c in result.evidence.checks if not c.passed]
-    if failing:
-        lines.append("failing checks:")
-        lines.extend(f"  - {c.name}: {c.detail}" if c.detail else f"  - {c.name}" for c in failing)
-    steps = [s for s in result.evidence.client_steps if not s.ok]
-    if steps:
-        lines.append("failed client steps:")
-        lines.extend(f"  - {s.step}: {s.detail}" if s.detail else f"  - {s.step}" for s in steps)
-    return "\n".join(lines)
+    steps = state_of(config).steps
+    if scenario.name not in steps:
+        try:
+            steps[scenario.name] = run.run_steps(scenario)
+        except HarnessError as exc:
+            steps[scenario.name] = f"{type(exc).__name__}: {exc}"
+    done = steps[scenario.name]
+    if isinstance(done, str):
+        raise HarnessError(f"scenario '{scenario.name}' did not run: {done}")
+    return done[key]

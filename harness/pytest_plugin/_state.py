@@ -1,41 +1,39 @@
-"""What the plugin keeps per pytest process: the run's session, this process's backend and
-admin connection, and the device results it gathered for the reports."""
+"""What the plugin keeps per pytest process: the run (harness.fleet FleetRun) and its options.
+
+The process that owns the run (pytest alone, or the xdist controller) starts it; an xdist
+worker joins it from the session its controller handed over. Every device is run and
+judged by the run, as under `harness run`; the owner gathers the results for the reports.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import time
-from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
-    from ..fleet import AdminReader, FleetSession, RunOptions
+    from ..fleet import FleetRun, RunOptions
     from ..results import DeviceResult
     from ..scenario import Scenario
-    from ..tpm import TPMBackend
+    from ..trust import TrustStore
 
 RESULT_ATTR = "harness_result"
-ORDER_ATTR = "harness_order"
+KEY_ATTR = "harness_key"
+WORKERINPUT_KEY = "harness_session"
 
 
 class State:
-    """Per process: the session this process uses, what it owns, and what it gathered."""
+    """Per process: the run, why there is none, and what the items of scenarios with steps share."""
 
     def __init__(self) -> None:
-        self.session: FleetSession | None = None
-        self.session_error = ""
-        self.owned = ExitStack()  # the server and work directory, in the process that owns them
-        self.local = ExitStack()  # this process's TPM backend and admin connection
-        self.backend: TPMBackend | None = None
-        self.admin: AdminReader | None = None
-        self.results: list[tuple[tuple[str, int, int], DeviceResult]] = []
+        self.run: FleetRun | None = None
+        self.run_error = ""
+        self.trust: TrustStore | None = None  # --harness-trust / --harness-advisories, read once
+        self.steps: dict[str, dict[str, DeviceResult] | str] = {}  # scenario: results, or the error
         self.scenario_names: dict[str, Path] = {}
-        self.started = time.perf_counter()
-        self.started_at = dt.datetime.now(dt.UTC)
+        self.stepped_files: frozenset[str] = frozenset()  # xdist controller: node id paths
         self.workers = 1
 
 
@@ -50,52 +48,101 @@ def is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def _run_options(config: pytest.Config, scenarios: list[Scenario]) -> RunOptions:
+def bundle_dir(config: pytest.Config) -> Path | None:
+    """--harness-bundles, else the bundles beside --harness-out's reports (as `harness run` writes them)."""
+    given = config.getoption("harness_bundles")
+    if given:
+        return Path(given)
+    out = config.getoption("harness_out")
+    return Path(out) / "bundles" if out else None
+
+
+def read_options(config: pytest.Config) -> None:
+    """Read the options that name files now, so that a mistake is a usage error before anything runs.
+
+    The harness is imported only when such an option is given: most pytest runs that load the
+    plugin have none.
+    """
+    trust, advisories = config.getoption("harness_trust"), config.getoption("harness_advisories")
+    engines, bind = config.getoption("harness_engines"), config.getoption("harness_server_bind")
+    if not (trust or advisories or engines or bind != "127.0.0.1"):
+        return
+    from ..errors import HarnessError
+    from ..fleet import RunOptions
+    from ..tpm import load_engine_file
+    from ..trust import trust_from_options
+
+    state = state_of(config)
+    try:
+        state.trust = trust_from_options(
+            Path(trust) if trust else None, Path(advisories) if advisories else None
+        )
+        if engines:
+            named = config.getoption("harness_engine")
+            config.option.harness_engine = [*named, *load_engine_file(Path(engines))]
+        RunOptions(server_bind=bind)  # an address, not a name
+    except HarnessError as exc:
+        raise pytest.UsageError(f"harness: {exc}") from exc
+
+
+def run_options(config: pytest.Config, scenarios: list[Scenario]) -> RunOptions:
     from ..fleet import RunOptions, choose_backend
     from ..tpm import engine_backend
 
+    state = state_of(config)
     pki_dir = config.getoption("harness_pki_dir")
     given = engine_backend(config.getoption("harness_backend"), config.getoption("harness_engine"))
-    backend = choose_backend(given, scenarios)
     return RunOptions(
-        workers=state_of(config).workers,
+        workers=state.workers,
         server_url=config.getoption("harness_server"),
         admin_token=config.getoption("harness_admin_token") or os.environ.get("HARNESS_ADMIN_TOKEN"),
         pki_dir=Path(pki_dir) if pki_dir else None,
-        backend=backend,
+        backend=choose_backend(given, scenarios),
+        trust=state.trust,
+        bundle_dir=bundle_dir(config),
+        server_bind=config.getoption("harness_server_bind"),
     )
 
 
-def start_session(config: pytest.Config, scenarios: list[Scenario]) -> None:
+def start_run(config: pytest.Config, scenarios: list[Scenario]) -> None:
     """Start the run's server and services, once, in the process that owns them."""
     state = state_of(config)
-    if state.session is not None or state.session_error:
+    if state.run is not None or state.run_error:
         return
     from ..errors import HarnessError
-    from ..fleet import fleet_session, plan_fleet
+    from ..fleet import FleetRun
 
-    plans, _ = plan_fleet(scenarios)
+    # Scenarios with steps need the embedded server (its manual clock, their admins); against
+    # --harness-server the others still run and those say why they cannot.
+    served = config.getoption("harness_server")
     try:
-        state.session = state.owned.enter_context(
-            fleet_session(plans, _run_options(config, scenarios), now=state.started_at)
-        )
+        run = FleetRun([s for s in scenarios if not (served and s.steps)], run_options(config, scenarios))
+        state.run = run.start(pool=False)
     except HarnessError as exc:
-        state.owned.close()
-        state.session_error = str(exc)
+        state.run_error = str(exc)
 
 
-def local_backend(config: pytest.Config, session: FleetSession) -> tuple[TPMBackend, AdminReader]:
-    """This process's TPM backend and admin connection, opened at its first device."""
+def join_run(config: pytest.Config) -> None:
+    """An xdist worker: join the run its controller started."""
+    from ..fleet import FleetRun, FleetSession, RunOptions
+
     state = state_of(config)
-    if state.backend is None or state.admin is None:
-        from ..fleet import AdminReader
-        from ..tpm import open_backend
+    given = config.workerinput.get(WORKERINPUT_KEY)  # type: ignore[attr-defined]
+    if given is None:
+        state.run_error = config.workerinput.get(  # type: ignore[attr-defined]
+            f"{WORKERINPUT_KEY}_error", "the xdist controller started no harness session"
+        )
+        return
+    state.run = FleetRun.join(FleetSession.from_dict(given), RunOptions(bundle_dir=bundle_dir(config)))
 
-        backend = open_backend(session.backend, session.run_id)
-        state.local.callback(backend.close)
-        state.admin = state.local.enter_context(AdminReader(session.admin_url, session.admin_token))
-        state.backend = backend
-    return state.backend, state.admin
+
+def running(config: pytest.Config) -> FleetRun:
+    from ..errors import HarnessError
+
+    state = state_of(config)
+    if state.run is None:
+        raise HarnessError(f"no harness session: {state.run_error or 'not started'}")
+    return state.run
 
 
 class ResultGatherer:
@@ -105,35 +152,25 @@ class ResultGatherer:
         self.config = config
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        data = getattr(report, RESULT_ATTR, None)
-        if data is None:
+        data, key = getattr(report, RESULT_ATTR, None), getattr(report, KEY_ATTR, None)
+        run = state_of(self.config).run
+        if data is None or key is None or run is None:
             return
         from ..results import DeviceResult
 
-        order = getattr(report, ORDER_ATTR, None) or ["", 0, 0]
-        state_of(self.config).results.append(
-            ((str(order[0]), int(order[1]), int(order[2])), DeviceResult.model_validate(data))
-        )
+        run.gather(str(key), DeviceResult.model_validate(data))
 
 
 def write_reports(config: pytest.Config, out: Path) -> None:
-    from .. import __version__
     from ..report import write_reports
-    from ..results import RunResult, summarise
 
-    state = state_of(config)
-    devices = [result for _, result in sorted(state.results, key=lambda pair: pair[0])]
-    scenarios = list(dict.fromkeys(d.scenario for d in devices))
-    summary = summarise(
-        devices,
-        scenarios=scenarios,
-        started_at=state.started_at.isoformat(timespec="seconds"),
-        wall_seconds=time.perf_counter() - state.started,
-        workers=state.workers,
-        server=config.getoption("harness_server") or "embedded",
-        harness_version=__version__,
-    )
-    paths = write_reports(RunResult(summary=summary, devices=devices), out)
+    run = state_of(config).run
+    if run is None:
+        return
+    result = run.result(finished_only=True)
+    if not result.devices:
+        return
+    paths = write_reports(result, out)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(f"harness reports: {', '.join(str(p) for p in paths.values())}")

@@ -82,7 +82,7 @@ class TPMSettings(SectionChecks):
     vendor: str | None = Field(
         default=None,
         description="a vendor name of the harness's catalogue (infineon, nuvoton, stmicro, intel, "
-        "amd, microsoft) or a TCG id such as id:49465800",
+        "amd, microsoft, pluton, ...) or a TCG id such as id:49465800",
     )
     model: str | None = None
     firmware: str | None = Field(default=None, description="firmware version, e.g. '7.85' or 'id:00070055'")

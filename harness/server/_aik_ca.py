@@ -25,6 +25,8 @@ from ..verifier import (
     EvidenceFormatError,
     check_aik_attributes,
     check_ek_certificate,
+    check_ek_structure,
+    check_signing_key_structure,
     load_certificate,
     parse_public,
     same_public_key,
@@ -94,6 +96,16 @@ def challenge(request: AikChallengeRequest, ctx: ServerContext = Depends(context
     try:
         ek = parse_public(request.ek_pub)
         aik = parse_public(request.aik_pub)
+    except EvidenceFormatError as exc:
+        raise _malformed_key(str(exc)) from exc
+    # The verifier's rules for structures a TPM can hold, as the evaluator applies them at enrollment.
+    for rule in (
+        check_ek_structure("ek_pub.structure", ek),
+        check_signing_key_structure("aik_pub.structure", aik, restricted=True),
+    ):
+        if not rule.passed:
+            raise _malformed_key(f"{rule.name}: {rule.detail}")
+    try:
         ek_key = ek.crypto_key()
         aik_name = aik.name()
         aik.crypto_key()

@@ -21,7 +21,7 @@ from typing import Annotated
 from fastapi import Header
 
 from ..hresult import HResult
-from ..verifier import DEVICE_ID_CLAIM, verify_token
+from ..verifier import DEVICE_ID_CLAIM, TokenVerdict, verify_token
 from ._context import ServerContext, ServiceFailure, unauthenticated
 
 CREDENTIAL_HEADER = "Device-Credential"
@@ -85,18 +85,16 @@ def identify(
     token: str | None,
     credential: str | None,
     now: dt.datetime,
+    token_verdict: TokenVerdict | None = None,
 ) -> Caller:
-    """What the request proves about its sender, judged on the server's clock."""
+    """What the request proves about its sender, judged on the server's clock.
+
+    `token_verdict`: the token verified already (by verify_token_once), so that an enrollment
+    verifies its token once for authentication and evaluation."""
     binding = ctx.store.binding(emm_device_id)
     token_device, token_valid = "", False
     if token:
-        verdict = verify_token(
-            token,
-            keys=ctx.policy.token_keys,
-            issuer=ctx.policy.token_issuer,
-            audience=ctx.policy.token_audience,
-            now=now,
-        )
+        verdict = token_verdict or verify_token_once(ctx, token, now)
         token_valid = verdict.valid
         if token_valid:
             token_device = str(verdict.claims.get(DEVICE_ID_CLAIM) or "")
@@ -110,6 +108,17 @@ def identify(
     if token_valid:
         return Caller(Proof.FIRST_ENROLLMENT, False, token_device)
     return Caller(Proof.NONE, False, token_device)
+
+
+def verify_token_once(ctx: ServerContext, token: str, now: dt.datetime) -> TokenVerdict:
+    """The verifier's verdict on a bearer token, with the server's policy and clock."""
+    return verify_token(
+        token,
+        keys=ctx.policy.token_keys,
+        issuer=ctx.policy.token_issuer,
+        audience=ctx.policy.token_audience,
+        now=now,
+    )
 
 
 def require_device(caller: Caller, emm_device_id: str) -> None:

@@ -1,7 +1,7 @@
 """MDM enrollment: nonces, then the enrollment request the evaluator judges.
 
-Who may change a record is decided in _auth; what the record says, from the evaluator's
-verdict overruled by verified evidence (_evidence).
+Who may change a record is decided in _auth; what the record says, from the verifier's
+verdict (claims against evidence included) and the TPM it verified (_evidence).
 """
 
 from __future__ import annotations
@@ -25,11 +25,18 @@ from ..protocol import (
     NonceResponse,
     b64,
 )
-from ..verifier import NonceState, claimed_nonce, evaluate, evidence_from_request, load_certificate
+from ..verifier import (
+    EvidenceFormatError,
+    NonceState,
+    claimed_nonce,
+    evaluate,
+    evidence_from_request,
+    load_certificate,
+)
 from . import _auth
 from ._context import ServerContext, ServiceFailure, bad_request
 from ._deps import context, rate_limits
-from ._evidence import judge_claims, tpm_columns, verified_tpm
+from ._evidence import tpm_columns
 from ._openapi import DEVICE_SECURITY, errors
 from ._schema import iso
 
@@ -113,10 +120,21 @@ def enroll(
     rate_limits(request).check(request, items.emm_device_id)
     now = ctx.clock.now()
     token = _auth.bearer(authorization)
-    caller = _auth.identify(ctx, items.emm_device_id, token=token, credential=device_credential, now=now)
+    token_verdict = _auth.verify_token_once(ctx, token, now) if token else None
+    caller = _auth.identify(
+        ctx,
+        items.emm_device_id,
+        token=token,
+        credential=device_credential,
+        now=now,
+        token_verdict=token_verdict,
+    )
     if caller.bound:
         _auth.require_device(caller, items.emm_device_id)
-    evidence = evidence_from_request(body, token)
+    try:
+        evidence = evidence_from_request(body, token)
+    except EvidenceFormatError as exc:
+        raise bad_request(str(exc)) from exc
     claimed = claimed_nonce(evidence)
     if claimed is None:
         nonce_state = NonceState(value=b"", issued=False)
@@ -133,18 +151,17 @@ def enroll(
         if spki is not None:
             registered[caller.token_device] = spki
     try:
-        verdict = evaluate(evidence, ctx.policy, now=now, nonce=nonce_state, registered_keys=registered)
-        tpm = verified_tpm(evidence.aik_cert, ctx.policy, now, evidence.aik_chain)
+        verdict = evaluate(
+            evidence,
+            ctx.policy,
+            now=now,
+            nonce=nonce_state,
+            registered_keys=registered,
+            token_verdict=token_verdict,
+        )
     except Exception as exc:  # the evaluator must never turn bad evidence into a 500
         log.exception("evaluation failed for %s", items.emm_device_id)
         raise bad_request(f"evidence could not be evaluated: {exc}", "unevaluable_evidence") from exc
-    verdict = judge_claims(
-        verdict,
-        claimed=items.tpm_manufacturer,
-        claimed_firmware=items.tpm_firmware,
-        tpm=tpm,
-        policy=ctx.policy,
-    )
     credential, digest = _auth.new_credential() if caller.may_bind else (None, None)
     ctx.store.record_enrollment(
         emm_device_id=items.emm_device_id,
@@ -157,7 +174,7 @@ def enroll(
             "manufacturer": items.device_manufacturer,
             "model": items.device_model,
             "serial": items.hw_dev_id,
-            **tpm_columns(tpm, items.tpm_version, items.tpm_manufacturer, items.tpm_firmware),
+            **tpm_columns(verdict.tpm, items.tpm_version, items.tpm_manufacturer, items.tpm_firmware),
         },
         status=verdict.status,
         detail=verdict.detail,

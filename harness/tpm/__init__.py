@@ -40,12 +40,14 @@ from ._registry import (
     open_backend,
     remove_leftovers,
 )
+from ._swarm import DEFAULT_DEVICE_IMAGE, device_image, remove_run_services, swarm_client, swarm_preflight
 from ._swtpm import SwtpmBackend, SwtpmProcess, close_all, live_pids, swtpm_binary
 
 __all__ = [
     "BACKENDS",
     "BACKEND_NAMES",
     "DEFAULT_BACKEND",
+    "DEFAULT_DEVICE_IMAGE",
     "RUN_LABEL",
     "BackendEntry",
     "BackendName",
@@ -77,6 +79,7 @@ __all__ = [
     "close_all",
     "create_ek",
     "describe_backends",
+    "device_image",
     "disable_hierarchy",
     "engine_backend",
     "engine_from_env",
@@ -97,9 +100,12 @@ __all__ = [
     "remove_leftovers",
     "remove_run_containers",
     "remove_run_everywhere",
+    "remove_run_services",
     "reset_lockout",
     "schedule",
     "spread",
+    "swarm_client",
+    "swarm_preflight",
     "swtpm_binary",
     "tpm_death",
     "write_nv_certificate",

@@ -20,9 +20,10 @@ from ._backend import TPMBackend
 from ._engine_pool import EnginePoolBackend, preflight_all, remove_run_everywhere
 from ._engines import Engine
 from ._external import ExternalBackend, check_reachable
+from ._swarm import remove_run_services, swarm_preflight
 from ._swtpm import SwtpmBackend, swtpm_binary
 
-BackendName = Literal["process", "docker", "device"]
+BackendName = Literal["process", "docker", "device", "swarm"]
 BACKEND_NAMES: tuple[BackendName, ...] = get_args(BackendName)
 
 
@@ -102,6 +103,8 @@ class BackendEntry:
     takes_tcti: bool = False
     # One TPM for the whole fleet: its devices run one after another, never in parallel.
     shared: bool = False
+    # The devices themselves (TPM and client) run elsewhere, as an engine's tasks.
+    runs_devices: bool = False
 
 
 def _check_process(spec: BackendSpec) -> BackendSpec:
@@ -138,6 +141,22 @@ def _open_external(spec: BackendSpec, run_id: str) -> TPMBackend:
     return ExternalBackend(spec.tcti)
 
 
+def _check_swarm(spec: BackendSpec) -> BackendSpec:
+    swarm_preflight()
+    return spec
+
+
+def _open_swarm(spec: BackendSpec, run_id: str) -> TPMBackend:
+    raise BackendUnavailable(
+        "under 'swarm' each device (its TPM and its client) is a Swarm task that harness run submits; "
+        "no TPM runs in this process"
+    )
+
+
+def _remove_services(spec: BackendSpec, run_id: str) -> None:
+    remove_run_services(run_id)
+
+
 def _nothing_left(spec: BackendSpec, run_id: str) -> None:
     """Every TPM of this backend dies with the process that started it, or is not ours."""
 
@@ -169,6 +188,13 @@ BACKENDS: Mapping[BackendName, BackendEntry] = {
         remove_leftovers=_nothing_left,
         takes_tcti=True,
         shared=True,
+    ),
+    "swarm": BackendEntry(
+        summary="each device (TPM and client) a Swarm replicated job's task, on the swarm DOCKER_HOST names",
+        open=_open_swarm,
+        check=_check_swarm,
+        remove_leftovers=_remove_services,
+        runs_devices=True,
     ),
 }
 BACKEND_CHOICES = ", ".join(f"{n}:TCTI" if BACKENDS[n].takes_tcti else n for n in BACKEND_NAMES)

@@ -3,6 +3,7 @@ and firmware advisories, loaded from files a user can edit (see _store for the l
 
 from ._advisories import default_advisories, load_advisories, parse_advisories
 from ._bundles import BundleError, BundleVerdict, trust_for, trust_from_options, verify_bundle
+from ._platforms import default_platforms, load_platforms, parse_platforms
 from ._store import (
     DEFAULT_TOKEN_AUDIENCE,
     DEFAULT_TOKEN_ISSUER,
@@ -19,9 +20,12 @@ __all__ = [
     "BundleVerdict",
     "TrustStore",
     "default_advisories",
+    "default_platforms",
     "load_advisories",
+    "load_platforms",
     "load_trust",
     "parse_advisories",
+    "parse_platforms",
     "trust_for",
     "trust_from_options",
     "verify_bundle",

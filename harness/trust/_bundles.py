@@ -35,6 +35,7 @@ class BundleVerdict:
             "decision": self.verdict.decision,
             "check_time": self.check_time.isoformat(),
             "trust": self.trust,
+            "cannot_judge_offline": list(self.verdict.not_judged),
             "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in self.verdict.checks],
         }
 

@@ -2,11 +2,14 @@
 
 A directory (or a YAML manifest file) a user can edit:
 
-    trust.yaml           optional manifest (token issuer and audience, advisories, vendors)
+    trust.yaml           optional manifest (token issuer and audience, advisories, platforms,
+                         vendors)
     aik-roots/           AIK CA roots, e.g. Microsoft TPM Root Certificate Authority 2014
     aik-intermediates/   AIK CA intermediates, e.g. Microsoft's regional AIK CAs
     ek-roots/            TPM vendors' EK roots
     ek-intermediates/    TPM vendors' EK intermediates
+    ek-bundle/           vendors' EK CAs laid out like Microsoft's TrustedTpm bundle:
+                         <Vendor>/RootCA/* are roots, <Vendor>/IntermediateCA/* intermediates
     token-keys/          identity-provider public keys, one PEM per key, named <kid>.pem
 
 Certificate files are PEM (one or more certificates) or DER. A manifest file may list the
@@ -28,23 +31,27 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from .._yamlfile import YamlDocument, parse_mapping, read_text
 from ..errors import TrustError
 from ..tcg import TCG_VENDORS, vendor_hex
-from ..verifier import FirmwareAdvisory, Policy
+from ..verifier import FirmwareAdvisory, PlatformRules, Policy
 from ._advisories import default_advisories, load_advisories
+from ._platforms import default_platforms, load_platforms, platforms_yaml
 
 DEFAULT_TOKEN_ISSUER = "urn:enrollment-harness:idp"
 DEFAULT_TOKEN_AUDIENCE = "urn:enrollment-harness:mdm"
 CERTIFICATE_FOLDERS = ("aik-roots", "aik-intermediates", "ek-roots", "ek-intermediates")
 MANIFEST = "trust.yaml"
+PLATFORMS = "platforms.yaml"
 _CERT_SUFFIXES = (".pem", ".crt", ".cer", ".der")
 _MANIFEST_FIELDS = {
     "token_issuer",
     "token_audience",
     "advisories",
+    "platforms",
     "vendors",
     "aik_roots",
     "aik_intermediates",
     "ek_roots",
     "ek_intermediates",
+    "ek_bundle",
     "token_keys",
 }
 
@@ -64,6 +71,7 @@ class TrustStore:
     token_audience: str = DEFAULT_TOKEN_AUDIENCE
     vendors: Mapping[str, str] = field(default_factory=lambda: dict(TCG_VENDORS))
     advisories: tuple[FirmwareAdvisory, ...] = field(default_factory=default_advisories)
+    platforms: PlatformRules = field(default_factory=default_platforms)
     source: str = "shipped defaults"
 
     def policy(
@@ -81,6 +89,7 @@ class TrustStore:
             token_issuer=self.token_issuer,
             token_audience=self.token_audience,
             firmware_advisories=self.advisories if advisories is None else advisories,
+            platforms=self.platforms,
         )
 
     def write(self, directory: Path) -> None:
@@ -105,7 +114,11 @@ class TrustStore:
                     serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
                 )
                 (directory / "token-keys" / f"{kid}.pem").write_bytes(pem)
-        manifest = f"token_issuer: {self.token_issuer}\ntoken_audience: {self.token_audience}\n"
+        (directory / PLATFORMS).write_text(platforms_yaml(self.platforms), encoding="utf-8")
+        manifest = (
+            f"token_issuer: {self.token_issuer}\ntoken_audience: {self.token_audience}\n"
+            f"platforms: {PLATFORMS}\n"
+        )
         (directory / MANIFEST).write_text(manifest, encoding="utf-8")
 
 
@@ -134,6 +147,10 @@ def load_trust(path: str | Path, *, advisories: str | Path | None = None) -> Tru
         )
         for folder in CERTIFICATE_FOLDERS
     }
+    for entry in entries("ek_bundle", "ek-bundle"):
+        roots, intermediates = _vendor_bundle(entry)
+        lists["ek_roots"] += roots
+        lists["ek_intermediates"] += intermediates
     token_keys = {
         kid: key for entry in entries("token_keys", "token-keys") for kid, key in _token_keys(entry).items()
     }
@@ -144,6 +161,7 @@ def load_trust(path: str | Path, *, advisories: str | Path | None = None) -> Tru
         if "advisories" in data
         else default_advisories()
     )
+    platforms = load_platforms(base / str(data["platforms"])) if "platforms" in data else default_platforms()
     return TrustStore(
         aik_roots=lists["aik_roots"],
         aik_intermediates=lists["aik_intermediates"],
@@ -154,6 +172,7 @@ def load_trust(path: str | Path, *, advisories: str | Path | None = None) -> Tru
         token_audience=str(data.get("token_audience", DEFAULT_TOKEN_AUDIENCE)),
         vendors=_vendors(doc) if doc and "vendors" in data else dict(TCG_VENDORS),
         advisories=chosen,
+        platforms=platforms,
         source=str(root),
     )
 
@@ -195,6 +214,20 @@ def _certificates(entry: Path) -> list[x509.Certificate]:
         except ValueError as exc:
             raise TrustError(str(file), None, "", f"not a PEM or DER certificate: {exc}") from exc
     return found
+
+
+def _vendor_bundle(entry: Path) -> tuple[tuple[x509.Certificate, ...], tuple[x509.Certificate, ...]]:
+    """Microsoft's published TPM root and intermediate bundle, unpacked: one folder per vendor."""
+    roots: list[x509.Certificate] = []
+    intermediates: list[x509.Certificate] = []
+    vendors = sorted(p for p in entry.iterdir() if p.is_dir()) if entry.is_dir() else []
+    for vendor in vendors:
+        for folder in sorted(p for p in vendor.iterdir() if p.is_dir()):
+            if folder.name.lower() == "rootca":
+                roots.extend(_certificates(folder))
+            elif folder.name.lower() == "intermediateca":
+                intermediates.extend(_certificates(folder))
+    return tuple(roots), tuple(intermediates)
 
 
 def _token_keys(entry: Path) -> dict[str, PublicKey]:

@@ -32,7 +32,10 @@ from ._certs import (
 from ._checks import Check
 from ._evaluate import evaluate
 from ._model import Evidence, NonceState, Policy, Verdict, claimed_nonce
+from ._platforms import PlatformRules, VirtualPlatform, VirtualTPM
 from ._request import certificate_chain_item, evidence_from_request, split_certificate_chain
+from ._steps import verified_tpm
+from ._structures import check_ek_structure, check_signing_key_structure
 from ._tokens import DEVICE_ID_CLAIM, TokenVerdict, verify_token
 from ._tpm import (
     AttestationClaim,
@@ -57,18 +60,23 @@ __all__ = [
     "FirmwareAdvisory",
     "IssuedNonce",
     "NonceState",
+    "PlatformRules",
     "Policy",
     "TPMKey",
     "TokenVerdict",
     "Verdict",
     "Version",
     "VersionRange",
+    "VirtualPlatform",
+    "VirtualTPM",
     "bundle_document",
     "certificate_chain_item",
     "check_aik_attributes",
     "check_aik_certificate",
     "check_certify",
     "check_ek_certificate",
+    "check_ek_structure",
+    "check_signing_key_structure",
     "claimed_nonce",
     "describe_certificate",
     "evaluate",
@@ -84,6 +92,7 @@ __all__ = [
     "same_public_key",
     "split_certificate_chain",
     "split_claim",
+    "verified_tpm",
     "verify_chain",
     "verify_signature",
     "verify_token",

@@ -12,7 +12,7 @@ import base64
 import binascii
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ._evaluate import evaluate
@@ -79,7 +79,9 @@ def parse_bundle(data: Any) -> Bundle:
 def judge_bundle(bundle: Bundle, policy: Policy, *, at: dt.datetime | None, now: dt.datetime) -> Verdict:
     """Evaluate a bundle at `at`, else its pinned check time, else `now`.
 
-    Offline, nothing can say whether the nonce was used before; it counts as unused.
+    Offline, nothing can say whether the nonce was used before; it counts as unused, and the
+    verdict names it among the facts not judged (Verdict.not_judged), as it does a registered
+    Entra key the bundle does not carry.
     """
     when = at or bundle.check_time or now
     claimed = claimed_nonce(bundle.evidence)
@@ -91,7 +93,16 @@ def judge_bundle(bundle: Bundle, policy: Policy, *, at: dt.datetime | None, now:
     registered = (
         {bundle.device_id: bundle.registered_key} if bundle.device_id and bundle.registered_key else {}
     )
-    return evaluate(bundle.evidence, policy, now=when, nonce=nonce, registered_keys=registered)
+    verdict = evaluate(bundle.evidence, policy, now=when, nonce=nonce, registered_keys=registered)
+    not_judged = []
+    if nonce.issued:
+        not_judged.append(
+            "whether the nonce was used before (the server refuses a reused one with 409, recording nothing)"
+        )
+    device = verdict.device_id
+    if device and device not in registered:
+        not_judged.append(f"the Entra key registered for device {device} (the bundle carries none)")
+    return replace(verdict, not_judged=tuple(not_judged))
 
 
 def bundle_document(

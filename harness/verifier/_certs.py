@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
 from .._x509 import is_ca, issued_by, valid_at
 from ..tcg import OID_AIK_CERTIFICATE, OID_EK_CERTIFICATE, TPMIdentity, parse_tpm_san
@@ -20,13 +22,18 @@ def load_certificate(der: bytes) -> x509.Certificate:
     cryptography parses names, extensions and the key lazily; a certificate whose
     parts are malformed is refused here, as a ValueError, rather than deep in a check.
     """
+    return load_certificate_and_key(der)[0]
+
+
+def load_certificate_and_key(der: bytes) -> tuple[x509.Certificate, CertificatePublicKeyTypes]:
+    """load_certificate, and the public key it parsed (cryptography builds a new one per call)."""
     try:
         certificate = x509.load_der_x509_certificate(der)
         _ = (certificate.version, certificate.subject, certificate.issuer, certificate.extensions)
-        certificate.public_key()
+        key = certificate.public_key()
     except Exception as exc:  # cryptography raises several types for malformed parts
         raise ValueError(f"not a well-formed DER certificate: {exc}") from exc
-    return certificate
+    return certificate, key
 
 
 def verify_chain(
@@ -141,6 +148,7 @@ def _authority_key(certificate: x509.Certificate) -> str:
     return f" (key id {aki.key_identifier.hex()})" if aki.key_identifier else ""
 
 
+@lru_cache(maxsize=256)  # trust anchors and intermediates are described on every evaluation
 def describe_certificate(certificate: x509.Certificate) -> str:
     """A certificate by subject and serial: an AIK certificate's subject is empty."""
     subject = certificate.subject.rfc4514_string()
@@ -156,7 +164,11 @@ def _has_eku(certificate: x509.Certificate, oid: x509.ObjectIdentifier) -> bool:
 
 
 def check_tpm_certificate_profile(
-    prefix: str, certificate: x509.Certificate, *, eku: x509.ObjectIdentifier
+    prefix: str,
+    certificate: x509.Certificate,
+    *,
+    eku: x509.ObjectIdentifier,
+    key: CertificatePublicKeyTypes | None = None,
 ) -> tuple[list[Check], TPMIdentity | None]:
     """The common TCG profile of EK and AIK certificates, and the TPM identity it names."""
     checks: list[Check] = []
@@ -183,7 +195,7 @@ def check_tpm_certificate_profile(
                 f"manufacturer {identity.manufacturer}, model {identity.model}, version {identity.version}",
             )
         )
-    key = certificate.public_key()
+    key = certificate.public_key() if key is None else key
     if isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
         checks.append(key_strength(f"{prefix}.key_strength", key))
     else:
@@ -191,8 +203,12 @@ def check_tpm_certificate_profile(
     return checks, identity
 
 
-def check_aik_certificate(certificate: x509.Certificate) -> tuple[list[Check], TPMIdentity | None]:
-    checks, identity = check_tpm_certificate_profile("aik_cert", certificate, eku=OID_AIK_CERTIFICATE)
+def check_aik_certificate(
+    certificate: x509.Certificate, key: CertificatePublicKeyTypes | None = None
+) -> tuple[list[Check], TPMIdentity | None]:
+    checks, identity = check_tpm_certificate_profile(
+        "aik_cert", certificate, eku=OID_AIK_CERTIFICATE, key=key
+    )
     subject_empty = len(certificate.subject) == 0
     checks.insert(
         1,

@@ -12,10 +12,12 @@ Decision order, first match wins (each step lists its detail):
    device identity".
 3. Attestation attempted: a client below the minimum build or an enrollment
    protocol before 5.0 sends no attestation items -> status "Not started".
-4. Platform: virtual machines (by inventory model or a virtual TPM's
-   manufacturer), and builds below the minimum that send attestation items
-   anyway -> "Feature isn't supported", whatever else is wrong with them,
-   because no fix of the TPM can make them attest.
+4. Platform: virtual machines, by the policy's platform data (SMBIOS strings;
+   the TPM's manufacturer and vendor string, taken from the verified AIK
+   certificate when there is one, whatever the client claims), and builds
+   below the minimum that send attestation items anyway -> "Feature isn't
+   supported", whatever else is wrong with them, because no fix of the TPM
+   can make them attest.
 5. The client's own failure (AttestationStatusHResult), mapped from what it
    met: no or 1.2 TPM -> "TPM isn't available"; lockout, unknown owner auth,
    disabled hierarchy, TPM not started -> "TPM isn't ready"; the AIK CA's
@@ -41,7 +43,13 @@ Decision order, first match wins (each step lists its detail):
    rejected".
 10. Token versus key: the key registered for the token's device ID is the
    AADPub presented -> otherwise "Entra token doesn't match device identity".
-11. Everything passed -> "Attested".
+11. Claims against evidence: the client's TPMManufacturer and
+   TPMFirmwareVersion agree with the verified TPM -> otherwise "Client request
+   is rejected" (a client lying about its TPM).
+12. Everything passed -> "Attested".
+
+The AIK certificate is parsed and its path built once, before step 4, so that
+the platform step and step 7 judge the same certificate.
 """
 
 from __future__ import annotations
@@ -55,18 +63,27 @@ from ..status import AttestationStatus, StatusDetail
 from ._checks import Check, fail, ok
 from ._model import Evidence, NonceState, Policy, Verdict
 from ._steps import (
+    AikCertificate,
     check_aik,
     check_certified_key,
     check_nonce,
     check_platform,
     check_token_device,
+    check_tpm_claims,
     client_error_detail,
+    examine_aik_certificate,
 )
-from ._tokens import DEVICE_ID_CLAIM, verify_token
+from ._tokens import DEVICE_ID_CLAIM, TokenVerdict, verify_token
 
 
 def _not_attested(detail: StatusDetail, checks: list[Check], decision: str, **kw: Any) -> Verdict:
     return Verdict(AttestationStatus.NOT_ATTESTED, detail, checks, decision, **kw)
+
+
+def _aik_certificate(evidence: Evidence, policy: Policy, now: dt.datetime) -> AikCertificate | None:
+    if evidence.aik_cert is None:
+        return None
+    return examine_aik_certificate(evidence.aik_cert, policy, now, evidence.aik_chain)
 
 
 def _first_failure(checks: Sequence[Check]) -> Check | None:
@@ -84,15 +101,21 @@ def evaluate(
     now: dt.datetime,
     nonce: NonceState,
     registered_keys: Mapping[str, bytes],
+    token_verdict: TokenVerdict | None = None,
 ) -> Verdict:
-    """Decide a device's attestation status from its enrollment evidence (see module doc)."""
+    """Decide a device's attestation status from its enrollment evidence (see module doc).
+
+    `token_verdict`: verify_token's verdict on evidence.token with this policy at `now`, when
+    the caller has it already (the server authenticates the request with it), so that the
+    token is verified once per enrollment.
+    """
     checks: list[Check] = []
 
     # 1-2. Authentication and device identity.
     if not evidence.token:
         checks.append(fail("token.present", "no bearer token"))
         return _not_attested(StatusDetail.AUTHENTICATION_FAILED, checks, "token.present: no bearer token")
-    token = verify_token(
+    token = token_verdict or verify_token(
         evidence.token,
         keys=policy.token_keys,
         issuer=policy.token_issuer,
@@ -131,12 +154,15 @@ def evaluate(
             claims,
         )
 
-    # 4. Platform.
-    platform = check_platform(evidence, policy)
+    # 4. Platform, judged on the TPM the AIK certificate names when it chains.
+    certificate = _aik_certificate(evidence, policy, now)
+    tpm = certificate.verified_tpm if certificate is not None else None
+    kw: dict[str, Any] = {"token_claims": claims, "tpm": tpm}
+    platform = check_platform(evidence, policy, tpm)
     checks.extend(platform)
     failed = _first_failure(platform)
     if failed is not None:
-        return _not_attested(StatusDetail.FEATURE_NOT_SUPPORTED, checks, _reason(failed), token_claims=claims)
+        return _not_attested(StatusDetail.FEATURE_NOT_SUPPORTED, checks, _reason(failed), **kw)
 
     # 5. The client's own failure.
     if evidence.client_status == "Failure" or (
@@ -146,18 +172,18 @@ def evaluate(
         detail = client_error_detail(code, evidence)
         check = fail("client.status", f"client reported {describe(code)}")
         checks.append(check)
-        return _not_attested(detail, checks, _reason(check), token_claims=claims)
+        return _not_attested(detail, checks, _reason(check), **kw)
     checks.append(ok("client.status", "client reported success"))
 
     # 6. Parameters.
     if evidence.aik_cert is None and evidence.aik_pub is None:
         check = fail("params.aik", "neither AIKCert nor AIKPub was sent")
         checks.append(check)
-        return _not_attested(StatusDetail.MISSING_PARAMETERS, checks, _reason(check), token_claims=claims)
+        return _not_attested(StatusDetail.MISSING_PARAMETERS, checks, _reason(check), **kw)
     if evidence.aik_cert is None:
         check = fail("params.aik_cert", "AIKPub was sent without AIKCert")
         checks.append(check)
-        return _not_attested(StatusDetail.AIK_CERT_NOT_PROVIDED, checks, _reason(check), token_claims=claims)
+        return _not_attested(StatusDetail.AIK_CERT_NOT_PROVIDED, checks, _reason(check), **kw)
     if evidence.aik_pub is None or evidence.aik_claim is None or evidence.mdm_pub is None:
         missing = [
             n
@@ -170,49 +196,53 @@ def evaluate(
         ]
         check = fail("params.mdm_claim", f"missing {', '.join(missing)}")
         checks.append(check)
-        return _not_attested(StatusDetail.MISSING_PARAMETERS, checks, _reason(check), token_claims=claims)
+        return _not_attested(StatusDetail.MISSING_PARAMETERS, checks, _reason(check), **kw)
 
     # 7. AIK.
-    aik_checks, aik_key, advisory = check_aik(
-        evidence.aik_cert, evidence.aik_pub, policy, now, evidence.aik_chain
-    )
+    assert certificate is not None  # AIKCert was sent (step 6)
+    aik_checks, aik_key, advisory = check_aik(certificate, evidence.aik_pub, policy)
     checks.extend(aik_checks)
     failed = _first_failure(aik_checks)
     if failed is not None or aik_key is None:
         reason = _reason(failed) if failed else "AIK unusable"
-        return _not_attested(StatusDetail.CLIENT_REQUEST_REJECTED, checks, reason, token_claims=claims)
+        return _not_attested(StatusDetail.CLIENT_REQUEST_REJECTED, checks, reason, **kw)
     if advisory is not None:
         checks.append(advisory)
-        return _not_attested(StatusDetail.TPM_NOT_AVAILABLE, checks, _reason(advisory), token_claims=claims)
+        return _not_attested(StatusDetail.TPM_NOT_AVAILABLE, checks, _reason(advisory), **kw)
 
     # 8. MDM key.
     nonce_checks = check_nonce(nonce)
     checks.extend(nonce_checks)
-    mdm_checks = check_certified_key("mdm", evidence.aik_claim, evidence.mdm_pub, aik_key, nonce.value)
+    mdm_checks, _ = check_certified_key("mdm", evidence.aik_claim, evidence.mdm_pub, aik_key, nonce.value)
     checks.extend(mdm_checks)
     failed = _first_failure(nonce_checks + mdm_checks)
     if failed is not None:
-        return _not_attested(
-            StatusDetail.CLIENT_REQUEST_REJECTED, checks, _reason(failed), token_claims=claims
-        )
+        return _not_attested(StatusDetail.CLIENT_REQUEST_REJECTED, checks, _reason(failed), **kw)
 
     # 9. Entra key.
     if evidence.aad_claim is None or evidence.aad_pub is None:
         check = fail("entra.claim", "no AadAIKAttestationClaim/AADPub: the Entra key is not TPM-bound")
         checks.append(check)
-        return _not_attested(StatusDetail.ENTRA_KEY_NOT_ATTESTED, checks, _reason(check), token_claims=claims)
-    entra_checks = check_certified_key("entra", evidence.aad_claim, evidence.aad_pub, aik_key, nonce.value)
+        return _not_attested(StatusDetail.ENTRA_KEY_NOT_ATTESTED, checks, _reason(check), **kw)
+    entra_checks, entra_key = check_certified_key(
+        "entra", evidence.aad_claim, evidence.aad_pub, aik_key, nonce.value
+    )
     checks.extend(entra_checks)
     failed = _first_failure(entra_checks)
-    if failed is not None:
-        return _not_attested(
-            StatusDetail.CLIENT_REQUEST_REJECTED, checks, _reason(failed), token_claims=claims
-        )
+    if failed is not None or entra_key is None:
+        reason = _reason(failed) if failed else "entra: AADPub unusable"
+        return _not_attested(StatusDetail.CLIENT_REQUEST_REJECTED, checks, reason, **kw)
 
     # 10. Token versus the Entra key presented.
-    match = check_token_device(str(device_id), evidence.aad_pub, registered_keys)
+    match = check_token_device(str(device_id), entra_key, registered_keys)
     checks.append(match)
     if not match.passed:
-        return _not_attested(StatusDetail.TOKEN_DEVICE_MISMATCH, checks, _reason(match), token_claims=claims)
+        return _not_attested(StatusDetail.TOKEN_DEVICE_MISMATCH, checks, _reason(match), **kw)
 
-    return Verdict(AttestationStatus.ATTESTED, StatusDetail.NONE, checks, "every check passed", claims)
+    # 11. Claims against evidence.
+    contradiction = check_tpm_claims(evidence, tpm)
+    if contradiction is not None:
+        checks.append(contradiction)
+        return _not_attested(StatusDetail.CLIENT_REQUEST_REJECTED, checks, _reason(contradiction), **kw)
+
+    return Verdict(AttestationStatus.ATTESTED, StatusDetail.NONE, checks, "every check passed", claims, tpm)

@@ -9,31 +9,12 @@ from typing import Any
 from cryptography import x509
 
 from ..status import AttestationStatus, StatusDetail
-from ..tcg import MICROSOFT_VTPM_ID
+from ..tcg import TPMIdentity
 from ._advisories import FirmwareAdvisory
 from ._checks import Check
+from ._platforms import PlatformRules
 from ._tokens import DEVICE_ID_CLAIM
 from ._tpm import EvidenceFormatError, attest_nonce, split_claim
-
-VIRTUAL_MODELS = (
-    "virtual machine",
-    "cloud pc",
-    "microsoft dev box",
-    "azure virtual desktop",
-    # Third-party hypervisors' SMBIOS strings (manufacturer and product name).
-    "vmware",
-    "virtualbox",
-    "innotek gmbh",
-    "standard pc (",  # QEMU/KVM machine types: "Standard PC (Q35 + ICH9, 2009)", "(i440FX + PIIX, 1996)"
-    "qemu",
-    "parallels virtual platform",
-    "parallels arm virtual machine",
-    "hvm domu",
-)
-# "MSFT": Hyper-V and Azure vTPMs; "VMW": VMware's vTPM. libtpms ("IBM": swtpm under
-# QEMU/KVM and Xen, VirtualBox's vTPM) is left out: TPM vendors validate firmware on simulators
-# built on it, so those VMs are recognised by their SMBIOS model.
-VIRTUAL_TPM_VENDORS = (MICROSOFT_VTPM_ID, "564D5700")
 
 
 @dataclass(frozen=True)
@@ -46,8 +27,8 @@ class Policy:
     token_audience: str
     firmware_advisories: Sequence[FirmwareAdvisory] = ()
     aik_intermediates: Sequence[x509.Certificate] = ()
-    virtual_models: Sequence[str] = VIRTUAL_MODELS
-    virtual_tpm_vendors: Sequence[str] = VIRTUAL_TPM_VENDORS
+    # Which platforms are virtual machines: data from the trust store (platforms.yaml).
+    platforms: PlatformRules = field(default_factory=PlatformRules)
 
 
 @dataclass(frozen=True)
@@ -58,6 +39,7 @@ class Evidence:
     device_manufacturer: str = ""
     device_model: str = ""
     tpm_manufacturer: str = ""
+    tpm_firmware: str = ""
     aik_claim: bytes | None = None
     aik_pub: bytes | None = None
     aik_cert: bytes | None = None
@@ -105,6 +87,11 @@ class Verdict:
     checks: list[Check] = field(default_factory=list)
     decision: str = ""
     token_claims: dict[str, Any] = field(default_factory=dict)
+    # The TPM the AIK certificate names, when it chains to a trusted AIK root (the report's
+    # verified TPM columns); None when no such certificate was sent.
+    tpm: TPMIdentity | None = None
+    # Facts the verdict assumed rather than judged (offline: whether the nonce was used before).
+    not_judged: tuple[str, ...] = ()
 
     @property
     def device_id(self) -> str | None:

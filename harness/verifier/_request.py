@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 from pydantic import ValidationError
 
@@ -17,7 +18,8 @@ from ._tpm import EvidenceFormatError
 def evidence_from_request(request: EnrollmentRequest | Mapping[str, Any], token: str | None) -> Evidence:
     """Evidence from a request, parsed or as the JSON body the client sent.
 
-    Raises EvidenceFormatError when the body is not an enrollment request.
+    Raises EvidenceFormatError when the body is not an enrollment request or an item that
+    must parse before evaluation (AIKCertChain) does not.
     """
     if not isinstance(request, EnrollmentRequest):
         try:
@@ -35,6 +37,7 @@ def evidence_from_request(request: EnrollmentRequest | Mapping[str, Any], token:
         device_manufacturer=items.device_manufacturer,
         device_model=items.device_model,
         tpm_manufacturer=items.tpm_manufacturer,
+        tpm_firmware=items.tpm_firmware,
         aik_claim=items.aik_attestation_claim,
         aik_pub=items.aik_pub,
         aik_cert=items.aik_cert,
@@ -50,13 +53,18 @@ def evidence_from_request(request: EnrollmentRequest | Mapping[str, Any], token:
 def split_certificate_chain(blob: bytes) -> tuple[bytes, ...]:
     """The DER certificates of an AIKCertChain item (PKCS#7 certs-only, as a .p7b file).
 
-    A malformed chain yields one undecodable entry, so that the chain check names it
-    rather than the request being refused before evaluation.
+    Raises EvidenceFormatError, naming the item, for bytes that are not one: a malformed
+    request is refused with a reason, not judged.
     """
     try:
         certificates = pkcs7.load_der_pkcs7_certificates(blob)
-    except ValueError:
-        return (blob,)
+    except (ValueError, x509.InvalidVersion) as exc:
+        raise EvidenceFormatError(f"ContextItems.AIKCertChain: not DER PKCS#7: {exc}") from exc
+    except UnsupportedAlgorithm as exc:
+        # cryptography reads only signedData; any other content type (data, envelopedData) lands here.
+        raise EvidenceFormatError(
+            f"ContextItems.AIKCertChain: PKCS#7 that is not certs-only signedData: {exc}"
+        ) from exc
     return tuple(c.public_bytes(Encoding.DER) for c in certificates)
 
 

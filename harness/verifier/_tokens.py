@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ._checks import Check, fail, ok
 
-ACCEPTED_ALGORITHMS = ("RS256", "ES256")
+# Each accepted algorithm with the key type it verifies with: a header naming ES256 and the
+# kid of an RSA key is a forgery attempt (or a broken issuer), refused before PyJWT sees it.
+_KEY_TYPES: dict[str, type[Any]] = {"RS256": rsa.RSAPublicKey, "ES256": ec.EllipticCurvePublicKey}
+ACCEPTED_ALGORITHMS = tuple(_KEY_TYPES)
 DEVICE_ID_CLAIM = "deviceid"
 CLOCK_SKEW = dt.timedelta(minutes=5)
 
@@ -34,6 +41,30 @@ def _finite(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _header(token: str) -> dict[str, Any] | str:
+    """The JOSE header, read to choose the key; PyJWT's decode then reads the whole token once.
+    A string says why it is not one."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return "not three dot-separated segments"
+    encoded = parts[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    except (ValueError, binascii.Error, RecursionError) as exc:
+        return f"header is not base64url JSON: {exc}"
+    if not isinstance(header, dict):
+        return "header is not a JSON object"
+    return header
+
+
+def _key_type(key: object) -> str:
+    if isinstance(key, rsa.RSAPublicKey):
+        return "an RSA key"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "an ECC key"
+    return f"a {type(key).__name__}"
+
+
 def verify_token(
     token: str,
     *,
@@ -43,16 +74,20 @@ def verify_token(
     now: dt.datetime,
 ) -> TokenVerdict:
     """Signature by a known key (by kid), issuer, audience and lifetime at `now`."""
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
-        return TokenVerdict([fail("token.format", f"not a JWT: {exc}")])
+    header = _header(token)
+    if isinstance(header, str):
+        return TokenVerdict([fail("token.format", f"not a JWT: {header}")])
     algorithm = header.get("alg")
     if algorithm not in ACCEPTED_ALGORITHMS:
         return TokenVerdict([fail("token.algorithm", f"algorithm {algorithm!r} is not accepted")])
-    key = keys.get(str(header.get("kid", "")))
+    kid = header.get("kid")
+    key = keys.get(kid) if isinstance(kid, str) else None
     if key is None:
-        return TokenVerdict([fail("token.signature", f"signed by unknown key id {header.get('kid')!r}")])
+        return TokenVerdict([fail("token.signature", f"signed by unknown key id {kid!r}")])
+    if not isinstance(key, _KEY_TYPES[algorithm]):
+        return TokenVerdict(
+            [fail("token.algorithm", f"algorithm {algorithm} does not fit key id {kid!r} ({_key_type(key)})")]
+        )
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
@@ -71,6 +106,8 @@ def verify_token(
         return TokenVerdict([fail("token.signature", "signature does not verify")])
     except jwt.PyJWTError as exc:
         return TokenVerdict([fail("token.claims", str(exc))])
+    except (TypeError, ValueError) as exc:  # PyJWT's own parsers raise these on odd payloads
+        return TokenVerdict([fail("token.format", f"not a JWT: {exc}")])
     checks = [ok("token.signature", f"key id {header.get('kid')}")]
     times = {name: _finite(claims.get(name)) for name in ("exp", "iat", "nbf")}
     bad = [name for name in ("exp", "iat") if times[name] is None]

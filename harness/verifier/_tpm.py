@@ -5,23 +5,31 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from cryptography.hazmat.primitives.serialization import load_der_public_key
 from tpm2_pytss import (
     TPM2_ALG,
+    TPM2_ECC,
     TPM2_ST,
-    TPM2B_ATTEST,
     TPM2B_PUBLIC,
     TPMA_OBJECT,
     TPMS_ATTEST,
-    TPMT_SIGNATURE,
 )
 
 from ._checks import Check, fail, ok
+from ._wire import (
+    ATTEST_CERTIFY,
+    Attestation,
+    WireError,
+    read_attest_header,
+    read_certify_body,
+    read_public_area,
+    read_signature,
+)
 
 TPM_GENERATED_VALUE = 0xFF544347
 MIN_RSA_BITS = 2048
@@ -41,21 +49,37 @@ class EvidenceFormatError(ValueError):
     """Bytes that do not parse as the TPM structure they claim to be."""
 
 
+_CURVES: dict[int, ec.EllipticCurve] = {
+    int(TPM2_ECC.NIST_P256): ec.SECP256R1(),
+    int(TPM2_ECC.NIST_P384): ec.SECP384R1(),
+    int(TPM2_ECC.NIST_P521): ec.SECP521R1(),
+}
+
+
 @dataclass(frozen=True)
 class TPMKey:
-    """A TPM2B_PUBLIC as sent, with what the checks need from it."""
+    """A TPM2B_PUBLIC as sent, with the fields the checks read, each read once at parsing."""
 
     blob: bytes
     area: bytes  # the marshalled TPMT_PUBLIC inside
-    public: TPM2B_PUBLIC
+    type: int = 0
+    name_alg: int = 0
+    attributes: int = 0
+    symmetric: int = 0  # TPMT_SYM_DEF_OBJECT.algorithm (TPM_ALG_NULL for a signing key)
+    scheme: int = 0  # the key's signing or encryption scheme (TPM_ALG_NULL: any)
+    exponent: int = 0  # RSA
+    modulus: bytes = b""  # RSA
+    curve: int = 0  # ECC
+    point: tuple[bytes, bytes] = (b"", b"")  # ECC
 
-    @property
-    def attributes(self) -> int:
-        return int(self.public.publicArea.objectAttributes)
-
-    @property
-    def name_alg(self) -> int:
-        return int(self.public.publicArea.nameAlg)
+    @cached_property
+    def public(self) -> TPM2B_PUBLIC:
+        """The tpm2-pytss structure, for the TPM operations that take one (make_credential)."""
+        try:
+            public, _ = TPM2B_PUBLIC.unmarshal(self.blob)
+        except Exception as exc:  # tpm2-pytss raises several types
+            raise EvidenceFormatError(f"TPM2B_PUBLIC does not parse: {exc}") from exc
+        return public
 
     def name(self) -> bytes:
         """nameAlg || H_nameAlg(TPMT_PUBLIC), computed from the bytes, not asked of a TPM."""
@@ -65,29 +89,47 @@ class TPMKey:
         return struct.pack(">H", self.name_alg) + hashlib.new(algorithm[0], self.area).digest()
 
     def crypto_key(self) -> PublicKey:
+        """The public key, built from its numbers (an RSA exponent of 0 means 65537)."""
         try:
-            key = load_der_public_key(self.public.to_der())
-        except Exception as exc:  # tpm2-pytss raises several types for odd keys
+            if self.type == int(TPM2_ALG.RSA):
+                return rsa.RSAPublicNumbers(
+                    self.exponent or 65537, int.from_bytes(self.modulus, "big")
+                ).public_key()
+            if self.type == int(TPM2_ALG.ECC):
+                curve = _CURVES.get(self.curve)
+                if curve is None:
+                    raise EvidenceFormatError(f"ECC curve 0x{self.curve:04x} is not accepted")
+                x, y = (int.from_bytes(c, "big") for c in self.point)
+                return ec.EllipticCurvePublicNumbers(x, y, curve).public_key()
+        except ValueError as exc:  # not a valid RSA modulus or curve point
             raise EvidenceFormatError(f"key cannot be converted: {exc}") from exc
-        if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
-            raise EvidenceFormatError("key is neither RSA nor ECC")
-        return key
+        raise EvidenceFormatError("key is neither RSA nor ECC")
 
 
 def parse_public(blob: bytes) -> TPMKey:
-    """Parse a marshalled TPM2B_PUBLIC; every byte must belong to it."""
+    """Parse a marshalled TPM2B_PUBLIC of an RSA or ECC key; every byte must belong to it."""
     if len(blob) < 4:
         raise EvidenceFormatError("TPM2B_PUBLIC is shorter than its header")
     (size,) = struct.unpack(">H", blob[:2])
     if size + 2 != len(blob):
         raise EvidenceFormatError(f"TPM2B_PUBLIC size field says {size}, blob holds {len(blob) - 2}")
     try:
-        public, consumed = TPM2B_PUBLIC.unmarshal(blob)
-    except Exception as exc:
+        area = read_public_area(blob[2:])
+    except WireError as exc:
         raise EvidenceFormatError(f"TPM2B_PUBLIC does not parse: {exc}") from exc
-    if consumed != len(blob):
-        raise EvidenceFormatError("TPM2B_PUBLIC has trailing bytes")
-    return TPMKey(blob=blob, area=blob[2:], public=public)
+    return TPMKey(
+        blob=blob,
+        area=blob[2:],
+        type=area.type,
+        name_alg=area.name_alg,
+        attributes=area.attributes,
+        symmetric=area.symmetric,
+        scheme=area.scheme,
+        exponent=area.exponent,
+        modulus=area.modulus,
+        curve=area.curve,
+        point=area.point,
+    )
 
 
 @dataclass(frozen=True)
@@ -99,32 +141,40 @@ class AttestationClaim:
 
 
 def split_claim(blob: bytes) -> AttestationClaim:
-    try:
-        attest2b, offset = TPM2B_ATTEST.unmarshal(blob)
-    except Exception as exc:
-        raise EvidenceFormatError(f"claim does not start with a TPM2B_ATTEST: {exc}") from exc
-    attest = blob[2:offset]
-    signature = blob[offset:]
+    if len(blob) < 2:
+        raise EvidenceFormatError("claim does not start with a TPM2B_ATTEST: it is shorter than a size")
+    (size,) = struct.unpack(">H", blob[:2])
+    if len(blob) < 2 + size:
+        raise EvidenceFormatError(f"claim does not start with a TPM2B_ATTEST: its size says {size}")
+    attest = blob[2 : 2 + size]
+    signature = blob[2 + size :]
     if not attest or not signature:
         raise EvidenceFormatError("claim lacks the attestation or the signature")
-    del attest2b
     return AttestationClaim(attest=attest, signature=signature)
 
 
-def parse_attest(attest: bytes) -> TPMS_ATTEST:
+def parse_attest(attest: bytes) -> Attestation:
+    """The fields the checks read of a TPMS_ATTEST; every byte must belong to it."""
     try:
-        parsed, consumed = TPMS_ATTEST.unmarshal(attest)
+        header, reader = read_attest_header(attest)
+        if header.type == ATTEST_CERTIFY:
+            return read_certify_body(header, reader)
+    except WireError as exc:
+        raise EvidenceFormatError(f"TPMS_ATTEST does not parse: {exc}") from exc
+    # Another type fails the type check; its body is still parsed whole, by tpm2-pytss.
+    try:
+        _, consumed = TPMS_ATTEST.unmarshal(attest)
     except Exception as exc:
         raise EvidenceFormatError(f"TPMS_ATTEST does not parse: {exc}") from exc
     if consumed != len(attest):
         raise EvidenceFormatError("TPMS_ATTEST has trailing bytes")
-    return parsed
+    return header
 
 
 def attest_nonce(attest: bytes) -> bytes | None:
     """The extraData (qualifying data) of an attestation, or None when it does not parse."""
     try:
-        return bytes(parse_attest(attest).extraData)
+        return parse_attest(attest).extra_data
     except EvidenceFormatError:
         return None
 
@@ -136,26 +186,26 @@ def check_certify(prefix: str, attest: bytes, *, certified: TPMKey, nonce: bytes
     except EvidenceFormatError as exc:
         return [fail(f"{prefix}.attest_parses", str(exc))]
     checks = [ok(f"{prefix}.attest_parses")]
-    magic = int(parsed.magic)
+    magic = parsed.magic
     checks.append(
         ok(f"{prefix}.magic")
         if magic == TPM_GENERATED_VALUE
         else fail(f"{prefix}.magic", f"magic 0x{magic:08x} is not TPM_GENERATED_VALUE")
     )
-    kind = int(parsed.type)
+    kind = parsed.type
     checks.append(
         ok(f"{prefix}.type")
         if kind == int(TPM2_ST.ATTEST_CERTIFY)
         else fail(f"{prefix}.type", f"attest type 0x{kind:04x} is not TPM_ST_ATTEST_CERTIFY")
     )
-    extra = bytes(parsed.extraData)
+    extra = parsed.extra_data
     checks.append(
         ok(f"{prefix}.nonce_bound")
         if extra == nonce
         else fail(f"{prefix}.nonce_bound", "qualifying data is not the server's nonce")
     )
-    if kind == int(TPM2_ST.ATTEST_CERTIFY):
-        attested = bytes(parsed.attested.certify.name)
+    if parsed.certified_name is not None:
+        attested = parsed.certified_name
         try:
             expected = certified.name()
         except EvidenceFormatError as exc:
@@ -172,36 +222,27 @@ def check_certify(prefix: str, attest: bytes, *, certified: TPMKey, nonce: bytes
 def verify_signature(name: str, key: PublicKey, signed: bytes, signature: bytes) -> Check:
     """Verify a marshalled TPMT_SIGNATURE over `signed` with the signer's public key."""
     try:
-        parsed, consumed = TPMT_SIGNATURE.unmarshal(signature)
-    except Exception as exc:
+        parsed = read_signature(signature)
+    except WireError as exc:
         return fail(name, f"TPMT_SIGNATURE does not parse: {exc}")
-    if consumed != len(signature):
-        return fail(name, "TPMT_SIGNATURE has trailing bytes")
-    algorithm = int(parsed.sigAlg)
+    digest = _HASHES.get(parsed.hash)
     try:
-        if algorithm in (int(TPM2_ALG.RSASSA), int(TPM2_ALG.RSAPSS)):
-            detail = parsed.signature.rsassa if algorithm == int(TPM2_ALG.RSASSA) else parsed.signature.rsapss
-            digest = _HASHES.get(int(detail.hash))
+        if parsed.algorithm in (int(TPM2_ALG.RSASSA), int(TPM2_ALG.RSAPSS)):
             if digest is None or not isinstance(key, rsa.RSAPublicKey):
                 return fail(name, "signature scheme does not fit the signing key")
             pad: padding.AsymmetricPadding = (
                 padding.PKCS1v15()
-                if algorithm == int(TPM2_ALG.RSASSA)
+                if parsed.algorithm == int(TPM2_ALG.RSASSA)
                 else padding.PSS(mgf=padding.MGF1(digest[1]), salt_length=padding.PSS.AUTO)
             )
-            key.verify(bytes(detail.sig), signed, pad, digest[1])
-        elif algorithm == int(TPM2_ALG.ECDSA):
-            detail = parsed.signature.ecdsa
-            digest = _HASHES.get(int(detail.hash))
+            key.verify(parsed.rsa, signed, pad, digest[1])
+        elif parsed.algorithm == int(TPM2_ALG.ECDSA):
             if digest is None or not isinstance(key, ec.EllipticCurvePublicKey):
                 return fail(name, "signature scheme does not fit the signing key")
-            der = encode_dss_signature(
-                int.from_bytes(bytes(detail.signatureR), "big"),
-                int.from_bytes(bytes(detail.signatureS), "big"),
-            )
-            key.verify(der, signed, ec.ECDSA(digest[1]))
+            r, s = (int.from_bytes(part, "big") for part in parsed.ecdsa)
+            key.verify(encode_dss_signature(r, s), signed, ec.ECDSA(digest[1]))
         else:
-            return fail(name, f"signature algorithm 0x{algorithm:04x} is not accepted")
+            return fail(name, f"signature algorithm 0x{parsed.algorithm:04x} is not accepted")
     except InvalidSignature:
         return fail(name, "signature does not verify with the AIK")
     return ok(name)

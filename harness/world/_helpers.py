@@ -29,6 +29,9 @@ class HelperContext:
     workdir: Path
     roots: list[x509.Certificate]
     primary_data_dir: Path | None
+    # Where a helper that is a server listens: the primary's bind address, so that devices
+    # running elsewhere (Swarm tasks) reach it where they reach the primary.
+    host: str = "127.0.0.1"
 
 
 # Starts the helper; yields what it offers, or an empty mapping when it cannot run here.

@@ -51,7 +51,7 @@ def _foreign_identity(context: HelperContext) -> Iterator[Mapping[str, str]]:
     from ...server import EmbeddedServer, ServerConfig
 
     config = ServerConfig(data_dir=context.workdir / "foreign-tenant", manufacturer_roots=context.roots)
-    with EmbeddedServer(config) as server:
+    with EmbeddedServer(config, host=context.host) as server:
         yield {"url": server.url}
 
 

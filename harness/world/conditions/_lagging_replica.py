@@ -33,5 +33,5 @@ def _lagging_replica(context: HelperContext) -> Iterator[Mapping[str, str]]:
     from ...server import EmbeddedServer, ServerConfig
 
     config = ServerConfig(data_dir=context.primary_data_dir, manufacturer_roots=context.roots)
-    with EmbeddedServer(config, clock=LaggingClock(REPLICA_LAG)) as server:
+    with EmbeddedServer(config, clock=LaggingClock(REPLICA_LAG), host=context.host) as server:
         yield {"url": server.url}

@@ -10,9 +10,12 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from tpm2_pytss import TPM2B_PUBLIC, TSS2_Exception
+from tpm2_pytss.utils import NoSuchIndex
 
+from .._x509 import split_der
 from ..verifier import same_public_key
 from ._certs import chain_row, describe, profile_rows
+from ._credential import PLATFORM_FIRST, PLATFORM_LAST, credential_rows, platform_rows
 from ._model import EK_PROFILE, WINDOWS_ATTESTATION, Row, failed, passed, skipped
 from ._nv import (
     ATTRIBUTE_CLAUSE,
@@ -38,26 +41,6 @@ class EKFindings:
     ek: Any = None  # the RSA 2048 EK, loaded, for ActivateCredential
     ek_public: TPM2B_PUBLIC | None = None
     rsa_modulus: int | None = None
-
-
-def split_der(data: bytes) -> list[bytes]:
-    """Certificates stored back to back in one index: DER SEQUENCEs, up to trailing padding."""
-    found: list[bytes] = []
-    offset = 0
-    while offset + 2 <= len(data) and data[offset] == 0x30:
-        first = data[offset + 1]
-        if first < 0x80:
-            header, length = 2, first
-        else:
-            octets = first & 0x7F
-            header = 2 + octets
-            length = int.from_bytes(data[offset + 2 : offset + header], "big")
-        end = offset + header + length
-        if end > len(data):
-            break
-        found.append(data[offset:end])
-        offset = end
-    return found
 
 
 def ek_rows(
@@ -142,6 +125,16 @@ def ek_rows(
             )
         )
         rows.append(_template_row(probe, findings, prefix, entry, certificate))
+        rows.extend(
+            credential_rows(prefix, certificate, [*intermediates, *known_intermediates, *anchors], now)
+        )
+    platform = {}
+    for index in sorted(h for h in defined if PLATFORM_FIRST <= h <= PLATFORM_LAST):
+        try:
+            platform[index] = _certificate_bytes(probe.nv_read(index))
+        except (TSS2_Exception, NoSuchIndex):
+            platform[index] = b""
+    rows.extend(platform_rows(sorted(defined), platform))
     if findings.ek is None:
         # Windows creates the RSA EK from the default template whether or not NV holds a certificate.
         handle, public = probe.ek_from_template("EK-RSA2048")

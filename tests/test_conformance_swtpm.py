@@ -17,10 +17,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, load_der_publ
 from typer.testing import CliRunner
 
 from harness.cli import app
+from harness.conformance import VendorReport, run_vendor_check
 from harness.pki import CertificateAuthority, certificate_der
 from harness.tcg import OID_AIK_CERTIFICATE, OID_EK_CERTIFICATE, TPMIdentity, tpm_san
 from harness.tpm import SwtpmProcess, TimedESAPI, TPMRequest, create_ek, write_nv_certificate
-from harness.vendor import VendorReport, run_vendor_check
 
 from .conftest import needs_swtpm, provision_with_swtpm_setup, swtpm_pids_under
 
@@ -114,6 +114,9 @@ def _certificate(ca: CertificateAuthority, key: rsa.RSAPublicKey, fault: str) ->
         .add_extension(tpm_san(IBM), critical=fault == "wrong EKU")
         .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
         .add_extension(_KEY_ENCIPHERMENT, critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
+        )
         .sign(ca.key, hashes.SHA256())
     )
 
@@ -165,16 +168,28 @@ def test_unreachable_tpm_and_unreadable_ca_exit_2(tmp_path: Path) -> None:
     assert refused.exit_code == 2 and "not a PEM certificate file" in refused.output
 
 
+def _as_der(pem: Path, into: Path) -> None:
+    into.parent.mkdir(parents=True, exist_ok=True)
+    into.write_bytes(x509.load_pem_x509_certificate(pem.read_bytes()).public_bytes(Encoding.DER))
+
+
+@pytest.mark.parametrize("layout", ["folders", "microsoft-bundle"])
 def test_swtpm_setup_tpm_judged_with_a_trust_store(
-    provisioned: tuple[SwtpmProcess, list[Path]], tmp_path: Path
+    provisioned: tuple[SwtpmProcess, list[Path]], tmp_path: Path, layout: str
 ) -> None:
-    """The same trust store `harness serve --trust` reads: root, intermediate, vendor registry."""
+    """The same trust store `harness serve --trust` reads: root, intermediate, vendor registry;
+    the vendor CAs either in ek-roots/ and ek-intermediates/ or in an ek-bundle/ laid out like
+    Microsoft's TrustedTpm bundle (a folder per vendor with RootCA/ and IntermediateCA/, DER .crt)."""
     tpm, (issuer, root) = provisioned
     store = tmp_path / "trust"
-    (store / "ek-roots").mkdir(parents=True)
-    (store / "ek-intermediates").mkdir()
-    shutil.copy(root, store / "ek-roots" / "swtpm-root.pem")
-    shutil.copy(issuer, store / "ek-intermediates" / "swtpm-issuer.pem")
+    if layout == "folders":
+        (store / "ek-roots").mkdir(parents=True)
+        (store / "ek-intermediates").mkdir()
+        shutil.copy(root, store / "ek-roots" / "swtpm-root.pem")
+        shutil.copy(issuer, store / "ek-intermediates" / "swtpm-issuer.pem")
+    else:
+        _as_der(root, store / "ek-bundle" / "IBM" / "RootCA" / "swtpm-root.crt")
+        _as_der(issuer, store / "ek-bundle" / "IBM" / "IntermediateCA" / "swtpm-issuer.crt")
     # swtpm_setup's certificates name the TPM 1.2 IBM id; this lab's registry accepts it.
     (store / "trust.yaml").write_text('vendors: {"00001014": "IBM (swtpm_setup)", "49424D00": IBM}\n')
     out = tmp_path / "out"

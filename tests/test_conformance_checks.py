@@ -11,12 +11,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from tpm2_pytss import TPMA_NV
 
+from harness.conformance import FINGERPRINT_PRIMES, roca_fingerprint
+from harness.conformance._certs import chain_row, profile_rows
+from harness.conformance._identity import TPMProperties, advisory_row, identity_rows
+from harness.conformance._nv import check_nv_attributes
 from harness.pki import CertificateAuthority
 from harness.tcg import OID_AIK_CERTIFICATE, TPMIdentity, tpm_san
-from harness.vendor import FINGERPRINT_PRIMES, roca_fingerprint
-from harness.vendor._certs import chain_row, profile_rows
-from harness.vendor._identity import TPMProperties, advisory_row, identity_rows
-from harness.vendor._nv import check_nv_attributes
 
 NOW = dt.datetime.now(dt.UTC)
 IDENTITY = TPMIdentity("id:49465800", "SLB9672", "id:001A000D")

@@ -1,0 +1,73 @@
+"""Which platforms are virtual machines, as data the trust store loads (platforms.yaml).
+
+Two kinds of rule, each citing its source: SMBIOS patterns (system manufacturer, product
+name, family; shell-style, case-insensitive) and TPM pairs (TCG manufacturer id plus a
+pattern over the TPM's vendor string, the tpmModel of its certificates). A manufacturer
+alone does not make a TPM virtual: Microsoft's Hyper-V vTPM and the Pluton in a physical
+laptop both report MSFT, and only the vendor string tells them apart.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fnmatch import translate
+from functools import lru_cache
+
+
+@lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(translate(pattern.casefold()))
+
+
+def _fits(value: str, pattern: str) -> bool:
+    return pattern == "*" or _compiled(pattern).match(value.strip().casefold()) is not None
+
+
+@dataclass(frozen=True)
+class VirtualPlatform:
+    """SMBIOS strings a hypervisor or cloud gives its guests; '*' matches anything."""
+
+    name: str
+    source: str
+    manufacturer: str = "*"
+    model: str = "*"
+    family: str = "*"
+
+    def matches(self, manufacturer: str, model: str, family: str = "") -> bool:
+        return (
+            _fits(manufacturer, self.manufacturer) and _fits(model, self.model) and _fits(family, self.family)
+        )
+
+
+@dataclass(frozen=True)
+class VirtualTPM:
+    """A virtual TPM: TCG manufacturer id (upper-case hex) and a vendor-string pattern."""
+
+    name: str
+    source: str
+    manufacturer: str
+    vendor_string: str = "*"
+
+    def matches(self, manufacturer: str, vendor_string: str | None) -> bool:
+        """`vendor_string` None: not known (a claim without evidence); only '*' rules match it."""
+        if manufacturer.removeprefix("id:").strip().upper() != self.manufacturer:
+            return False
+        if vendor_string is None:
+            return self.vendor_string == "*"
+        return _fits(vendor_string, self.vendor_string)
+
+
+@dataclass(frozen=True)
+class PlatformRules:
+    """The virtual platforms and TPMs the evaluator recognises (empty: none)."""
+
+    platforms: tuple[VirtualPlatform, ...] = ()
+    tpms: tuple[VirtualTPM, ...] = ()
+    source: str = ""
+
+    def virtual_platform(self, manufacturer: str, model: str, family: str = "") -> VirtualPlatform | None:
+        return next((p for p in self.platforms if p.matches(manufacturer, model, family)), None)
+
+    def virtual_tpm(self, manufacturer: str, vendor_string: str | None) -> VirtualTPM | None:
+        return next((t for t in self.tpms if t.matches(manufacturer, vendor_string)), None)
