@@ -155,7 +155,7 @@ def test_autopilot_attests_the_tpm_before_the_device_is_provisioned() -> None:
         < steps.index("enrollment.request")
     )
     assert steps.count("aik.activate_credential") == 2  # Autopilot's, then enrollment's
-    assert shared.inventory["UPN"] == ""
+    # (Its report row's empty UPN is checked by scenarios/report.yaml's expect_report.)
 
 
 @needs_swtpm
