@@ -370,6 +370,26 @@ class CheckinResponse(_Model):
     commands: list[Command] = Field(description="Commands handed over now; each is handed over once.")
 
 
+MAX_PUSH_WAIT = 30  # seconds the server may hold a push poll open
+
+
+class PushRequest(_Model):
+    emm_device_id: IdText = Field(alias="emmDeviceId", description="The enrolled device.")
+    wait_seconds: int = Field(
+        default=25, ge=1, le=MAX_PUSH_WAIT, alias="waitSeconds", description="How long to hold the poll open."
+    )
+
+
+class PushMessage(_Model):
+    type: Literal["sync"] = Field(default="sync", description="sync: start an MDM session (check in) now.")
+    action_id: int = Field(alias="actionId", description="The Attest device action that sent it.")
+    sent_at: str = Field(alias="sentAt", description="When the service sent it (server time, ISO 8601).")
+
+
+class PushResponse(_Model):
+    notifications: list[PushMessage] = Field(description="Sent during the wait; empty when none was.")
+
+
 ATTESTATION_ENROLLMENT_VERSION = "5.0"
 
 # The columns of the device attestation status report, in order.

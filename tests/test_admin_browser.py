@@ -165,7 +165,7 @@ def test_admin_page_reports_filters_and_attests(server: EmbeddedServer, driver: 
     assert "next check-in" in answer()[1]
     for emm in chosen:
         action = server.app.state.context.store.device(emm, server.app.state.context.clock.now())["action"]
-        assert action["state"] == "queued" and action["requestedBy"] == "alice"
+        assert action["state"] == "pending" and action["requestedBy"] == "alice"
 
     attest.click()
     wait.until(lambda d: answer()[0] == "429")
@@ -178,7 +178,7 @@ def test_admin_page_reports_filters_and_attests(server: EmbeddedServer, driver: 
     assert f"decision for {chosen[0]}" in details.text
     assert "TPM is ready: the TPM is in lockout" in details.text
     assert "EK certificate chains to a trusted manufacturer" in details.text
-    assert "requested 2025-03-01T09:00:00Z by alice: queued" in details.text
+    assert "requested 2025-03-01T09:00:00Z by alice: pending" in details.text
     failed = details.find_elements(By.CSS_SELECTOR, "li.check.failed")
     assert [f.text for f in failed] == ["TPM is ready: the TPM is in lockout"]
 

@@ -81,6 +81,12 @@ def test_workflows_scenario_walks_every_remedy_to_attested(tmp_path: Path) -> No
         "token-mismatch": ("Not attested / Entra token doesn't match device identity", "attest-action"),
         "autopilot-odj": ("Not attested / Entra key can't be attested", "device-retry"),
         "roca-firmware": ("Not attested / TPM isn't available", "attest-action"),
+        "mdm-key-left": ("Not attested / MDM key is already in TPM", "attest-action"),
+        "auth-failed": ("Not attested / Authentication failed", "attest-action"),
+        "old-client": ("Not attested / Client didn't provide all required parameters", "attest-action"),
+        "enrolled-days-ago": ("Not started", "attest-action"),
+        "enrolled-days-ago-idle": ("Not started", "attest-action"),
+        "push-blocked": ("Not started", "attest-action"),
     }
     for group, (first, trigger) in walks.items():
         device = by_group[group]
@@ -102,5 +108,12 @@ def test_workflows_scenario_walks_every_remedy_to_attested(tmp_path: Path) -> No
     for vm in ("vmware-vm", "virtualbox-vm", "kvm-vm", "parallels-vm", "xen-vm"):
         actual = by_group[vm].actual
         assert actual is not None and actual.detail is StatusDetail.FEATURE_NOT_SUPPORTED, vm
-    timed_out = [c for c in by_group["asleep"].checkpoints if "Attest device action" in c.step]
-    assert timed_out and timed_out[-1].actual == "timed out"
+    # Three days after enrollment: the device with an open push channel heard the action and
+    # synced within minutes; the one whose channel is blocked found it at its next check-in.
+    pushed = by_group["enrolled-days-ago"]
+    assert any(s.step == "push.received" for s in pushed.evidence.client_steps)
+    assert pushed.attempts[-1].trigger == "attest-action" and pushed.attempts[-1].status == "Attested"
+    blocked = by_group["push-blocked"]
+    assert not any(s.step == "push.received" for s in blocked.evidence.client_steps)
+    states = [c.actual for c in blocked.checkpoints if "Attest device action" in c.step]
+    assert states == ["pending", "completed"]

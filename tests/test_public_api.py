@@ -130,9 +130,9 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "harness.client": [
         "AikChallenge", "ClientBehaviour", "ClientConfig", "ClientFailure", "ClientReport", "DeviceKey",
-        "EndorsementKey", "Endpoints", "Inventory", "KeyBlob", "LoadedKey", "PytssTPM", "ServiceClient",
-        "SoftwareDeviceKey", "TPMDeviceKey", "TPMProvider", "Trigger", "WindowsClient", "key_templates",
-        "next_checkin", "probe_family", "tpm_hresult"
+        "EndorsementKey", "Endpoints", "Inventory", "KeyBlob", "LoadedKey", "PushChannel", "PushNote",
+        "PytssTPM", "ServiceClient", "SoftwareDeviceKey", "TPMDeviceKey", "TPMProvider", "Trigger",
+        "WindowsClient", "key_templates", "next_checkin", "probe_family", "sync_delay", "tpm_hresult"
     ],
     "harness.fleet": [
         "PLATFORMS", "VENDORS", "AdminReader", "DeviceObserver", "DevicePlan", "DeviceRun", "DeviceTask",
@@ -163,7 +163,8 @@ PUBLIC_API: dict[str, list[str]] = {
     "harness.scenario": [
         "STEP_KINDS", "VIRTUAL_PLATFORMS", "ActionState", "AttestAction", "Backend", "ClientSettings",
         "EKKind", "EntraSettings", "Expectation", "Group", "GroupExpectation", "GroupSettings", "Hardware",
-        "HistorySettings", "NetworkSettings", "Ownership", "Platform", "PrincipalSpec", "ResolvedGroup",
+        "HistorySettings", "NetworkSettings", "Ownership", "Platform", "PrincipalSpec", "ReportColumns",
+        "ReportFilter", "ReportQuery", "ReportSelection", "ResolvedGroup",
         "SanLayout", "Scenario", "ScenarioFile", "ScenarioModels", "Step", "TPMFamilySetting", "TPMSettings",
         "WorldChange", "load_scenario", "parse_scenario", "refuse_settings_for_backend", "scenario_models"
     ],

@@ -743,7 +743,7 @@ steps:
   - world: {group: desktops, tpm: clear, wipe: true}
   - world: {group: laptops, os_upgrade: {build: 10.0.26100.2894}, entra: {rejoin: tpm}}
   - world: {group: laptops, firmware_update: {firmware: "7.63"}}
-  - expect: {group: laptops, status: Attested, action: timed out}
+  - expect: {group: laptops, status: Attested, action: pending}
 """
     )
     scenario = parse_scenario(text, SOURCE)
@@ -753,4 +753,4 @@ steps:
     assert second.world is not None and second.world.os_upgrade is not None
     assert second.world.os_upgrade.build == "10.0.26100.2894"
     assert third.world is not None and third.world.firmware_update is not None
-    assert fourth.expect is not None and fourth.expect.action == "timed out"
+    assert fourth.expect is not None and fourth.expect.action == "pending"

@@ -9,8 +9,9 @@ from ._config import ClientBehaviour, ClientConfig, Endpoints, Inventory
 from ._entra import DeviceKey, SoftwareDeviceKey, TPMDeviceKey
 from ._failure import ClientFailure
 from ._provider import EndorsementKey, KeyBlob, LoadedKey, TPMProvider
+from ._push import PushChannel, PushNote
 from ._pytss import PytssTPM, probe_family, tpm_hresult
-from ._schedule import Trigger, next_checkin
+from ._schedule import Trigger, next_checkin, sync_delay
 from ._service import AikChallenge, ServiceClient
 from ._windows import WindowsClient
 
@@ -26,6 +27,8 @@ __all__ = [
     "Inventory",
     "KeyBlob",
     "LoadedKey",
+    "PushChannel",
+    "PushNote",
     "PytssTPM",
     "ServiceClient",
     "SoftwareDeviceKey",
@@ -36,5 +39,6 @@ __all__ = [
     "key_templates",
     "next_checkin",
     "probe_family",
+    "sync_delay",
     "tpm_hresult",
 ]

@@ -18,11 +18,13 @@ from ..hresult import HResult
 from ..results import ClientStep
 from ..tcg import TPMIdentity
 from ..tpm import RunningTPM
-from ._config import ClientConfig, Endpoints
+from ._config import ClientBehaviour, ClientConfig, Endpoints
 from ._entra import DeviceKey, SoftwareDeviceKey, TPMDeviceKey
 from ._failure import ClientFailure
 from ._provider import TPMProvider
+from ._push import PushChannel, PushNote
 from ._pytss import PytssTPM
+from ._schedule import sync_delay
 from ._service import ServiceClient
 
 
@@ -75,6 +77,11 @@ class DeviceBase:
         # the client knows only what it met, never what the server decided.
         self.retry = ""
         self._entra_key_was_software = False
+        self._push: PushChannel | None = None
+        # Autopilot: the device passed the TPM attestation that comes before provisioning; or
+        # why provisioning stopped (the device then never enrolls).
+        self._provisioned = False
+        self.stopped = ""
 
     def __enter__(self) -> Self:
         return self
@@ -83,8 +90,37 @@ class DeviceBase:
         self.close()
 
     def close(self) -> None:
+        if self._push is not None:
+            self._push.close()
         self._close_tpm()
         self._service.close()
+
+    # --- push channel ----------------------------------------------------------------
+
+    def _hold_push_channel(self) -> None:
+        """Once enrolled, hold the push channel open (when this device keeps one)."""
+        if self._push is not None or not self._config.push_channel:
+            return
+        self._push = PushChannel(
+            self._config.endpoints.push or self._config.endpoints.mdm,
+            self.report.emm_device_id,
+            self._push_headers,
+        )
+
+    def _push_headers(self) -> dict[str, str] | None:
+        credential = self._service.device_credential
+        return {"Device-Credential": credential} if credential else None
+
+    @property
+    def push(self) -> PushChannel | None:
+        return self._push
+
+    def push_sync_delay(self) -> float:
+        """Seconds from a push to the check-in it starts, as busy or idle as this device is."""
+        return sync_delay(self.report.emm_device_id, idle=self._config.behaviour.idle)
+
+    def pushes(self) -> list[PushNote]:
+        return self._push.received() if self._push is not None else []
 
     # --- bookkeeping -----------------------------------------------------------------
 
@@ -127,6 +163,12 @@ class DeviceBase:
             self._token_key, self._token_device = self._device_key, self._device_id
         self._fresh_token()
 
+    def update_client(self, behaviour: ClientBehaviour) -> None:
+        """A client update: the build now behaves as `behaviour` says (AIK support, say)."""
+        self._config = replace(self._config, behaviour=behaviour)
+        detail = "client updated" + (", with AIK support" if behaviour.sends_aik_items else "")
+        self._record("client.update", True, detail, time.perf_counter())
+
     def rejoin(self) -> None:
         """Entra join again with the device key in the TPM (Autopilot's offline domain join
         completing its hybrid join): a new device object, key and token."""
@@ -140,6 +182,8 @@ class DeviceBase:
         """The network changed under the device (a service came back or went away)."""
         self._config = replace(self._config, endpoints=endpoints)
         self._service.endpoints = endpoints
+        if self._push is not None:
+            self._push.retarget(endpoints.push or endpoints.mdm)
 
     def _open_tpm(self) -> TPMProvider:
         if self._tpm is None:
@@ -179,8 +223,13 @@ class DeviceBase:
                 self._token_device = self._register(self._token_key, "entra.previous_registration")
             assertion = self._assertion()
         with self._step("entra.token") as note:
-            self._token = self._service.token(assertion, self._config.inventory.upn)
+            self._token = self._service.token(assertion, self._upn)
             note["detail"] = "device token" if assertion else "user token (device not joined)"
+
+    @property
+    def _upn(self) -> str:
+        """Whose token it is: the user's, or nobody's on a shared (self-deployed) device."""
+        return "" if self._config.behaviour.provisioning == "shared-device" else self._config.inventory.upn
 
     def _assertion(self) -> str | None:
         key = self._token_key
@@ -200,7 +249,7 @@ class DeviceBase:
             with contextlib.suppress(ClientFailure):
                 assertion = self._assertion()
                 with self._step("entra.token") as note:
-                    self._token = self._service.token(assertion, self._config.inventory.upn)
+                    self._token = self._service.token(assertion, self._upn)
                     note["detail"] = "device token renewed"
         finally:
             self._close_tpm()

@@ -40,6 +40,11 @@ class ClientBehaviour:
     powers_off_after_nonce: bool = False
     # A client build that attaches a diagnostic log of this many bytes to its request.
     diagnostic_log_bytes: int = 0
+    # user-driven, or an Autopilot path (autopilot-preprovisioning, shared-device) that attests
+    # the TPM with the AIK service before the device is provisioned.
+    provisioning: str = "user-driven"
+    # True: idle in connected standby; a push is handled at the next maintenance wake.
+    idle: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,8 @@ class Endpoints:
     # The TPM vendor's online EK-certificate service, asked when NV holds no EK certificate
     # (as Windows asks Intel's or AMD's); empty: none is known.
     ek_service: str = ""
+    # The MDM service's push channel (Windows Push Notification Services); empty: the MDM URL.
+    push: str = ""
 
     @classmethod
     def single(cls, url: str) -> Endpoints:
@@ -65,3 +72,5 @@ class ClientConfig:
     behaviour: ClientBehaviour = field(default_factory=ClientBehaviour)
     emm_device_id: str = ""
     http_timeout: float = 30.0
+    # Hold a push channel open once enrolled (devices that live on after their first enrollment).
+    push_channel: bool = False

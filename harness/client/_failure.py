@@ -25,6 +25,10 @@ class ClientFailure(Exception):
         self.reason = reason
 
 
+class AuthenticationRefused(ClientFailure):
+    """The service answered 401: it did not accept the device's token or credential."""
+
+
 def reported(
     error: type[E], failure: Callable[[E], ClientFailure]
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:

@@ -9,6 +9,7 @@ virtual clock), counted from the enrolment.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Literal
 
@@ -37,6 +38,15 @@ def next_checkin(enrolled_at: float, after: float) -> float:
                 return candidate
         start = phase_end
     raise AssertionError("the last phase never ends")  # pragma: no cover
+
+
+def sync_delay(emm_device_id: str, *, idle: bool = False) -> float:
+    """Seconds from a push to the MDM session it starts (fixed per device, so runs repeat): 20 s
+    to 2 minutes for a device in use; 3 to 5 minutes for an idle one in connected standby,
+    which handles the push at its next maintenance wake."""
+    digest = hashlib.sha256(f"push:{emm_device_id}".encode()).digest()
+    spread = int.from_bytes(digest[:2], "big") % 101
+    return (180.0 + spread * 1.2) if idle else (20.0 + spread)
 
 
 def retry_reason(hresult: int, *, aik_pub_without_cert: bool) -> str:

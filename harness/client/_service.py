@@ -19,7 +19,7 @@ import httpx
 from ..hresult import HResult, describe
 from ..protocol import b64
 from ._config import Endpoints
-from ._failure import ClientFailure, reported
+from ._failure import AuthenticationRefused, ClientFailure, reported
 
 
 @functools.cache
@@ -54,6 +54,8 @@ def _raise_for_service(response: httpx.Response) -> None:
         reason = f"HTTP {response.status_code} {body.get('error', '')}: {body.get('reason', '')}"
     except (ValueError, AttributeError):
         hresult, reason = HResult.E_FAIL, f"HTTP {response.status_code}"
+    if response.status_code == 401:
+        raise AuthenticationRefused(hresult, reason)
     raise ClientFailure(hresult, reason)
 
 

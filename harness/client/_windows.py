@@ -24,9 +24,10 @@ from ..tcg import parse_tpm_san
 from ..windows import MDM_KEY_HANDLE, supports_enrollment_attestation
 from ._base import ClientReport, DeviceBase
 from ._entra import TPMDeviceKey
-from ._failure import ClientFailure
+from ._failure import AuthenticationRefused, ClientFailure
 from ._online_ek import fetch_online_certificate
 from ._provider import EndorsementKey, LoadedKey, TPMProvider
+from ._push import PushNote
 from ._schedule import TPM_NOT_READY, Trigger, retry_reason
 
 
@@ -53,8 +54,45 @@ class WindowsClient(DeviceBase):
         self.join()
         return self.enroll()
 
+    def join(self) -> None:
+        """Entra join; on an Autopilot path, after the TPM attestation that comes first."""
+        if self._config.behaviour.provisioning != "user-driven" and not self._provisioned:
+            try:
+                self._autopilot_tpm_attestation()
+            except ClientFailure as exc:
+                self.stopped = f"Autopilot stopped at 'Securing your hardware': {exc.reason}"
+                self._record("autopilot.stopped", False, self.stopped, time.perf_counter())
+                return
+            finally:
+                self._close_tpm()
+            self._provisioned = True
+        super().join()
+
+    def _autopilot_tpm_attestation(self) -> None:
+        """Autopilot pre-provisioning and self-deploying mode attest the TPM with the AIK
+        service before the device is provisioned: EK certificate, AIK, TPM2_ActivateCredential.
+        Without it the device is not provisioned at all (so it never enrolls)."""
+        tpm = self._open_tpm()
+        with self._step("autopilot.tpm") as note:
+            self._reported_identity = tpm.identity()
+            ek = tpm.endorsement_key()
+            tpm.storage_root_key()
+            aik = tpm.create_aik()
+            note["detail"] = f"{self._config.behaviour.provisioning}: TPM attestation before provisioning"
+        try:
+            self._aik_certificate(tpm, ek, aik)
+        finally:
+            tpm.flush(ek)
+            self._items = {}  # that AIK certificate is Autopilot's, not this enrollment's evidence
+        self._record(
+            "autopilot.provisioned", True, "TPM attested; the device is provisioned", time.perf_counter()
+        )
+
     def enroll(self, trigger: Trigger = "first-enrollment") -> ClientReport:
         """Attest (when this build can) and send the enrollment request; `trigger` says why."""
+        if self.stopped:
+            self._record("enrollment.skipped", True, self.stopped, time.perf_counter())
+            return self.report
         behaviour = self._config.behaviour
         self._items = {"EnrollmentTrigger": trigger}
         self._mdm_key_existed = False
@@ -98,6 +136,8 @@ class WindowsClient(DeviceBase):
 
         A device whose enrollment never completed has nothing to check in with: it enrolls.
         """
+        if self.stopped:
+            return []
         if not self.report.enrolled:
             self._record("client.retry", True, self.retry or "not enrolled", time.perf_counter())
             self.enroll("device-retry")
@@ -106,6 +146,15 @@ class WindowsClient(DeviceBase):
             with self._step("mdm.checkin") as note:
                 commands = self._service.check_in(self.report.emm_device_id, self._token)
                 note["detail"] = f"commands: {', '.join(commands) or 'none'}"
+        except AuthenticationRefused:
+            # The service does not know this device as enrolled: its enrollment was refused
+            # (a token it could not accept). Windows renews the token and enrolls again.
+            if self._service.device_credential is None:
+                self._record(
+                    "client.retry", True, "the MDM service refused the check-in: 401", time.perf_counter()
+                )
+                self.enroll("device-retry")
+            return []
         except ClientFailure:
             return []  # the next scheduled check-in tries again
         if self._entra_key_was_software and isinstance(self._device_key, TPMDeviceKey):
@@ -116,6 +165,14 @@ class WindowsClient(DeviceBase):
             self._record("client.retry", True, self.retry, time.perf_counter())
             self.enroll("device-retry")
         return commands
+
+    def sync_after_push(self, notes: list[PushNote]) -> list[str]:
+        """The MDM session a push starts: a check-in now, whatever the schedule says."""
+        if self._push is not None:
+            self._push.take(notes)
+        actions = ", ".join(str(n.action_id) for n in notes)
+        self._record("push.received", True, f"sync requested by action {actions}", time.perf_counter())
+        return self.check_in()
 
     def _fail_attestation(self, hresult: int) -> None:
         self.report.hresult = hresult
@@ -290,6 +347,7 @@ class WindowsClient(DeviceBase):
                 self.report.hresult = again.hresult
                 return False
         self.report.enrolled = True
+        self._hold_push_channel()
         return True
 
     def _send_enrollment(self, items: dict[str, str], step: str, version: str) -> None:

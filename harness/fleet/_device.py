@@ -86,8 +86,11 @@ class LiveDevice:
     It owns its TPM, its network path and its client until closed.
     """
 
-    def __init__(self, plan: DevicePlan, env: FleetEnvironment, backend: TPMBackend) -> None:
+    def __init__(
+        self, plan: DevicePlan, env: FleetEnvironment, backend: TPMBackend, *, push: bool = False
+    ) -> None:
         self.plan = plan
+        self.push = push  # its client holds a push channel once enrolled
         self.env = env
         self._world = dict(plan.world)  # the plan's world, as `world:` steps change it
         self.tpm: RunningTPM | None = None
@@ -279,6 +282,7 @@ class LiveDevice:
             inventory=self.plan.inventory,
             behaviour=self.plan.behaviour,
             emm_device_id=self.plan.emm_device_id,
+            push_channel=self.push,
         )
         return self._client_stack.enter_context(WindowsClient(config, self.tpm))
 
@@ -314,7 +318,9 @@ class LiveDevice:
             link = path.enter(Link(primary, rules=path.rules, routes=path.routes))
             self._links.append(link)
             mdm = link.url
-        return Endpoints(mdm=mdm, aik_ca=path.aik_ca, identity=path.identity, ek_service=path.ek_service)
+        return Endpoints(
+            mdm=mdm, aik_ca=path.aik_ca, identity=path.identity, ek_service=path.ek_service, push=path.push
+        )
 
     def _factory(self) -> RunningTPM | None:
         """The device's TPM as it left the factory (and an earlier enrollment, if any)."""

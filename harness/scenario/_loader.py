@@ -76,13 +76,19 @@ def _check_references(document: ScenarioFile, yaml_doc: YamlDocument) -> None:
         for position, group in enumerate(step.groups()):
             if group not in groups:
                 location: Location = ("steps", index, kind, "groups", position)
-                if kind in ("world", "expect"):
+                if kind in ("world", "expect", "expect_report"):
                     location = ("steps", index, kind, "group")
                 raise yaml_doc.error(location, f"no group named '{group}'")
         if step.attest is not None and step.attest.principal not in principals:
             raise yaml_doc.error(
                 ("steps", index, kind, "as"),
                 f"no principal named '{step.attest.principal}' (declare it under 'principals')",
+            )
+        selection = step.report.attest if step.report is not None else None
+        if selection is not None and selection.principal not in principals:
+            raise yaml_doc.error(
+                ("steps", index, kind, "attest", "as"),
+                f"no principal named '{selection.principal}' (declare it under 'principals')",
             )
 
 

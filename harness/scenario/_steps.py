@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from ..protocol import REPORT_COLUMNS
+from ..status import AttestationStatus
 from ..world import REGISTRY, Strict
-from ._types import Expectation, Name
+from ._types import Expectation, Name, Ownership
 
 
 class PrincipalSpec(Strict):
@@ -52,7 +54,9 @@ class ClockAdvance(Strict):
     seconds: Annotated[float, Field(gt=0, le=10 * 365 * 86_400)]
 
 
-ActionState = Literal["queued", "delivered", "completed", "timed out"]
+# pending: not picked up yet (told by push or not); delivered: handed over at a check-in;
+# completed: the device enrolled again with attestation.
+ActionState = Literal["pending", "delivered", "completed"]
 
 
 class GroupExpectation(Expectation):
@@ -64,7 +68,54 @@ class GroupExpectation(Expectation):
     )
 
 
-STEP_KINDS = ("world", "attest", "check_in", "advance_clock", "expect")
+class ReportFilter(Strict):
+    """The report's drop-down filters."""
+
+    status: AttestationStatus | None = None
+    ownership: Ownership | None = None
+
+
+class ReportSelection(Strict):
+    """Select rows of the generated report (from the top) and run Attest device on them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    select: Annotated[int, Field(ge=1, le=1000, strict=True)]
+    principal: Name = Field(default="admin", alias="as")
+    expect_response: Literal[202, 400, 403, 404, 429] = 202
+
+
+class ReportQuery(Strict):
+    """Generate the report as an admin does (filter, Generate report), check how many rows it
+    has, and optionally select some and run Attest device from it."""
+
+    filter: ReportFilter = ReportFilter()
+    expect_total: Annotated[int, Field(ge=0, strict=True)] | None = None
+    attest: ReportSelection | None = None
+
+    @model_validator(mode="after")
+    def _does_something(self) -> ReportQuery:
+        if self.expect_total is None and self.attest is None:
+            raise ValueError("a report step checks expect_total or runs attest (or both)")
+        return self
+
+
+class ReportColumns(Strict):
+    """What every device of a group shows in the report's columns (only the columns named)."""
+
+    group: Name
+    columns: Annotated[dict[str, str], Field(min_length=1)]
+
+    @field_validator("columns")
+    @classmethod
+    def _known_columns(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = [name for name in value if name not in REPORT_COLUMNS]
+        if unknown:
+            raise ValueError(f"'{unknown[0]}' is not a report column (one of: {', '.join(REPORT_COLUMNS)})")
+        return value
+
+
+STEP_KINDS = ("world", "attest", "check_in", "advance_clock", "expect", "report", "expect_report")
 
 
 class Step(Strict):
@@ -75,6 +126,8 @@ class Step(Strict):
     check_in: GroupList | None = None
     advance_clock: ClockAdvance | None = None
     expect: GroupExpectation | None = None
+    report: ReportQuery | None = None
+    expect_report: ReportColumns | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
@@ -96,4 +149,6 @@ class Step(Strict):
             return list(self.check_in.groups)
         if self.expect is not None:
             return [self.expect.group]
+        if self.expect_report is not None:
+            return [self.expect_report.group]
         return []

@@ -1,6 +1,13 @@
 """The Attest device action in the store: queueing, delivery at check-in, and its state.
 
 Functions over an open connection, called by the Store inside its transactions.
+
+A command waits until the device picks it up, however long that takes: an online device is
+told by push and checks in within minutes, an offline one at its next scheduled check-in
+(hours later, in its 8-hour phase). The action shows `pending` until then. How soon the
+admin may expect it (`expectedBy`) depends on how many devices the action selected: the
+push goes out in batches (harness.server's push channel), and a device takes a few minutes
+to sync after its push; past that the action is `overdue`, never dropped.
 """
 
 from __future__ import annotations
@@ -12,6 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._schema import iso, iso_precise, parse_iso
+
+# The push fan-out: this many of an action's devices are notified per batch, one batch per
+# interval, so the last of 100 selected is told 8 minutes after the first.
+PUSH_BATCH = 20
+PUSH_BATCH_INTERVAL = dt.timedelta(minutes=2)
+
+# What a device told by push takes to sync, at most, once its push is sent.
+SYNC_ALLOWANCE = dt.timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -25,31 +40,27 @@ class ActionOutcome:
     retry_after: dt.timedelta | None = None
 
 
-def sync_pending(db: sqlite3.Connection, emm_device_id: str, now: dt.datetime, timeout: dt.timedelta) -> None:
-    """devices.pending_action: the action the device has yet to finish in time, or 0."""
+def sync_pending(db: sqlite3.Connection, emm_device_id: str) -> None:
+    """devices.pending_action: the action the device has yet to finish, or 0."""
     db.execute(
         """UPDATE devices SET pending_action=COALESCE(
-             (SELECT ad.action_id FROM action_devices ad JOIN actions a ON a.id=ad.action_id
+             (SELECT ad.action_id FROM action_devices ad
               WHERE ad.emm_device_id=:id AND ad.state IN ('queued','delivered')
-                AND a.created_at > :cutoff
               ORDER BY ad.action_id DESC LIMIT 1), 0)
            WHERE emm_device_id=:id""",
-        {"id": emm_device_id, "cutoff": iso_precise(now - timeout)},
+        {"id": emm_device_id},
     )
 
 
-def complete_delivered(
-    db: sqlite3.Connection, emm_device_id: str, now: dt.datetime, timeout: dt.timedelta
-) -> None:
-    # The enrollment answers an Attest command only if the device was given it, in time;
-    # an action still queued waits for the next check-in, so pending_action is kept for it.
+def complete_delivered(db: sqlite3.Connection, emm_device_id: str, now: dt.datetime) -> None:
+    # The enrollment answers an Attest command only if the device was given it; an action
+    # still queued waits for the next check-in, so pending_action is kept for it.
     db.execute(
-        """UPDATE action_devices SET state='completed', completed_at=?
-           WHERE emm_device_id=? AND state='delivered' AND action_id IN
-             (SELECT id FROM actions WHERE created_at > ?)""",
-        (iso_precise(now), emm_device_id, iso_precise(now - timeout)),
+        "UPDATE action_devices SET state='completed', completed_at=? "
+        "WHERE emm_device_id=? AND state='delivered'",
+        (iso_precise(now), emm_device_id),
     )
-    sync_pending(db, emm_device_id, now, timeout)
+    sync_pending(db, emm_device_id)
 
 
 def trigger_of(
@@ -113,13 +124,11 @@ def request_action(
     return ActionOutcome(action_id=action_id, requested_at=now, queued=queued, unknown=unknown)
 
 
-def deliver(db: sqlite3.Connection, emm_device_id: str, now: dt.datetime, timeout: dt.timedelta) -> list[int]:
-    """Hand over the device's queued commands whose action has not timed out, once each."""
+def deliver(db: sqlite3.Connection, emm_device_id: str, now: dt.datetime) -> list[int]:
+    """Hand over the device's queued commands, once each."""
     rows = db.execute(
-        """SELECT ad.action_id FROM action_devices ad JOIN actions a ON a.id=ad.action_id
-           WHERE ad.emm_device_id=? AND ad.state='queued' AND a.created_at > ?
-           ORDER BY ad.action_id""",
-        (emm_device_id, iso_precise(now - timeout)),
+        "SELECT action_id FROM action_devices WHERE emm_device_id=? AND state='queued' ORDER BY action_id",
+        (emm_device_id,),
     ).fetchall()
     delivered = [int(r[0]) for r in rows]
     for action_id in delivered:
@@ -128,16 +137,24 @@ def deliver(db: sqlite3.Connection, emm_device_id: str, now: dt.datetime, timeou
             "WHERE action_id=? AND emm_device_id=?",
             (iso_precise(now), action_id, emm_device_id),
         )
-    sync_pending(db, emm_device_id, now, timeout)
+    sync_pending(db, emm_device_id)
     return delivered
 
 
+def expected_by(requested: dt.datetime, position: int, bound: dt.timedelta) -> dt.datetime:
+    """When a device at `position` in an action's selection should have attested: its push
+    batch, then a few minutes to sync, never later than the page's bound."""
+    batch_sent = (position // PUSH_BATCH) * PUSH_BATCH_INTERVAL
+    return requested + min(batch_sent + SYNC_ALLOWANCE, bound)
+
+
 def action_of(
-    db: sqlite3.Connection, emm_device_id: str, now: dt.datetime, timeout: dt.timedelta
+    db: sqlite3.Connection, emm_device_id: str, now: dt.datetime, bound: dt.timedelta
 ) -> dict[str, Any] | None:
     """The device's latest Attest action as of now (None: never asked)."""
     row = db.execute(
-        """SELECT ad.action_id, ad.state, ad.delivered_at, ad.completed_at, a.created_at, a.principal
+        """SELECT ad.action_id, ad.state, ad.delivered_at, ad.completed_at, a.created_at, a.principal,
+                  a.device_ids
            FROM action_devices ad JOIN actions a ON a.id=ad.action_id
            WHERE ad.emm_device_id=? ORDER BY ad.action_id DESC LIMIT 1""",
         (emm_device_id,),
@@ -145,9 +162,10 @@ def action_of(
     if row is None:
         return None
     requested = parse_iso(row["created_at"])
-    state = row["state"]
-    if state in ("queued", "delivered") and now - requested >= timeout:
-        state = "timed out"
+    selected = json.loads(row["device_ids"])
+    position = selected.index(emm_device_id) if emm_device_id in selected else len(selected)
+    expected = expected_by(requested, position, bound)
+    state = "pending" if row["state"] == "queued" else row["state"]
 
     def stamp(value: str | None) -> str | None:
         return None if value is None else iso(parse_iso(value))
@@ -157,6 +175,8 @@ def action_of(
         "requestedAt": iso(requested),
         "requestedBy": row["principal"],
         "state": state,
+        "expectedBy": iso(expected),
+        "overdue": state in ("pending", "delivered") and now > expected,
         "deliveredAt": stamp(row["delivered_at"]),
         "completedAt": stamp(row["completed_at"]),
     }

@@ -19,6 +19,7 @@ from ._config import Principal
 from ._context import ServerContext, ServiceFailure, bad_request, too_many_requests, unauthenticated
 from ._deps import context
 from ._openapi import ADMIN_SECURITY, errors
+from ._push import PushHub, hub, pushed
 
 router = APIRouter(prefix="/admin", tags=["Admin"])
 
@@ -162,10 +163,12 @@ def attest_devices(
     request: AttestRequest,
     who: Principal = Depends(remote_tasks),
     ctx: ServerContext = Depends(context),
+    channels: PushHub = Depends(hub),
 ) -> dict[str, Any]:
-    """Queue the Attest command for each known device; it is handed over at the device's next
-    check-in. Unknown ids are answered per id; if no id is known nothing is queued (404) and
-    the one-minute interval does not start."""
+    """Queue the Attest command for each known device and push it to them (in batches); a device
+    with an open push channel checks in at once, any other at its next scheduled check-in.
+    Unknown ids are answered per id; if no id is known nothing is queued (404) and the
+    one-minute interval does not start."""
     device_ids = list(dict.fromkeys(request.device_ids))  # a device selected twice is asked once
     outcome = ctx.store.request_action(
         principal=who.name, device_ids=device_ids, now=ctx.clock.now(), min_interval=ACTION_INTERVAL
@@ -181,7 +184,9 @@ def attest_devices(
         raise ServiceFailure(404, "unknown_devices", HResult.E_FAIL, f"no known device among: {shown}")
     assert outcome.requested_at is not None
     queued = set(outcome.queued)
+    channels.schedule(outcome.action_id, outcome.queued, outcome.requested_at)
     return {
+        **pushed(channels.release(outcome.requested_at), channels),
         "actionId": outcome.action_id,
         "requestedAt": outcome.requested_at.isoformat(),
         "requestedBy": who.name,
@@ -204,8 +209,11 @@ class AdvanceRequest(BaseModel):
 
 @router.post("/clock/advance", responses=errors(401, 403, 404, 413), openapi_extra=ADMIN_SECURITY)
 def advance_clock(
-    request: AdvanceRequest, _: Principal = Depends(remote_tasks), ctx: ServerContext = Depends(context)
-) -> dict[str, str]:
+    request: AdvanceRequest,
+    _: Principal = Depends(remote_tasks),
+    ctx: ServerContext = Depends(context),
+    channels: PushHub = Depends(hub),
+) -> dict[str, Any]:
     """Move a manual clock forward, so scenarios against an external server can test time rules.
 
     Moving time expires nonces, tokens and actions for everyone: it needs Remote tasks."""
@@ -217,6 +225,8 @@ def advance_clock(
             "this server runs on the real clock; start it with --manual-clock to move time",
         )
     try:
-        return {"now": ctx.clock.advance(request.seconds).isoformat()}
+        now = ctx.clock.advance(request.seconds)
     except ClockLimitError as exc:
         raise bad_request(str(exc)) from exc
+    # Push batches due by the new time go out now.
+    return {"now": now.isoformat(), **pushed(channels.release(now), channels)}

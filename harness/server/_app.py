@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__
 from ..hresult import HResult
 from ..protocol import ServiceError
-from . import _admin, _admin_page, _aik_ca, _checkin, _enrollment, _idp, _openapi
+from . import _admin, _admin_page, _aik_ca, _checkin, _enrollment, _idp, _openapi, _push
 from ._clock import Clock, SystemClock
 from ._config import ServerConfig
 from ._context import ServerContext, ServiceFailure
@@ -126,7 +126,8 @@ def create_app(config: ServerConfig, clock: Clock | None = None) -> FastAPI:
         config.rate_unauthenticated_per_address,
         config.unbound_rows_per_address,
     )
-    for module in (_aik_ca, _idp, _enrollment, _checkin, _admin, _admin_page):
+    app.state.push = _push.PushHub()
+    for module in (_aik_ca, _idp, _enrollment, _checkin, _push, _admin, _admin_page):
         app.include_router(module.router)
 
     @app.exception_handler(ServiceFailure)

@@ -75,7 +75,7 @@ CREATE TABLE IF NOT EXISTS actions (
     device_ids TEXT NOT NULL
 );
 -- One row per device an Attest device action was accepted for. state is what happened
--- (queued, delivered, completed, superseded); "timed out" is judged when read, against the clock.
+-- (queued, delivered, completed, superseded); "overdue" is judged when read, against the clock.
 CREATE TABLE IF NOT EXISTS action_devices (
     action_id INTEGER NOT NULL REFERENCES actions(id),
     emm_device_id TEXT NOT NULL,

@@ -294,7 +294,7 @@ class Store:
                     (credential_sha256, emm_device_id),
                 )
             finish_attempt(db, emm_device_id, stamp, status, detail, decision, checks, items, trigger)
-            _actions.complete_delivered(db, emm_device_id, now, self.action_timeout)
+            _actions.complete_delivered(db, emm_device_id, now)
 
     # --- the Attest device action ------------------------------------------------
 
@@ -318,8 +318,8 @@ class Store:
     def checkin(self, emm_device_id: str, now: dt.datetime) -> list[int] | None:
         """Record a check-in and hand over the device's queued Attest commands, once each.
 
-        None for a device the server has never seen. A command whose action timed out
-        before the device checked in is not delivered: the admin has been told it timed out.
+        None for a device the server has never seen. A command waits for its device however
+        long it is away (a newer action replaces it).
         """
         with self._transaction() as db:
             updated = db.execute(
@@ -327,7 +327,7 @@ class Store:
             )
             if updated.rowcount == 0:
                 return None
-            return _actions.deliver(db, emm_device_id, now, self.action_timeout)
+            return _actions.deliver(db, emm_device_id, now)
 
     # --- the report --------------------------------------------------------------
 

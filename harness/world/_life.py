@@ -102,6 +102,7 @@ class NetworkPath:
     aik_ca: str
     identity: str
     ek_service: str = ""
+    push: str = ""  # the MDM service's push channel; empty: the MDM URL
     rules: list[Rule] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
     # Stand-ins whose `log` (a list of str) says what they did, for the device's evidence.

@@ -184,7 +184,8 @@
       out.textContent =
         "Attest device accepted (action " + data.actionId + "): " + data.queued + " device(s) queued" +
         (unknown.length ? "; unknown: " + unknown.join(", ") : "") +
-        ". Devices pick it up at their next check-in; it can take up to 15 minutes. " +
+        ". Online devices are told by push and sync within minutes; offline ones pick it up at " +
+        "their next check-in. It can take up to 15 minutes. " +
         "Generate the report again later to see their status.";
     } else if (result.status === 429) {
       const wait = result.headers.get("Retry-After") || "60";
