@@ -99,7 +99,7 @@ def test_the_serve_banner_never_puts_the_token_on_a_command_line(tmp_path: Path)
 def test_the_admin_token_is_read_from_a_file(tmp_path: Path) -> None:
     import pytest
 
-    from harness._token_option import read_admin_token
+    from harness.cli._token_option import read_admin_token
     from harness.errors import HarnessError
 
     stored = tmp_path / "admin-token"

@@ -128,6 +128,18 @@ PUBLIC_API: dict[str, list[str]] = {
         "k8s_manifests", "refuse_for_tasks", "run_on_swarm", "run_task_device", "slot_index",
         "task_server_url", "unpack_vendor_cas", "vendor_ca_bundle"
     ],
+    "harness.cli": ["app", "main"],
+    "harness.protocol": [
+        "ATTESTATION_ENROLLMENT_VERSION", "AikActivateRequest", "AikActivateResponse",
+        "AikChallengeRequest", "AikChallengeResponse", "AssertionNonceRequest", "AssertionNonceResponse",
+        "AttestationOutcome", "B64In", "B64_PATTERN", "CheckinRequest", "CheckinResponse", "Command",
+        "ContextItems", "DEVICE_ID_PATTERN", "DeviceIdText", "DeviceRegistrationRequest",
+        "DeviceRegistrationResponse", "EnrollmentRequest", "EnrollmentResponse", "EnrollmentTrigger",
+        "EnrollmentVersion", "HResultText", "IdText", "MAX_BLOB", "MAX_EK_CHAIN", "MAX_ID",
+        "MAX_PUSH_WAIT", "MAX_TEXT", "NonceResponse", "PLAIN_TEXT_PATTERN", "PushMessage", "PushRequest",
+        "PushResponse", "REPORT_COLUMNS", "ServiceError", "ShortText", "TokenRequest", "TokenResponse",
+        "b64", "canonical_device_id"
+    ],
     "harness.client": [
         "AikChallenge", "ClientBehaviour", "ClientConfig", "ClientFailure", "ClientReport", "DeviceKey",
         "EndorsementKey", "Endpoints", "Inventory", "KeyBlob", "LoadedKey", "PushChannel", "PushNote",

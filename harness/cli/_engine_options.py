@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from .errors import HarnessError
-from .tpm import BackendSpec, engine_backend, load_engine_file, parse_engine
+from ..errors import HarnessError
+from ..tpm import BackendSpec, engine_backend, load_engine_file, parse_engine
 
 EngineOption = Annotated[
     list[str] | None,

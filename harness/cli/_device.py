@@ -11,10 +11,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from .cluster import EXIT_BAD_INPUT, EXIT_DONE, EXIT_HARNESS_ERROR, RUN_MARKER, run_task_device, slot_index
-from .errors import HarnessError
-from .fleet import run_to_json, task_from_json
-from .tpm import DEFAULT_DEVICE_IMAGE
+from ..cluster import EXIT_BAD_INPUT, EXIT_DONE, EXIT_HARNESS_ERROR, RUN_MARKER, run_task_device, slot_index
+from ..errors import HarnessError
+from ..fleet import run_to_json, task_from_json
+from ..tpm import DEFAULT_DEVICE_IMAGE
 
 device_app = typer.Typer(
     add_completion=False,
@@ -106,9 +106,9 @@ def k8s_manifests_command(
     """Write the Kubernetes objects that run the scenarios' devices as Indexed Jobs (YAML)."""
     import yaml
 
-    from .cluster import k8s_manifests
-    from .fleet import plan_fleet
-    from .scenario import load_scenario
+    from ..cluster import k8s_manifests
+    from ..fleet import plan_fleet
+    from ..scenario import load_scenario
 
     try:
         loaded = [load_scenario(path) for path in scenarios]

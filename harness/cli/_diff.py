@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .errors import HarnessError
-from .history import Change, DeviceView, History, RunDiff, RunView, diff_runs, run_view
-from .report import load_results
+from ..errors import HarnessError
+from ..history import Change, DeviceView, History, RunDiff, RunView, diff_runs, run_view
+from ..report import load_results
 
 HistoryOption = Annotated[
     Path | None,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .report import failed_step, write_reports
-from .results import RunResult
+from ..report import failed_step, write_reports
+from ..results import RunResult
 
 
 def report_run(console: Console, result: RunResult, out: Path, history: Path | None = None) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .errors import HarnessError
+from ..errors import HarnessError
 
 AdminTokenOption = Annotated[
     str | None,
