@@ -6,27 +6,12 @@ import functools
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
+from ..errors import AuthenticationRefused as AuthenticationRefused
+from ..errors import ClientFailure as ClientFailure
+
 P = ParamSpec("P")
 R = TypeVar("R")
 E = TypeVar("E", bound=Exception)
-
-
-class ClientFailure(Exception):
-    """A step failed; `hresult` is what Windows would report for it.
-
-    The TPM provider and the service client raise it with the HRESULT of what they
-    met (a TPM response code, a refused connection, a service's answer); the flow
-    decides what Windows does next.
-    """
-
-    def __init__(self, hresult: int, reason: str) -> None:
-        super().__init__(reason)
-        self.hresult = hresult
-        self.reason = reason
-
-
-class AuthenticationRefused(ClientFailure):
-    """The service answered 401: it did not accept the device's token or credential."""
 
 
 def reported(

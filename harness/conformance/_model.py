@@ -6,7 +6,7 @@ import statistics
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-from ..errors import HarnessError
+from ..errors import VendorCheckError as VendorCheckError
 
 RowStatus = Literal["pass", "fail", "warning", "skipped"]
 STATUSES: tuple[RowStatus, ...] = ("pass", "fail", "warning", "skipped")
@@ -20,10 +20,6 @@ VENDOR_REGISTRY = "TCG TPM Vendor ID Registry v1.06 (TPM_PT_MANUFACTURER)"
 WINDOWS_ATTESTATION = "Windows enrollment attestation: AIK enrollment and key attestation"
 TPM_PART1 = "TCG TPM 2.0 Library Part 1 (Architecture), r1.59"
 PTP = "TCG PC Client Platform TPM Profile (PTP) for TPM 2.0, v1.05 r14"
-
-
-class VendorCheckError(HarnessError):
-    """vendor-check cannot run: a bad option, an unreadable CA file, an unreachable TPM."""
 
 
 @dataclass(frozen=True)

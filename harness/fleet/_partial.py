@@ -7,7 +7,7 @@ never a status.
 
 from __future__ import annotations
 
-from ..errors import HarnessError
+from ..errors import RunStopped as RunStopped
 from ..results import DeviceResult, Outcome, RunResult
 from ..scenario import Expectation
 from ._compare import plan_inventory
@@ -21,15 +21,6 @@ class RunInterrupted(KeyboardInterrupt):
 
     def __init__(self, result: RunResult) -> None:
         super().__init__("interrupted")
-        self.result = result
-
-
-class RunStopped(HarnessError):
-    """A run could not go on (its server stopped answering, a worker died); `result` holds
-    the devices that finished and the others as errors (summary.stopped says why)."""
-
-    def __init__(self, reason: str, result: RunResult) -> None:
-        super().__init__(reason)
         self.result = result
 
 

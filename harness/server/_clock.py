@@ -6,6 +6,8 @@ import datetime as dt
 import threading
 from typing import Protocol
 
+from ..errors import ClockLimitError as ClockLimitError
+
 
 class Clock(Protocol):
     def now(self) -> dt.datetime:
@@ -22,10 +24,6 @@ class SystemClock:
 # (nonces, tokens, the 15-minute action window) must still be a representable date, and
 # ISO dates stop at 9999; centuries of margin make that hold for any sane configuration.
 LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
-
-
-class ClockLimitError(ValueError):
-    """The clock was asked to move somewhere it must not go."""
 
 
 class ManualClock:

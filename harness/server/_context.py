@@ -10,6 +10,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from ..errors import ServiceFailure as ServiceFailure
 from ..hresult import HResult
 from ..pki import CertificateAuthority, write_private
 from ..verifier import Policy
@@ -19,25 +20,6 @@ from ._rbac import default_admin
 from ._report_cache import ReportCache
 from ._secure import check_keys, private_dir
 from ._store import Store
-
-
-class ServiceFailure(Exception):
-    """A refusal the client must be told about: HTTP status, error code, HRESULT, reason."""
-
-    def __init__(
-        self,
-        status_code: int,
-        error: str,
-        hresult: int,
-        reason: str,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(reason)
-        self.status_code = status_code
-        self.error = error
-        self.hresult = hresult
-        self.reason = reason
-        self.headers = headers or {}
 
 
 def bad_request(reason: str, error: str = "malformed_request") -> ServiceFailure:

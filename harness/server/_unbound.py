@@ -10,13 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 
+from ..errors import UnboundLimitError as UnboundLimitError
 from ._schema import iso
 
 _UNOWNED = "bound=0 AND claimed_by=''"
-
-
-class UnboundLimitError(Exception):
-    """The server holds as many unowned records as it may, none of them stale."""
 
 
 def make_room(

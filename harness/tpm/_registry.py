@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
 from ..errors import BackendUnavailable, HarnessError
+from ..errors import UnknownBackend as UnknownBackend
 from . import _docker
 from ._backend import TPMBackend
 from ._engine_pool import EnginePoolBackend, preflight_all, remove_run_everywhere
@@ -25,10 +26,6 @@ from ._swtpm import SwtpmBackend, swtpm_binary
 
 BackendName = Literal["process", "docker", "device", "swarm"]
 BACKEND_NAMES: tuple[BackendName, ...] = get_args(BackendName)
-
-
-class UnknownBackend(HarnessError, ValueError):
-    """Not a backend of the registry; a ValueError too, so a model reports it at its field."""
 
 
 @dataclass(frozen=True)

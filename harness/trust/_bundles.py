@@ -8,16 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import HarnessError
+from ..errors import BundleError as BundleError
 from ..verifier import BundleFormatError, Verdict, judge_bundle, parse_bundle
 from ._advisories import load_advisories
 from ._store import TrustStore, load_trust
 
 BESIDE = "trust"  # a run writes its trust store here, next to its bundles
-
-
-class BundleError(HarnessError):
-    """A bundle file cannot be read or is not a bundle; names the file and the field."""
 
 
 @dataclass(frozen=True)

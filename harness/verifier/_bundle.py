@@ -15,16 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..errors import BundleFormatError as BundleFormatError
 from ._evaluate import evaluate
 from ._model import Evidence, NonceState, Policy, Verdict, claimed_nonce
 from ._request import evidence_from_request
 from ._tpm import EvidenceFormatError
 
 BUNDLE_FORMAT = "enrollment-attestation-bundle/1"
-
-
-class BundleFormatError(EvidenceFormatError):
-    """A bundle is not the documented JSON; names the field."""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from tpm2_pytss import (
     TPMS_ATTEST,
 )
 
+from ..errors import EvidenceFormatError as EvidenceFormatError
 from ._checks import Check, fail, ok
 from ._wire import (
     ATTEST_CERTIFY,
@@ -43,10 +44,6 @@ _HASHES: dict[int, tuple[str, hashes.HashAlgorithm]] = {
 }
 
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
-
-
-class EvidenceFormatError(ValueError):
-    """Bytes that do not parse as the TPM structure they claim to be."""
 
 
 _CURVES: dict[int, ec.EllipticCurve] = {

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from tpm2_pytss import TPM2_ALG, TPM2_ST
 
+from ..errors import WireError as WireError
+
 _NULL = int(TPM2_ALG.NULL)
 _XOR = int(TPM2_ALG.XOR)
 _ECDAA = int(TPM2_ALG.ECDAA)
@@ -23,10 +25,6 @@ ATTEST_CERTIFY = int(TPM2_ST.ATTEST_CERTIFY)
 
 
 _U8, _U16, _U32, _U64 = (struct.Struct(f">{code}") for code in "BHIQ")
-
-
-class WireError(ValueError):
-    """Bytes that end early, run long, or hold a selector this reader does not know."""
 
 
 class Reader:
