@@ -186,20 +186,20 @@ PUBLIC_API: dict[str, list[str]] = {
         "parse_rbac", "prepare_standalone", "serve_foreground"
     ],
     "harness.tpm": [
-        "BACKENDS", "BACKEND_NAMES", "DEFAULT_BACKEND", "DEFAULT_DEVICE_IMAGE", "RUN_LABEL", "BackendEntry",
-        "BackendName",
-        "BackendSpec", "ControlChannel", "DockerBackend", "DockerTPM", "EKAlgorithm", "Engine",
-        "EnginePoolBackend", "EngineTLS", "ExternalBackend", "ExternalTPM", "Hierarchy", "Manufactured",
-        "MortalTPM", "PlatformControl", "RunningTPM", "SwtpmBackend", "SwtpmPlatform", "SwtpmProcess",
-        "TPMBackend", "TPMFamily", "TPMRequest", "TimedESAPI", "Trace", "UnknownBackend",
-        "change_owner_auth", "check_backend", "close_all", "command_name", "create_ek", "describe_backends",
+        "BACKENDS", "BACKEND_NAMES", "DEFAULT_BACKEND", "DEFAULT_DEVICE_IMAGE", "RUN_LABEL",
+
+        "BackendSpec", "ControlChannel", "DockerBackend", "EKAlgorithm", "Engine",
+        "EnginePoolBackend", "ExternalTPM", "Manufactured",
+        "PlatformControl", "RunningTPM", "SwtpmBackend", "SwtpmProcess",
+        "TPMBackend", "TPMRequest", "TimedESAPI", "Trace", "UnknownBackend",
+        "change_owner_auth", "check_backend", "command_name", "create_ek", "describe_backends",
         "device_image", "disable_hierarchy",
-        "engine_backend", "engine_from_env", "engine_of", "engine_unavailable", "leave_unstarted",
-        "live_pids", "load_engine_file", "lock_out", "manufacture", "open_backend", "open_tcti",
+        "engine_backend", "engine_of", "engine_unavailable", "leave_unstarted",
+        "load_engine_file", "lock_out", "manufacture", "open_backend", "open_tcti",
         "parse_engine", "parse_engine_file", "parse_tcti", "preflight", "preflight_all", "remove_leftovers",
-        "remove_run_containers", "remove_run_everywhere", "remove_run_services", "reset_lockout",
+        "remove_run_containers", "remove_run_everywhere", "reset_lockout",
         "response_name", "schedule", "spread", "start_trace", "stop_trace", "swarm_client",
-        "swarm_preflight", "swtpm_binary", "tpm_death", "write_nv_certificate"
+        "swarm_preflight", "tpm_death", "write_nv_certificate"
     ],
     "harness.world": [
         "HELPERS", "REGISTRY", "ConditionRegistry", "DeviceLife", "FactoryOrder", "HelperContext",

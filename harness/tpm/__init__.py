@@ -1,9 +1,8 @@
 """TPM backends: the protocol, the registry, the swtpm-process, external and docker drivers,
 platform control, manufacturing and the conditions real TPMs meet."""
 
-from ._backend import MortalTPM, RunningTPM, TPMBackend, TPMFamily, TPMRequest, tpm_death
+from ._backend import RunningTPM, TPMBackend, TPMRequest, tpm_death
 from ._conditions import (
-    Hierarchy,
     change_owner_auth,
     disable_hierarchy,
     leave_unstarted,
@@ -13,7 +12,6 @@ from ._conditions import (
 from ._docker import (
     RUN_LABEL,
     DockerBackend,
-    DockerTPM,
     engine_of,
     engine_unavailable,
     preflight,
@@ -21,17 +19,15 @@ from ._docker import (
 )
 from ._engine_file import load_engine_file, parse_engine_file
 from ._engine_pool import EnginePoolBackend, preflight_all, remove_run_everywhere
-from ._engines import Engine, EngineTLS, engine_from_env, parse_engine, schedule, spread
+from ._engines import Engine, parse_engine, schedule, spread
 from ._esapi import TimedESAPI, open_tcti
-from ._external import ExternalBackend, ExternalTPM, parse_tcti
+from ._external import ExternalTPM, parse_tcti
 from ._manufacture import EKAlgorithm, Manufactured, create_ek, manufacture, write_nv_certificate
-from ._platform import ControlChannel, PlatformControl, SwtpmPlatform
+from ._platform import ControlChannel, PlatformControl
 from ._registry import (
     BACKEND_NAMES,
     BACKENDS,
     DEFAULT_BACKEND,
-    BackendEntry,
-    BackendName,
     BackendSpec,
     UnknownBackend,
     check_backend,
@@ -40,8 +36,8 @@ from ._registry import (
     open_backend,
     remove_leftovers,
 )
-from ._swarm import DEFAULT_DEVICE_IMAGE, device_image, remove_run_services, swarm_client, swarm_preflight
-from ._swtpm import SwtpmBackend, SwtpmProcess, close_all, live_pids, swtpm_binary
+from ._swarm import DEFAULT_DEVICE_IMAGE, device_image, swarm_client, swarm_preflight
+from ._swtpm import SwtpmBackend, SwtpmProcess
 from ._trace import Trace, command_name, response_name, start_trace, stop_trace
 
 __all__ = [
@@ -50,46 +46,34 @@ __all__ = [
     "DEFAULT_BACKEND",
     "DEFAULT_DEVICE_IMAGE",
     "RUN_LABEL",
-    "BackendEntry",
-    "BackendName",
     "BackendSpec",
     "ControlChannel",
     "DockerBackend",
-    "DockerTPM",
     "EKAlgorithm",
     "Engine",
     "EnginePoolBackend",
-    "EngineTLS",
-    "ExternalBackend",
     "ExternalTPM",
-    "Hierarchy",
     "Manufactured",
-    "MortalTPM",
     "PlatformControl",
     "RunningTPM",
     "SwtpmBackend",
-    "SwtpmPlatform",
     "SwtpmProcess",
     "TPMBackend",
-    "TPMFamily",
     "TPMRequest",
     "TimedESAPI",
     "Trace",
     "UnknownBackend",
     "change_owner_auth",
     "check_backend",
-    "close_all",
     "command_name",
     "create_ek",
     "describe_backends",
     "device_image",
     "disable_hierarchy",
     "engine_backend",
-    "engine_from_env",
     "engine_of",
     "engine_unavailable",
     "leave_unstarted",
-    "live_pids",
     "load_engine_file",
     "lock_out",
     "manufacture",
@@ -103,7 +87,6 @@ __all__ = [
     "remove_leftovers",
     "remove_run_containers",
     "remove_run_everywhere",
-    "remove_run_services",
     "reset_lockout",
     "response_name",
     "schedule",
@@ -112,7 +95,6 @@ __all__ = [
     "stop_trace",
     "swarm_client",
     "swarm_preflight",
-    "swtpm_binary",
     "tpm_death",
     "write_nv_certificate",
 ]
