@@ -63,16 +63,14 @@ def complete_delivered(db: sqlite3.Connection, emm_device_id: str, now: dt.datet
     sync_pending(db, emm_device_id)
 
 
-def trigger_of(
-    db: sqlite3.Connection, emm_device_id: str, now: dt.datetime, timeout: dt.timedelta, claimed: str
-) -> str:
+def trigger_of(db: sqlite3.Connection, emm_device_id: str, claimed: str) -> str:
     """What started an attempt, from the server's own records first: an Attest command handed to
-    the device in time makes it 'attest-action'; otherwise the device's own word, which cannot
-    claim an admin's action ('attest-action' without a delivered command is its own retry)."""
+    the device (however long after the action it came to get it) makes it 'attest-action';
+    otherwise the device's own word, which cannot claim an admin's action ('attest-action'
+    without a delivered command is its own retry)."""
     delivered = db.execute(
-        """SELECT 1 FROM action_devices ad JOIN actions a ON a.id=ad.action_id
-           WHERE ad.emm_device_id=? AND ad.state='delivered' AND a.created_at > ? LIMIT 1""",
-        (emm_device_id, iso_precise(now - timeout)),
+        "SELECT 1 FROM action_devices WHERE emm_device_id=? AND state='delivered' LIMIT 1",
+        (emm_device_id,),
     ).fetchone()
     if delivered is not None:
         return "attest-action"

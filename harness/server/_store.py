@@ -124,7 +124,7 @@ class Store:
         `claim` (the identity of the token that asked) is kept for a record nobody has bound yet:
         until it enrolls, only that identity may change it."""
         with self._transaction() as db:
-            trigger = _actions.trigger_of(db, emm_device_id, now, self.action_timeout, trigger)
+            trigger = _actions.trigger_of(db, emm_device_id, trigger)
             db.execute(
                 "INSERT INTO nonces(nonce, emm_device_id, issued_at, expires_at) VALUES (?,?,?,?)",
                 (nonce, emm_device_id, iso(now), iso(now + lifetime)),
@@ -254,7 +254,7 @@ class Store:
         with self._transaction() as db:
             if unowned is not None:
                 _unbound.make_room(db, emm_device_id, now, unowned.stale_after, unowned.cap)
-            trigger = _actions.trigger_of(db, emm_device_id, now, self.action_timeout, trigger)
+            trigger = _actions.trigger_of(db, emm_device_id, trigger)
             db.execute(
                 """INSERT INTO devices(emm_device_id, device_name, entra_device_id, upn, status, detail,
                      decision, os_version, ownership, manufacturer, model, serial, tpm_version,
