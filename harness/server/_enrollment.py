@@ -42,7 +42,7 @@ from ._context import ServerContext, ServiceFailure, bad_request, too_many_reque
 from ._deps import context, count_device_request, rate_limits
 from ._evidence import tpm_columns
 from ._openapi import DEVICE_SECURITY, ENROLLMENT_SECURITY, errors
-from ._schema import iso
+from ._schema import iso, iso_precise
 from ._store import UnboundLimitError, UnownedRoom
 
 router = APIRouter(prefix="/enrollment", tags=["MDM enrollment"])
@@ -192,7 +192,7 @@ def enroll(
         deviceId=items.emm_device_id,
         enrolled=True,
         deviceCredential=credential,
-        judgedAt=now.isoformat(timespec="microseconds"),
+        judgedAt=iso_precise(now),
     )
 
 
