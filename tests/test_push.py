@@ -4,8 +4,11 @@ a large selection is told in batches on the server's clock; nobody else may hold
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +17,7 @@ import pytest
 
 from harness.client import PushChannel, sync_delay
 from harness.server import EmbeddedServer, ManualClock, Principal, ServerConfig
+from harness.server._push import PushHub
 from harness.status import AttestationStatus, StatusDetail
 
 ADMIN = "admin-token-0123456789"
@@ -160,3 +164,40 @@ def test_an_idle_device_syncs_later_than_one_in_use_and_both_within_five_minutes
     assert min(busy) >= 20 and max(busy) <= 120
     assert min(idle) >= 180 and max(idle) <= 300
     assert sync_delay("device-1") == sync_delay("device-1"), "fixed per device, so runs repeat"
+
+
+def test_no_notification_is_lost_when_it_is_sent_as_a_poll_times_out() -> None:
+    """A push sent in the instant a device's poll ends reaches that poll or the next one: the
+    hub hands notifications over under its lock, never through a wake-up the poll may miss."""
+    hub = PushHub(batch=10_000)
+    devices = [f"device-{i}" for i in range(8)]
+    received: dict[str, list[int]] = {d: [] for d in devices}
+    sent: dict[str, list[int]] = {d: [] for d in devices}
+    sending_done = threading.Event()
+
+    async def poll(device: str) -> None:
+        # Very short polls, so that many sends land just as one times out.
+        while not sending_done.is_set():
+            received[device] += [n.action_id for n in await hub.wait(device, 0.0005)]
+        received[device] += [n.action_id for n in await hub.wait(device, 0.01)]
+
+    def send() -> None:
+        for action_id in range(10_000):
+            device = devices[action_id % len(devices)]
+            hub.schedule(action_id, [device], START)
+            sent[device] += [a for d, a in hub.release(START) if d == device]
+            if action_id % 50 == 0:
+                time.sleep(0.001)
+        sending_done.set()
+
+    async def main() -> None:
+        # Every device polls once first, so that its channel counts as open.
+        await asyncio.gather(*(hub.wait(d, 0) for d in devices))
+        sender = threading.Thread(target=send)
+        sender.start()
+        await asyncio.gather(*(poll(d) for d in devices))
+        sender.join()
+
+    asyncio.run(main())
+    assert sum(len(v) for v in sent.values()) == 10_000
+    assert received == sent

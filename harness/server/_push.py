@@ -28,6 +28,7 @@ from fastapi.concurrency import run_in_threadpool
 from ..protocol import PushMessage, PushRequest, PushResponse
 from . import _auth
 from ._actions import PUSH_BATCH, PUSH_BATCH_INTERVAL
+from ._clock import ManualClock
 from ._context import ServerContext
 from ._deps import context
 from ._openapi import DEVICE_SECURITY, errors
@@ -48,8 +49,12 @@ class Notification:
 
 @dataclass
 class _Waiter:
+    """A poll waiting on the event loop; its future is only a wake-up call. The notifications
+    stay in the hub until the poll takes them under the lock, so a wake-up that races the
+    poll's own timeout loses nothing."""
+
     loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[list[Notification]]
+    future: asyncio.Future[None]
 
 
 @dataclass
@@ -95,36 +100,44 @@ class PushHub:
         return device_id in self._waiting or (seen is not None and time.monotonic() - seen < CHANNEL_GRACE)
 
     def _hand_over(self, device_id: str) -> None:
-        # Under the lock: the waiter gets everything sent, once.
+        # Under the lock: wake the waiting poll, which takes what was sent.
         waiter = self._waiting.get(device_id)
-        notes = self._sent.get(device_id)
-        if waiter is None or not notes or waiter.future.done():
-            return
-        del self._waiting[device_id]
-        self._sent[device_id] = []
-        waiter.loop.call_soon_threadsafe(_resolve, waiter.future, notes)
+        if waiter is not None and self._sent.get(device_id):
+            waiter.loop.call_soon_threadsafe(_wake, waiter.future)
+
+    def _take(self, device_id: str, future: asyncio.Future[None]) -> list[Notification]:
+        # Under the lock. Only the device's current poll takes: a poll a newer one replaced
+        # answers a connection the device has given up on, and what it took would be lost.
+        current = self._waiting.get(device_id)
+        if current is not None and current.future is not future:
+            return []
+        self._waiting.pop(device_id, None)
+        return self._sent.pop(device_id, [])
 
     async def wait(self, device_id: str, seconds: float) -> list[Notification]:
         """What is sent to the device within `seconds` (empty when nothing was)."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[Notification]] = loop.create_future()
+        future: asyncio.Future[None] = loop.create_future()
         with self._lock:
             previous = self._waiting.get(device_id)
             if previous is not None:  # one channel per device: a new poll replaces the old one
-                previous.loop.call_soon_threadsafe(_resolve, previous.future, [])
+                previous.loop.call_soon_threadsafe(_wake, previous.future)
             self._waiting[device_id] = _Waiter(loop, future)
             self._hand_over(device_id)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), seconds)
+            await asyncio.wait_for(asyncio.shield(future), seconds)
         except TimeoutError:
+            pass
+        except BaseException:  # the poll was abandoned: leave what was sent for the next one
             with self._lock:
-                if self._waiting.get(device_id) is not None and self._waiting[device_id].future is future:
+                current = self._waiting.get(device_id)
+                if current is not None and current.future is future:
                     del self._waiting[device_id]
-            # Sent at the very end of the wait: it is handed over, not lost.
-            return future.result() if future.done() else []
-        finally:
-            with self._lock:
                 self._last_seen[device_id] = time.monotonic()
+            raise
+        with self._lock:
+            self._last_seen[device_id] = time.monotonic()
+            return self._take(device_id, future)
 
 
 def hub(request: Request) -> PushHub:
@@ -141,9 +154,9 @@ def pushed(sent: list[tuple[str, int]], hub: PushHub) -> dict[str, Any]:
     }
 
 
-def _resolve(future: asyncio.Future[list[Notification]], notes: list[Notification]) -> None:
+def _wake(future: asyncio.Future[None]) -> None:
     if not future.done():
-        future.set_result(notes)
+        future.set_result(None)
 
 
 @router.post(
@@ -179,7 +192,9 @@ async def push_channel(
     if caller.proof not in (_auth.Proof.CREDENTIAL, _auth.Proof.TOKEN):
         raise _auth.refuse(f"a push channel needs the {_auth.CREDENTIAL_HEADER} of an enrolled device")
     # On the real clock nobody advances time: the channels' own polls send batches that fell due.
-    channels.release(ctx.clock.now())
+    # A manual clock's batches go out with the admin call that moved it, which reports them.
+    if not isinstance(ctx.clock, ManualClock):
+        channels.release(ctx.clock.now())
     notes = await channels.wait(body.emm_device_id, body.wait_seconds)
     return PushResponse(
         notifications=[PushMessage(actionId=n.action_id, sentAt=iso(n.sent_at)) for n in notes]
