@@ -25,6 +25,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 from tpm2_pytss import TPM2_ALG, TPM2B_PUBLIC, TPMA_OBJECT
 
@@ -573,6 +574,47 @@ class TestToken:
         token = idp.token(drop=("exp",))
         verdict = judge(recorded, tampered(recorded, token=token), policy=idp.policy)
         assert_refused(verdict, StatusDetail.AUTHENTICATION_FAILED, "token.claims")
+
+    def test_token_segments_outside_base64url_are_refused(
+        self, recorded: RecordedEnrollment, idp: IdentityProvider
+    ) -> None:
+        """A lenient decoder drops a stray character and would verify what was not signed."""
+        header, payload, signature = idp.token().split(".")
+        for token in (f"{header}.{payload}!.{signature}", f"{header}.{payload}.{signature}=="):
+            verdict = judge(recorded, tampered(recorded, token=token), policy=idp.policy)
+            assert_refused(verdict, StatusDetail.AUTHENTICATION_FAILED, "token.format")
+            assert "not base64url" in verdict.decision
+
+    def test_a_critical_header_extension_is_refused(
+        self, recorded: RecordedEnrollment, idp: IdentityProvider
+    ) -> None:
+        token = jwt.encode(
+            idp.claims, idp.key, algorithm="RS256", headers={"kid": idp.kid, "crit": ["exp"], "exp": 1}
+        )
+        verdict = judge(recorded, tampered(recorded, token=token), policy=idp.policy)
+        assert_refused(verdict, StatusDetail.AUTHENTICATION_FAILED, "token.format")
+        assert "'crit' is not supported" in verdict.decision
+
+    def test_an_audience_list_naming_this_service_is_accepted(
+        self, recorded: RecordedEnrollment, idp: IdentityProvider
+    ) -> None:
+        token = idp.token({"aud": ["urn:someone-else", idp.claims["aud"]]})
+        verdict = judge(recorded, tampered(recorded, token=token), policy=idp.policy)
+        assert verdict.status == AttestationStatus.ATTESTED, verdict.decision
+        refused = judge(recorded, tampered(recorded, token=idp.token({"aud": [7]})), policy=idp.policy)
+        assert_refused(refused, StatusDetail.AUTHENTICATION_FAILED, "token.claims")
+
+    def test_an_es256_token_from_a_key_on_another_curve_is_refused(
+        self, recorded: RecordedEnrollment, idp: IdentityProvider
+    ) -> None:
+        key = ec.generate_private_key(ec.SECP384R1())
+        policy = replace(idp.policy, token_keys={"e1": key.public_key()})
+        header = b64url_json({"alg": "ES256", "typ": "JWT", "kid": "e1"})
+        signing_input = f"{header}.{b64url_json(idp.claims)}"
+        r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+        token = f"{signing_input}.{b64url(r.to_bytes(48, 'big') + s.to_bytes(48, 'big'))}"
+        verdict = judge(recorded, tampered(recorded, token=token), policy=policy)
+        assert_refused(verdict, StatusDetail.AUTHENTICATION_FAILED, "token.algorithm")
 
     def test_token_without_device_identity(self, recorded: RecordedEnrollment, idp: IdentityProvider) -> None:
         token = idp.token(drop=(DEVICE_ID_CLAIM,))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from fnmatch import translate
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 
 @lru_cache(maxsize=1024)
@@ -20,8 +20,20 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(translate(pattern.casefold()))
 
 
-def _fits(value: str, pattern: str) -> bool:
-    return pattern == "*" or _compiled(pattern).match(value.strip().casefold()) is not None
+_Pattern = re.Pattern[str] | None
+
+
+def _pattern(shell: str) -> _Pattern:
+    return None if shell == "*" else _compiled(shell)
+
+
+def _normal(value: str) -> str:
+    return value.strip().casefold()
+
+
+def _fits(normal: str, pattern: str) -> bool:
+    """`normal`: a value already _normal, so that a table of rules normalises it once."""
+    return pattern == "*" or _compiled(pattern).match(normal) is not None
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,9 @@ class VirtualPlatform:
     family: str = "*"
 
     def matches(self, manufacturer: str, model: str, family: str = "") -> bool:
+        return self._matches_normal(_normal(manufacturer), _normal(model), _normal(family))
+
+    def _matches_normal(self, manufacturer: str, model: str, family: str) -> bool:
         return (
             _fits(manufacturer, self.manufacturer) and _fits(model, self.model) and _fits(family, self.family)
         )
@@ -55,7 +70,7 @@ class VirtualTPM:
             return False
         if vendor_string is None:
             return self.vendor_string == "*"
-        return _fits(vendor_string, self.vendor_string)
+        return _fits(_normal(vendor_string), self.vendor_string)
 
 
 @dataclass(frozen=True)
@@ -67,7 +82,23 @@ class PlatformRules:
     source: str = ""
 
     def virtual_platform(self, manufacturer: str, model: str, family: str = "") -> VirtualPlatform | None:
-        return next((p for p in self.platforms if p.matches(manufacturer, model, family)), None)
+        made, named, kind = _normal(manufacturer), _normal(model), _normal(family)
+        for platform, (maker, product, family_pattern) in self._compiled_platforms:
+            if (
+                (maker is None or maker.match(made))
+                and (product is None or product.match(named))
+                and (family_pattern is None or family_pattern.match(kind))
+            ):
+                return platform
+        return None
+
+    @cached_property
+    def _compiled_platforms(self) -> tuple[tuple[VirtualPlatform, tuple[_Pattern, _Pattern, _Pattern]], ...]:
+        # Every enrollment is judged against every rule: each pattern is compiled once, and
+        # '*' (most fields of most rules) is no pattern at all.
+        return tuple(
+            (p, (_pattern(p.manufacturer), _pattern(p.model), _pattern(p.family))) for p in self.platforms
+        )
 
     def virtual_tpm(self, manufacturer: str, vendor_string: str | None) -> VirtualTPM | None:
         return next((t for t in self.tpms if t.matches(manufacturer, vendor_string)), None)
