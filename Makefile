@@ -38,8 +38,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 lint:
-	$(BIN)/ruff check harness tests
-	$(BIN)/ruff format --check harness tests
+	$(BIN)/ruff check harness tests bench
+	$(BIN)/ruff format --check harness tests bench
 
 typecheck:
 	$(BIN)/mypy

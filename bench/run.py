@@ -9,8 +9,9 @@
 (e) report     a 10,000-device results.json rendered to one HTML page.
 (f) engines    controller CPU against engine CPU per device: the docker backend, then the
                devices as Swarm tasks (bench/engines.py); needs root for private engines.
-(g) report_load  50 readers of the admin report while the (d) fleet enrolls against a server in
-               its own process: their p50/p99 latency, and the run's wall with / without them.
+(g) report_load  50 readers of the admin report (each reads again 0.1 s after an answer) while
+               the (d) fleet enrolls against a server in its own process, alternately with and
+               without them, twice: their p50/p99 latency, and the runs' wall with / without.
 (h) trace      the same fleet with every device's TPM command trace kept, and without.
 
 Definitions (kept as stated, whatever the results):
@@ -575,7 +576,13 @@ def main(argv: list[str] | None = None) -> int:
 
         summary["trace_ratio"] = f"{bench_trace(args.trace_fleet, args.workers, _say):.3f}"
     _say(f"benchmark took {time.perf_counter() - started:.0f} s; load average {_load()} at the end")
-    order = ("devices_per_min", "floor_ratio", "manufacture_speedup", "evals_per_s", "crypto_evals_per_s")
+    order: tuple[str, ...] = (
+        "devices_per_min",
+        "floor_ratio",
+        "manufacture_speedup",
+        "evals_per_s",
+        "crypto_evals_per_s",
+    )
     order += ("evals_crypto_ratio", "scaling_2w")
     order += ("docker_engine_cores_per_controller_core", "engine_cores_per_controller_core")
     order += ("report_p50_ms", "report_p99_ms", "report_load_ratio")
