@@ -10,7 +10,6 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
-from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -221,7 +220,7 @@ def _record(
         status=verdict.status,
         detail=verdict.detail,
         decision=verdict.decision,
-        checks=[asdict(c) for c in verdict.checks],
+        checks=[c._asdict() for c in verdict.checks],
         items=summarise_items(items),
         now=now,
         bind_to=caller.token_device if caller.proof is _auth.Proof.FIRST_ENROLLMENT else None,
