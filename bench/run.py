@@ -277,8 +277,7 @@ class ManufactureFigures:
 
 
 def bench_manufacture(count: int) -> ManufactureFigures:
-    from harness.pki import create_vendor_cas, vendor_ca
-    from harness.tcg import TPMIdentity
+    from harness.pki import TPMIdentity, create_vendor_cas, vendor_ca
     from harness.tpm import SwtpmBackend, TimedESAPI, TPMRequest, manufacture
 
     _say(f"(b) manufacturing one TPM, {count} each, interleaved (median per TPM)")
@@ -355,8 +354,8 @@ class Recorded:
 def record_enrollment() -> Recorded:
     """One real enrollment (swtpm, client, embedded server), kept as the server received it."""
     from harness.fleet import AdminReader, FleetEnvironment, check_device, plan_fleet, run_device
+    from harness.fleet import record_enrollment as record
     from harness.pki import create_vendor_cas
-    from harness.recording import record_enrollment as record
     from harness.scenario import load_scenario
     from harness.server import EmbeddedServer, Principal, ServerConfig
     from harness.tpm import SwtpmBackend

@@ -19,9 +19,9 @@ from pathlib import Path
 from harness.client import ClientConfig, Endpoints, Inventory, WindowsClient
 from harness.pki import CertificateAuthority, certificate_der
 from harness.protocol import b64
-from harness.recording import RecordedEnrollment, record_enrollment
+from harness.fleet import RecordedEnrollment, record_enrollment
 from harness.server import EmbeddedServer, ServerConfig
-from harness.tcg import TPMIdentity
+from harness.pki import TPMIdentity
 from harness.tpm import SwtpmBackend, TimedESAPI, TPMRequest, manufacture
 from harness.trust import TrustStore
 from harness.verifier import load_certificate

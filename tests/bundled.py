@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.recording import RecordedEnrollment
+from harness.fleet import RecordedEnrollment
 from harness.trust import load_trust
 from harness.verifier import NonceState, parse_bundle
 

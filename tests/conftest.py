@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 
 from harness.client import ClientConfig, Endpoints, Inventory, WindowsClient
-from harness.pki import CertificateAuthority
-from harness.recording import RecordedEnrollment, record_enrollment
+from harness.fleet import RecordedEnrollment, record_enrollment
+from harness.pki import CertificateAuthority, TPMIdentity
 from harness.server import EmbeddedServer, Principal, ServerConfig
-from harness.tcg import TPMIdentity
 from harness.tpm import SwtpmBackend, TimedESAPI, TPMRequest, manufacture
 
 # Tests that need a real TPM carry the `swtpm` marker, so they can be run apart

@@ -13,9 +13,8 @@ from typer.testing import CliRunner
 from harness.cli import app as cli_app
 from harness.errors import BackendUnavailable, HarnessError, ScenarioError
 from harness.fleet import RunOptions, choose_backend, run_fleet
-from harness.pki import create_vendor_cas, vendor_ca
+from harness.pki import TPMIdentity, create_vendor_cas, vendor_ca
 from harness.scenario import Scenario, parse_scenario
-from harness.tcg import TPMIdentity
 from harness.tpm import (
     BACKEND_NAMES,
     BACKENDS,

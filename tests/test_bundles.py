@@ -14,9 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.pki import CertificateAuthority, certificate_der
+from harness.pki import CertificateAuthority, certificate_der, parse_tpm_san
 from harness.status import AttestationStatus, StatusDetail
-from harness.tcg import parse_tpm_san
 from harness.trust import BundleError, TrustStore, load_trust, trust_for, verify_bundle
 from harness.verifier import (
     certificate_chain_item,

@@ -22,11 +22,10 @@ from harness.client import (
     TPMProvider,
     WindowsClient,
 )
-from harness.hresult import HResult
 from harness.network import RefusingEndpoint
-from harness.pki import CertificateAuthority
+from harness.pki import CertificateAuthority, TPMIdentity
 from harness.server import EmbeddedServer
-from harness.tcg import TPMIdentity
+from harness.status import HResult
 from harness.tpm import SwtpmBackend, TimedESAPI, TPMRequest, manufacture
 
 from .conftest import IDENTITY, needs_swtpm

@@ -19,9 +19,8 @@ from tpm2_pytss import (
 
 from harness.client import PytssTPM, key_templates, probe_family
 from harness.errors import TPMError
-from harness.hresult import HResult, from_tpm_rc
-from harness.pki import CertificateAuthority
-from harness.tcg import TPMIdentity
+from harness.pki import CertificateAuthority, TPMIdentity
+from harness.status import HResult, from_tpm_rc
 from harness.tpm import (
     ControlChannel,
     ExternalTPM,

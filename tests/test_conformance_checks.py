@@ -15,8 +15,7 @@ from harness.conformance import FINGERPRINT_PRIMES, roca_fingerprint
 from harness.conformance._certs import chain_row, profile_rows
 from harness.conformance._identity import TPMProperties, advisory_row, identity_rows
 from harness.conformance._nv import check_nv_attributes
-from harness.pki import CertificateAuthority
-from harness.tcg import OID_AIK_CERTIFICATE, TPMIdentity, tpm_san
+from harness.pki import OID_AIK_CERTIFICATE, CertificateAuthority, TPMIdentity, tpm_san
 
 NOW = dt.datetime.now(dt.UTC)
 IDENTITY = TPMIdentity("id:49465800", "SLB9672", "id:001A000D")

@@ -18,8 +18,14 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.conformance import VendorReport, run_vendor_check
-from harness.pki import CertificateAuthority, certificate_der
-from harness.tcg import OID_AIK_CERTIFICATE, OID_EK_CERTIFICATE, TPMIdentity, tpm_san
+from harness.pki import (
+    OID_AIK_CERTIFICATE,
+    OID_EK_CERTIFICATE,
+    CertificateAuthority,
+    TPMIdentity,
+    certificate_der,
+    tpm_san,
+)
 from harness.tpm import SwtpmProcess, TimedESAPI, TPMRequest, create_ek, write_nv_certificate
 
 from .conftest import needs_swtpm, provision_with_swtpm_setup, swtpm_pids_under

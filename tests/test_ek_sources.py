@@ -13,9 +13,8 @@ from tpm2_pytss import ESYS_TR
 
 from harness.errors import ScenarioError
 from harness.fleet import RunOptions, run_fleet
-from harness.pki import CertificateAuthority
+from harness.pki import CertificateAuthority, TPMIdentity
 from harness.scenario import parse_scenario
-from harness.tcg import TPMIdentity
 from harness.tpm import TimedESAPI, manufacture, write_nv_certificate
 from harness.trust import TrustStore
 
@@ -132,7 +131,7 @@ def test_the_service_answers_both_vendors_url_forms_and_404_for_unknown_keys(tmp
     import httpx
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from harness.ek_service import EKCertificateService, amd_key, intel_key, publish
+    from harness.network import EKCertificateService, amd_key, intel_key, publish
     from harness.pki import certificate_der
 
     ca = CertificateAuthority.create("Online Vendor CA", "Online Vendor", now=NOW)

@@ -80,8 +80,7 @@ def test_certificates_raise_only_value_error(der: bytes) -> None:
 
 
 def test_a_real_certificate_mutated_raises_only_value_error() -> None:
-    from harness.pki import CertificateAuthority, certificate_der
-    from harness.tcg import TPMIdentity
+    from harness.pki import CertificateAuthority, TPMIdentity, certificate_der
 
     now = dt.datetime.now(dt.UTC)
     ca = CertificateAuthority.create("Vendor", "Vendor", now=now)

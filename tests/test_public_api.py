@@ -149,9 +149,10 @@ PUBLIC_API: dict[str, list[str]] = {
     "harness.fleet": [
         "PLATFORMS", "VENDORS", "AdminReader", "DeviceObserver", "DevicePlan", "DeviceRun", "DeviceTask",
         "FinishedDevice", "FleetEnvironment", "FleetRun", "FleetSession", "Inapplicable", "PlatformProfile",
-        "Progress", "RunInterrupted", "RunOptions", "RunStopped", "Vendor", "check_device", "choose_backend",
-        "inapplicable_groups", "plan_fleet", "plan_group", "run_device", "run_fleet", "run_from_json",
-        "run_to_json", "task_from_json", "task_to_json"
+        "Progress", "RecordedEnrollment", "RunInterrupted", "RunOptions", "RunStopped", "Vendor",
+        "check_device", "choose_backend", "inapplicable_groups", "plan_fleet", "plan_group",
+        "record_enrollment", "run_device", "run_fleet", "run_from_json", "run_to_json", "server_trust",
+        "task_from_json", "task_to_json"
     ],
     "harness.history": [
         "SLOWER_FACTOR", "SLOWER_SECONDS", "Change", "DeviceView", "History", "RunDiff", "RunInfo",
@@ -159,7 +160,21 @@ PUBLIC_API: dict[str, list[str]] = {
         "run_view", "trends", "view_of"
     ],
     "harness.network": [
-        "Fault", "FlakyEndpoint", "Link", "RefusingEndpoint", "ResettingEndpoint", "Route", "Rule"
+        "AMD_MANUFACTURER", "AMD_PATH", "INTEL_PATH", "EKCertificateService", "Fault", "FlakyEndpoint",
+        "Link", "RefusingEndpoint", "ResettingEndpoint", "Route", "Rule", "amd_key", "certificate_path",
+        "intel_key", "publish"
+    ],
+    "harness.pki": [
+        "CA_LIFETIME", "EK_CERT_NV_INDEX_ECC", "EK_CERT_NV_INDEX_RSA", "LEAF_LIFETIME", "MICROSOFT_VTPM_ID",
+        "OID_AIK_CERTIFICATE", "OID_EK_CERTIFICATE", "OID_TPM_MANUFACTURER", "OID_TPM_MODEL",
+        "OID_TPM_VERSION", "TCG_VENDORS", "CertificateAuthority", "PublicKey", "TPMIdentity",
+        "certificate_der", "create_vendor_cas", "is_ca", "issued_by", "parse_tpm_san", "split_der",
+        "tpm_san", "valid_at", "vendor_ca", "vendor_hex", "vendor_id_from_int", "write_private"
+    ],
+    "harness.status": [
+        "MDM_KEY_HANDLE", "MINIMUM_BUILDS", "NETWORK", "RETRY_RECOMMENDED", "TPM20_RC_BASE", "TPM_ABSENT",
+        "TPM_NOT_READY", "AttestationStatus", "HResult", "StatusDetail", "describe", "from_tpm_rc",
+        "parse_build", "supports_enrollment_attestation"
     ],
     "harness.pytest_plugin": [
         "DeviceItem", "DeviceMismatch", "ScenarioFile", "explain", "is_scenario_file", "pytest_addoption",

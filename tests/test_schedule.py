@@ -6,7 +6,7 @@ import pytest
 
 from harness.client import next_checkin
 from harness.client._schedule import retry_reason
-from harness.hresult import HResult
+from harness.status import HResult
 
 MINUTE, HOUR = 60.0, 3600.0
 

@@ -13,9 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from tpm2_pytss import TPM2_ALG, TPM2B_PUBLIC, TPMA_OBJECT
 
-from harness.pki import CertificateAuthority
+from harness.pki import CertificateAuthority, TPMIdentity
 from harness.server import ServerConfig, create_app
-from harness.tcg import TPMIdentity
 from harness.verifier import check_ek_structure, check_signing_key_structure, parse_public
 
 from .test_server_api import assert_error

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import TrustError
-from harness.tcg import TPMIdentity
+from harness.pki import TPMIdentity
 from harness.trust import default_advisories, load_advisories, load_trust
 from harness.verifier import matching_advisory, parse_version
 

@@ -21,9 +21,8 @@ from tpm2_pytss import TPM2_ALG, TPM2_ST, TPM2B_ATTEST, TPM2B_PUBLIC, TPMA_OBJEC
 
 import harness.client._windows as windows_client
 from harness.client import ClientConfig, Endpoints, Inventory, WindowsClient
-from harness.pki import CertificateAuthority
+from harness.pki import CertificateAuthority, TPMIdentity
 from harness.server import EmbeddedServer, ManualClock, Principal, ServerConfig, create_app
-from harness.tcg import TPMIdentity
 from harness.tpm import SwtpmBackend, TimedESAPI, TPMRequest, manufacture
 
 from .test_server_api import assert_error, device_assertion, register, user_token

@@ -29,11 +29,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 from tpm2_pytss import TPM2_ALG, TPM2B_PUBLIC, TPMA_OBJECT
 
-from harness.hresult import HResult, from_tpm_rc
-from harness.pki import CertificateAuthority, certificate_der
-from harness.recording import RecordedEnrollment
-from harness.status import AttestationStatus, StatusDetail
-from harness.tcg import OID_AIK_CERTIFICATE, TPMIdentity, tpm_san
+from harness.fleet import RecordedEnrollment
+from harness.pki import OID_AIK_CERTIFICATE, CertificateAuthority, TPMIdentity, certificate_der, tpm_san
+from harness.status import AttestationStatus, HResult, StatusDetail, from_tpm_rc
 from harness.verifier import (
     DEVICE_ID_CLAIM,
     Evidence,

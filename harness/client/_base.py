@@ -14,9 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
-from ..hresult import HResult
+from ..pki import TPMIdentity
 from ..results import ClientStep
-from ..tcg import TPMIdentity
+from ..status import HResult
 from ..tpm import RunningTPM
 from ._config import ClientBehaviour, ClientConfig, Endpoints
 from ._entra import DeviceKey, SoftwareDeviceKey, TPMDeviceKey

@@ -6,8 +6,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from tpm2_pytss import TPM2B_PUBLIC
 
-from ..ek_service import certificate_path
-from ..hresult import HResult
+from ..network import certificate_path
+from ..status import HResult
 from ._failure import ClientFailure
 from ._service import ServiceClient
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from ..tcg import TPMIdentity
+from ..pki import TPMIdentity
 
 
 @dataclass(frozen=True)

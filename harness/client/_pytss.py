@@ -30,9 +30,8 @@ from tpm2_pytss import (
 )
 from tpm2_pytss.utils import NVReadEK, create_ek_template
 
-from .._x509 import split_der
-from ..hresult import HResult, describe, from_tpm_rc
-from ..tcg import TPMIdentity, vendor_id_from_int
+from ..pki import TPMIdentity, split_der, vendor_id_from_int
+from ..status import HResult, describe, from_tpm_rc
 from ..tpm import TimedESAPI, open_tcti
 from . import _templates
 from ._failure import ClientFailure, reported

@@ -13,8 +13,8 @@ import hashlib
 import math
 from typing import Literal
 
-from ..hresult import NETWORK, HResult
-from ..hresult import TPM_NOT_READY as TPM_NOT_READY  # the client's retry rule reads it from here
+from ..status import NETWORK, HResult
+from ..status import TPM_NOT_READY as TPM_NOT_READY  # the client's retry rule reads it from here
 
 # Why a device sends an enrollment request; it says so in the EnrollmentTrigger context item.
 Trigger = Literal["first-enrollment", "device-retry", "attest-action"]

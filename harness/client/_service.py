@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from ..hresult import HResult, describe
 from ..protocol import b64
+from ..status import HResult, describe
 from ._config import Endpoints
 from ._failure import AuthenticationRefused, ClientFailure, reported
 

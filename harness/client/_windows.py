@@ -18,10 +18,9 @@ import time
 
 from cryptography import x509
 
-from ..hresult import HResult
+from ..pki import parse_tpm_san
 from ..protocol import ATTESTATION_ENROLLMENT_VERSION, b64
-from ..tcg import parse_tpm_san
-from ..windows import MDM_KEY_HANDLE, supports_enrollment_attestation
+from ..status import MDM_KEY_HANDLE, HResult, supports_enrollment_attestation
 from ._base import ClientReport, DeviceBase
 from ._entra import TPMDeviceKey
 from ._failure import AuthenticationRefused, ClientFailure

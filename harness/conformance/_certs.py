@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from .._x509 import is_ca, issued_by, valid_at
-from ..tcg import OID_EK_CERTIFICATE, TPMIdentity, parse_tpm_san, vendor_hex
+from ..pki import OID_EK_CERTIFICATE, TPMIdentity, is_ca, issued_by, parse_tpm_san, valid_at, vendor_hex
 from ._model import EK_PROFILE, Row, failed, passed, warned
 
 AREA = "EK certificate"

@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
 
-from .._x509 import issued_by
+from ..pki import issued_by
 from ._certs import describe
 from ._model import EK_PROFILE, Row, failed, passed, skipped, warned
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 from tpm2_pytss import TPM2B_PUBLIC, TSS2_Exception
 from tpm2_pytss.utils import NoSuchIndex
 
-from .._x509 import split_der
+from ..pki import split_der
 from ..verifier import same_public_key
 from ._certs import chain_row, describe, profile_rows
 from ._credential import PLATFORM_FIRST, PLATFORM_LAST, credential_rows, platform_rows

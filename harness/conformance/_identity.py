@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..tcg import TCG_VENDORS, TPMIdentity, vendor_id_from_int
+from ..pki import TCG_VENDORS, TPMIdentity, vendor_id_from_int
 from ..verifier import FirmwareAdvisory, matching_advisory
 from ._model import TPM_PART2, VENDOR_REGISTRY, WINDOWS_ATTESTATION, Row, failed, passed, warned
 

@@ -20,8 +20,7 @@ from cryptography import x509
 from tpm2_pytss import ESYS_TR, TSS2_Exception
 
 from ..errors import TPMError
-from ..pki import CertificateAuthority
-from ..tcg import TPMIdentity
+from ..pki import CertificateAuthority, TPMIdentity
 from ..tpm import EKAlgorithm, SwtpmProcess, TimedESAPI, TPMRequest, manufacture
 from ._lifecycle import Reissue
 from ._nv import EK_CERT_INDICES

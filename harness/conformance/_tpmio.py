@@ -22,8 +22,8 @@ from tpm2_pytss import (
 )
 from tpm2_pytss.utils import NoSuchIndex, NVReadEK, create_ek_template
 
-from .._x509 import split_der
 from ..client import key_templates
+from ..pki import split_der
 from ..tpm import TimedESAPI
 
 # TPM_PT numbers (Part 2 §6.13): the fixed group starts at 0x100, the variable one at 0x200.

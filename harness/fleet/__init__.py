@@ -14,6 +14,7 @@ from ._device import DeviceRun, FleetEnvironment, run_device
 from ._partial import RunInterrupted, RunStopped
 from ._plan import DevicePlan, plan_fleet, plan_group
 from ._pool import Progress
+from ._recording import RecordedEnrollment, record_enrollment, server_trust
 from ._runner import DeviceObserver, FinishedDevice, FleetRun, run_fleet
 from ._session import FleetSession, RunOptions, choose_backend
 from ._wire import DeviceTask, run_from_json, run_to_json, task_from_json, task_to_json
@@ -33,6 +34,7 @@ __all__ = [
     "Inapplicable",
     "PlatformProfile",
     "Progress",
+    "RecordedEnrollment",
     "RunInterrupted",
     "RunOptions",
     "RunStopped",
@@ -42,10 +44,12 @@ __all__ = [
     "inapplicable_groups",
     "plan_fleet",
     "plan_group",
+    "record_enrollment",
     "run_device",
     "run_fleet",
     "run_from_json",
     "run_to_json",
+    "server_trust",
     "task_from_json",
     "task_to_json",
 ]

@@ -21,9 +21,8 @@ from tpm2_pytss import TSS2_Exception
 from ..client import ClientBehaviour, ClientConfig, ClientReport, Endpoints, WindowsClient
 from ..errors import HarnessError
 from ..network import FlakyEndpoint, Link
-from ..pki import CertificateAuthority, vendor_ca
+from ..pki import CertificateAuthority, TPMIdentity, vendor_ca
 from ..results import ClientStep, TPMCommand
-from ..tcg import TPMIdentity
 from ..tpm import (
     ExternalTPM,
     PlatformControl,

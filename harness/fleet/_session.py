@@ -245,8 +245,8 @@ def _server(
             )
         yield options.server_url.rstrip("/"), {"admin": options.admin_token}, None
         return
-    from ..recording import server_trust
     from ..server import EmbeddedServer, ManualClock, Principal, ServerConfig
+    from ._recording import server_trust
 
     tokens = {"admin": secrets.token_urlsafe(24)}
     principals = {tokens["admin"]: Principal("admin", remote_tasks=True)}

@@ -10,9 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..hresult import HResult
 from ..protocol import REPORT_COLUMNS, DeviceIdText, canonical_device_id
-from ..status import RETRY_RECOMMENDED, AttestationStatus, StatusDetail
+from ..status import RETRY_RECOMMENDED, AttestationStatus, HResult, StatusDetail
 from ._auth import E_ACCESSDENIED
 from ._clock import ClockLimitError, ManualClock
 from ._config import Principal

@@ -11,8 +11,7 @@ from fastapi import APIRouter, Depends
 from tpm2_pytss import TPM2B_NAME
 from tpm2_pytss.utils import make_credential
 
-from ..hresult import HResult
-from ..pki import certificate_der
+from ..pki import TPMIdentity, certificate_der, vendor_hex
 from ..protocol import (
     AikActivateRequest,
     AikActivateResponse,
@@ -20,7 +19,7 @@ from ..protocol import (
     AikChallengeResponse,
     b64,
 )
-from ..tcg import TPMIdentity, vendor_hex
+from ..status import HResult
 from ..verifier import (
     EvidenceFormatError,
     check_aik_attributes,

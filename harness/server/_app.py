@@ -13,8 +13,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
-from ..hresult import HResult
 from ..protocol import ServiceError
+from ..status import HResult
 from . import _admin, _admin_page, _aik_ca, _checkin, _enrollment, _idp, _openapi, _push
 from ._clock import Clock, SystemClock
 from ._config import ServerConfig

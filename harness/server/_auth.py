@@ -22,7 +22,7 @@ from typing import Annotated
 
 from fastapi import Header
 
-from ..hresult import HResult
+from ..status import HResult
 from ..verifier import DEVICE_ID_CLAIM, TokenVerdict, verify_token
 from ._context import ServerContext, ServiceFailure, unauthenticated
 

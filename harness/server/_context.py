@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..errors import ServiceFailure as ServiceFailure
-from ..hresult import HResult
 from ..pki import CertificateAuthority, write_private
+from ..status import HResult
 from ..verifier import Policy
 from ._clock import Clock
 from ._config import Principal, ServerConfig

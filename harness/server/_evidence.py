@@ -9,7 +9,7 @@ the checks platform.verified_tpm and tpm.claims_match_evidence).
 
 from __future__ import annotations
 
-from ..tcg import TCG_VENDORS, TPMIdentity
+from ..pki import TCG_VENDORS, TPMIdentity
 
 
 def _vendor(manufacturer: str) -> str:

@@ -25,8 +25,14 @@ from tpm2_pytss import (
 )
 from tpm2_pytss.utils import NoSuchIndex, create_ek_template
 
-from ..pki import CertificateAuthority, PublicKey, certificate_der
-from ..tcg import EK_CERT_NV_INDEX_ECC, EK_CERT_NV_INDEX_RSA, TPMIdentity
+from ..pki import (
+    EK_CERT_NV_INDEX_ECC,
+    EK_CERT_NV_INDEX_RSA,
+    CertificateAuthority,
+    PublicKey,
+    TPMIdentity,
+    certificate_der,
+)
 from ._esapi import TimedESAPI
 
 EKAlgorithm = Literal["rsa2048", "ecc256"]

@@ -9,7 +9,7 @@ from typing import Any
 
 from .._yamlfile import Location, YamlDocument, parse_mapping, read_text
 from ..errors import TrustError
-from ..tcg import vendor_hex
+from ..pki import vendor_hex
 from ..verifier import FirmwareAdvisory, VersionRange, parse_version
 
 _FIELDS = {"name", "source", "manufacturer", "models", "affected"}

@@ -12,7 +12,7 @@ import yaml
 
 from .._yamlfile import Location, YamlDocument, parse_mapping, read_text
 from ..errors import TrustError
-from ..tcg import vendor_hex
+from ..pki import vendor_hex
 from ..verifier import PlatformRules, VirtualPlatform, VirtualTPM
 
 _PLATFORM_FIELDS = {"name", "source", "manufacturer", "model", "family"}

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .._yamlfile import YamlDocument, parse_mapping, read_text
 from ..errors import TrustError
-from ..tcg import TCG_VENDORS, vendor_hex
+from ..pki import TCG_VENDORS, vendor_hex
 from ..verifier import FirmwareAdvisory, PlatformRules, Policy
 from ._advisories import default_advisories, load_advisories
 from ._platforms import default_platforms, load_platforms, platforms_yaml

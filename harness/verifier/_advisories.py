@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..tcg import TPMIdentity
+from ..pki import TPMIdentity
 
 Version = tuple[int, ...]
 

@@ -10,8 +10,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
-from .._x509 import is_ca, issued_by, valid_at
-from ..tcg import OID_AIK_CERTIFICATE, OID_EK_CERTIFICATE, TPMIdentity, parse_tpm_san
+from ..pki import (
+    OID_AIK_CERTIFICATE,
+    OID_EK_CERTIFICATE,
+    TPMIdentity,
+    is_ca,
+    issued_by,
+    parse_tpm_san,
+    valid_at,
+)
 from ._checks import Check, fail, ok
 from ._tpm import key_strength
 

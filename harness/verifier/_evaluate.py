@@ -58,8 +58,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..hresult import HResult, describe
-from ..status import AttestationStatus, StatusDetail
+from ..status import AttestationStatus, HResult, StatusDetail, describe
 from ._checks import Check, fail, ok
 from ._model import Evidence, NonceState, Policy, Verdict
 from ._steps import (

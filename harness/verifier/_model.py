@@ -8,8 +8,8 @@ from typing import Any
 
 from cryptography import x509
 
+from ..pki import TPMIdentity
 from ..status import AttestationStatus, StatusDetail
-from ..tcg import TPMIdentity
 from ._advisories import FirmwareAdvisory
 from ._checks import Check
 from ._platforms import PlatformRules

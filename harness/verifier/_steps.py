@@ -10,10 +10,15 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
 
-from ..hresult import NETWORK, TPM_ABSENT, TPM_NOT_READY, HResult
-from ..status import StatusDetail
-from ..tcg import TPMIdentity
-from ..windows import supports_enrollment_attestation
+from ..pki import TPMIdentity
+from ..status import (
+    NETWORK,
+    TPM_ABSENT,
+    TPM_NOT_READY,
+    HResult,
+    StatusDetail,
+    supports_enrollment_attestation,
+)
 from ._advisories import format_version, matching_advisory, parse_version
 from ._certs import (
     check_aik_certificate,

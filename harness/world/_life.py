@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 if TYPE_CHECKING:
     from ..client import ClientBehaviour, WindowsClient
     from ..network import Route, Rule
-    from ..pki import CertificateAuthority
+    from ..pki import CertificateAuthority, TPMIdentity
     from ..results import ClientStep
-    from ..tcg import TPMIdentity
     from ..tpm import RunningTPM
     from ._plan import TPMPlan
 

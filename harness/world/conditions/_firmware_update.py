@@ -16,8 +16,8 @@ from pydantic import field_validator
 from tpm2_pytss import ESYS_TR, TSS2_Exception
 
 from ...catalog import firmware_version
+from ...pki import EK_CERT_NV_INDEX_ECC, EK_CERT_NV_INDEX_RSA, TPMIdentity
 from ...results import ClientStep
-from ...tcg import EK_CERT_NV_INDEX_ECC, EK_CERT_NV_INDEX_RSA, TPMIdentity
 from ...tpm import TimedESAPI, manufacture
 from .. import DeviceLife, StepChange, Strict, WorldCondition, world_condition
 

@@ -53,7 +53,7 @@ EK_SERVICE = "ek-service"
 @helper_service(EK_SERVICE, "the TPM vendors' online EK-certificate service")
 @contextmanager
 def _ek_service(context: HelperContext) -> Iterator[Mapping[str, str]]:
-    from ...ek_service import EKCertificateService
+    from ...network import EKCertificateService
 
     directory = context.workdir / "ek-service"
     with EKCertificateService(directory) as service:
@@ -99,7 +99,7 @@ class EKCertificate(WorldCondition):
         from cryptography.hazmat.primitives.serialization import load_der_public_key
         from tpm2_pytss import TPM2B_PUBLIC
 
-        from ...ek_service import publish
+        from ...network import publish
         from ...pki import certificate_der
 
         # The vendor's CA certifies the EK all the same; the certificate goes to the vendor's

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from .catalog import ODM_CA, VENDORS, unlisted_ca_key
-from .tcg import OID_AIK_CERTIFICATE, OID_EK_CERTIFICATE, TPMIdentity, tpm_san
+from ..catalog import ODM_CA, VENDORS, unlisted_ca_key
+from ._tcg import OID_AIK_CERTIFICATE, OID_EK_CERTIFICATE, TPMIdentity, tpm_san
 
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 CA_LIFETIME = dt.timedelta(days=3650)

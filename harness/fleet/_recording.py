@@ -12,11 +12,11 @@ from typing import Any
 
 import jwt
 
-from .client import ClientReport
-from .errors import HarnessError
-from .server import EmbeddedServer
-from .trust import TrustStore
-from .verifier import (
+from ..client import ClientReport
+from ..errors import HarnessError
+from ..server import EmbeddedServer
+from ..trust import TrustStore
+from ..verifier import (
     DEVICE_ID_CLAIM,
     Evidence,
     IssuedNonce,
