@@ -30,7 +30,14 @@ from cryptography.x509.oid import NameOID
 from tpm2_pytss import TPM2_ALG, TPM2B_PUBLIC, TPMA_OBJECT
 
 from harness.fleet import RecordedEnrollment
-from harness.pki import OID_AIK_CERTIFICATE, CertificateAuthority, TPMIdentity, certificate_der, tpm_san
+from harness.pki import (
+    OID_AIK_CERTIFICATE,
+    OID_EK_CERTIFICATE,
+    CertificateAuthority,
+    TPMIdentity,
+    certificate_der,
+    tpm_san,
+)
 from harness.status import AttestationStatus, HResult, StatusDetail, from_tpm_rc
 from harness.verifier import (
     DEVICE_ID_CLAIM,
@@ -42,9 +49,11 @@ from harness.verifier import (
     Verdict,
     VersionRange,
     VirtualPlatform,
+    check_ek_certificate,
     evaluate,
     parse_public,
     parse_version,
+    verify_chain,
 )
 from tests.bundled import recorded_from_bundle
 from tests.conftest import IDENTITY
@@ -160,6 +169,7 @@ def build_aik_cert(
     san_critical: bool = True,
     not_before: dt.timedelta = dt.timedelta(minutes=-5),
     not_after: dt.timedelta = dt.timedelta(days=365),
+    version: x509.Version = x509.Version.v3,
 ) -> bytes:
     """An AIK certificate per the TCG profile, unless told to deviate in one way."""
     builder = (
@@ -176,6 +186,7 @@ def build_aik_cert(
         builder = builder.add_extension(tpm_san(identity), critical=san_critical)
     if eku:
         builder = builder.add_extension(x509.ExtendedKeyUsage([OID_AIK_CERTIFICATE]), critical=False)
+    builder._version = version  # cryptography writes what it holds; only v3 may carry extensions
     return certificate_der(builder.sign(issuer.key, hashes.SHA256()))
 
 
@@ -314,6 +325,14 @@ class TestMdmClaim:
         verdict = judge(recorded, tampered(recorded, aik_claim=changed))
         assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, check)
 
+    def test_entra_claim_of_another_attest_type_is_rejected(self, recorded: RecordedEnrollment) -> None:
+        claim = recorded.evidence.aad_claim
+        assert claim is not None
+        assert claim[TYPE_OFFSET : TYPE_OFFSET + 2] == b"\x80\x17"  # TPM_ST_ATTEST_CERTIFY
+        creation = claim[:TYPE_OFFSET] + (0x801A).to_bytes(2, "big") + claim[TYPE_OFFSET + 2 :]
+        verdict = judge(recorded, tampered(recorded, aad_claim=creation))
+        assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "entra.type")
+
     def test_entra_claim_signature_is_checked_too(self, recorded: RecordedEnrollment) -> None:
         claim = recorded.evidence.aad_claim
         assert claim is not None
@@ -412,6 +431,25 @@ class TestAikCertificate:
         verdict = judge(recorded, tampered(recorded, aik_cert=cert), policy=aik_policy)
         assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, check)
 
+    def test_a_version_1_certificate_is_rejected(
+        self,
+        recorded: RecordedEnrollment,
+        aik_ca: CertificateAuthority,
+        aik_policy: Policy,
+        aik_public: rsa.RSAPublicKey | ec.EllipticCurvePublicKey,
+    ) -> None:
+        cert = build_aik_cert(aik_ca, aik_public, recorded.now, version=x509.Version.v1)
+        verdict = judge(recorded, tampered(recorded, aik_cert=cert), policy=aik_policy)
+        assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "aik_cert.version")
+
+    def test_a_certificate_over_a_weak_key_is_rejected(
+        self, recorded: RecordedEnrollment, aik_ca: CertificateAuthority, aik_policy: Policy
+    ) -> None:
+        weak = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+        cert = build_aik_cert(aik_ca, weak, recorded.now)
+        verdict = judge(recorded, tampered(recorded, aik_cert=cert), policy=aik_policy)
+        assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "aik_cert.key_strength")
+
     def test_certificate_from_an_untrusted_ca_is_rejected(
         self,
         recorded: RecordedEnrollment,
@@ -468,6 +506,15 @@ class TestAikPub:
         verdict = judge(recorded, tampered(recorded, aik_pub=with_attributes(blob, change)))
         assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "aik_pub.attributes")
 
+    def test_aik_pub_of_a_weak_key_is_rejected(self, recorded: RecordedEnrollment) -> None:
+        assert recorded.evidence.aik_pub is not None
+        public, _ = TPM2B_PUBLIC.unmarshal(recorded.evidence.aik_pub)
+        weak = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+        public.publicArea.parameters.rsaDetail.keyBits = 1024
+        public.publicArea.unique.rsa = weak.public_numbers().n.to_bytes(128, "big")
+        verdict = judge(recorded, tampered(recorded, aik_pub=bytes(public.marshal())))
+        assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "aik_pub.key_strength")
+
     @pytest.mark.parametrize(
         ("field", "value"),
         [
@@ -493,6 +540,74 @@ class TestAikPub:
             area.parameters.rsaDetail.scheme.scheme = value
         verdict = judge(recorded, tampered(recorded, aik_pub=bytes(public.marshal())))
         assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "aik_pub.structure")
+
+
+class TestEkCertificate:
+    """The EK certificate checks the AIK CA applies before it issues an AIK certificate."""
+
+    @staticmethod
+    def ek_cert(
+        vendor: CertificateAuthority,
+        now: dt.datetime,
+        *,
+        key: rsa.RSAPublicKey | None = None,
+        is_ca: bool = False,
+        san: bool = True,
+        eku: bool = True,
+        version: x509.Version = x509.Version.v3,
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([]))
+            .issuer_name(vendor.certificate.subject)
+            .public_key(key or rsa_key().public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+        )
+        if eku:
+            builder = builder.add_extension(x509.ExtendedKeyUsage([OID_EK_CERTIFICATE]), critical=False)
+        if san:
+            builder = builder.add_extension(tpm_san(IDENTITY), critical=True)
+        builder._version = version
+        return builder.sign(vendor.key, hashes.SHA256())
+
+    def test_an_ek_certificate_on_the_profile_passes(self, recorded: RecordedEnrollment) -> None:
+        vendor = CertificateAuthority.create("Vendor EK CA", "Verifier tests", now=recorded.now)
+        checks, identity = check_ek_certificate(self.ek_cert(vendor, recorded.now))
+        assert [c.name for c in checks if not c.passed] == []
+        assert identity == IDENTITY
+
+    @pytest.mark.parametrize(
+        ("deviation", "check"),
+        [
+            pytest.param({"version": x509.Version.v1}, "ek_cert.version", id="version-1"),
+            pytest.param({"eku": False}, "ek_cert.eku", id="no-ek-eku"),
+            pytest.param({"is_ca": True}, "ek_cert.not_ca", id="ca-true"),
+            pytest.param({"san": False}, "ek_cert.tpm_identity", id="no-tpm-identity"),
+            pytest.param({"weak": True}, "ek_cert.key_strength", id="rsa-1024"),
+        ],
+    )
+    def test_an_ek_certificate_off_the_profile_fails_that_check(
+        self, recorded: RecordedEnrollment, deviation: dict[str, Any], check: str
+    ) -> None:
+        vendor = CertificateAuthority.create("Vendor EK CA", "Verifier tests", now=recorded.now)
+        if deviation.pop("weak", False):
+            deviation["key"] = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+        checks, _ = check_ek_certificate(self.ek_cert(vendor, recorded.now, **deviation))
+        assert [c.name for c in checks if not c.passed] == [check]
+
+    def test_an_ek_certificate_of_an_unknown_vendor_does_not_chain(
+        self, recorded: RecordedEnrollment
+    ) -> None:
+        vendor = CertificateAuthority.create("Vendor EK CA", "Verifier tests", now=recorded.now)
+        other = CertificateAuthority.create("Another vendor", "Verifier tests", now=recorded.now)
+        leaf = self.ek_cert(vendor, recorded.now)
+        trusted = verify_chain("ek_cert.chain", leaf, roots=[vendor.certificate], now=recorded.now)
+        refused = verify_chain("ek_cert.chain", leaf, roots=[other.certificate], now=recorded.now)
+        assert trusted.passed, trusted.detail
+        assert not refused.passed and "is not a trusted root" in refused.detail, refused
 
 
 # --- 8. tokens -------------------------------------------------------------------------
