@@ -15,8 +15,8 @@ from harness.cli import app
 from harness.errors import ScenarioError
 from harness.fleet import RunOptions, choose_backend
 from harness.scenario import parse_scenario
-from harness.status import MDM_KEY_HANDLE
 from harness.tpm import BackendSpec, TimedESAPI
+from harness.windows import MDM_KEY_HANDLE
 
 from .conftest import VendorSwtpm, needs_swtpm, provision_with_swtpm_setup, swtpm_pids_under
 

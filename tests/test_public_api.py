@@ -172,9 +172,8 @@ PUBLIC_API: dict[str, list[str]] = {
         "tpm_san", "valid_at", "vendor_ca", "vendor_hex", "vendor_id_from_int", "write_private"
     ],
     "harness.status": [
-        "MDM_KEY_HANDLE", "MINIMUM_BUILDS", "NETWORK", "RETRY_RECOMMENDED", "TPM20_RC_BASE", "TPM_ABSENT",
-        "TPM_NOT_READY", "AttestationStatus", "HResult", "StatusDetail", "describe", "from_tpm_rc",
-        "parse_build", "supports_enrollment_attestation"
+        "NETWORK", "RETRY_RECOMMENDED", "TPM20_RC_BASE", "TPM_ABSENT", "TPM_NOT_READY", "AttestationStatus",
+        "HResult", "StatusDetail", "describe", "from_tpm_rc"
     ],
     "harness.pytest_plugin": [
         "DeviceItem", "DeviceMismatch", "ScenarioFile", "explain", "is_scenario_file", "pytest_addoption",

@@ -20,7 +20,8 @@ from cryptography import x509
 
 from ..pki import parse_tpm_san
 from ..protocol import ATTESTATION_ENROLLMENT_VERSION, b64
-from ..status import MDM_KEY_HANDLE, HResult, supports_enrollment_attestation
+from ..status import HResult
+from ..windows import MDM_KEY_HANDLE, supports_enrollment_attestation
 from ._base import ClientReport, DeviceBase
 from ._entra import TPMDeviceKey
 from ._failure import AuthenticationRefused, ClientFailure

@@ -20,9 +20,10 @@ from tpm2_pytss import TSS2_Exception
 from ..client import ClientConfig, ClientReport, Endpoints, Inventory, WindowsClient
 from ..errors import HarnessError
 from ..server import EmbeddedServer, Principal, ServerConfig
-from ..status import MDM_KEY_HANDLE, AttestationStatus
+from ..status import AttestationStatus
 from ..tpm import ExternalTPM, parse_tcti
 from ..trust import TrustStore
+from ..windows import MDM_KEY_HANDLE
 from ._model import WINDOWS_ATTESTATION, Row, failed, passed, skipped
 from ._probe import undo_persisted
 

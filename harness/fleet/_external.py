@@ -19,8 +19,8 @@ from pathlib import Path
 from tpm2_pytss import ESYS_TR, TPM2_CAP, TSS2_Exception
 
 from ..errors import TPMError
-from ..status import MDM_KEY_HANDLE
 from ..tpm import TimedESAPI, parse_tcti
+from ..windows import MDM_KEY_HANDLE
 
 _held: set[str] = set()  # TCTIs this process holds a turn on
 

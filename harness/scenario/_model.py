@@ -20,8 +20,8 @@ from pydantic import (
 )
 
 from ..catalog import VENDORS, firmware_version
-from ..status import parse_build
 from ..tpm import BackendSpec
+from ..windows import parse_build
 from ..world import REGISTRY, Strict
 from ._steps import PrincipalSpec, Step
 from ._types import (

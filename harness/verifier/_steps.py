@@ -17,8 +17,8 @@ from ..status import (
     TPM_NOT_READY,
     HResult,
     StatusDetail,
-    supports_enrollment_attestation,
 )
+from ..windows import supports_enrollment_attestation
 from ._advisories import format_version, matching_advisory, parse_version
 from ._certs import (
     check_aik_certificate,

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import field_validator
 
-from ...status import parse_build
+from ...windows import parse_build
 from .. import DeviceLife, StepChange, Strict, WorldCondition, world_condition
 
 

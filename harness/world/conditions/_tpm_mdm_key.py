@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Literal
 from tpm2_pytss import ESYS_TR, TPM2B_SENSITIVE_CREATE
 
 from ...results import ClientStep
-from ...status import MDM_KEY_HANDLE
 from ...tpm import RunningTPM, TimedESAPI
+from ...windows import MDM_KEY_HANDLE
 from .. import DeviceLife, Setting, WorldCondition, world_condition
 from ._tpm2 import needs_tpm2
 
