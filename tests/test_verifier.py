@@ -152,6 +152,11 @@ def rsa_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
+def weak_rsa_key() -> rsa.RSAPublicKey:
+    """1024 bits: under the 2048 every key of an enrollment needs."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+
+
 def spki(key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
@@ -445,7 +450,7 @@ class TestAikCertificate:
     def test_a_certificate_over_a_weak_key_is_rejected(
         self, recorded: RecordedEnrollment, aik_ca: CertificateAuthority, aik_policy: Policy
     ) -> None:
-        weak = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+        weak = weak_rsa_key()
         cert = build_aik_cert(aik_ca, weak, recorded.now)
         verdict = judge(recorded, tampered(recorded, aik_cert=cert), policy=aik_policy)
         assert_refused(verdict, StatusDetail.CLIENT_REQUEST_REJECTED, "aik_cert.key_strength")
@@ -509,7 +514,7 @@ class TestAikPub:
     def test_aik_pub_of_a_weak_key_is_rejected(self, recorded: RecordedEnrollment) -> None:
         assert recorded.evidence.aik_pub is not None
         public, _ = TPM2B_PUBLIC.unmarshal(recorded.evidence.aik_pub)
-        weak = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+        weak = weak_rsa_key()
         public.publicArea.parameters.rsaDetail.keyBits = 1024
         public.publicArea.unique.rsa = weak.public_numbers().n.to_bytes(128, "big")
         verdict = judge(recorded, tampered(recorded, aik_pub=bytes(public.marshal())))
@@ -593,9 +598,10 @@ class TestEkCertificate:
         self, recorded: RecordedEnrollment, deviation: dict[str, Any], check: str
     ) -> None:
         vendor = CertificateAuthority.create("Vendor EK CA", "Verifier tests", now=recorded.now)
-        if deviation.pop("weak", False):
-            deviation["key"] = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
-        checks, _ = check_ek_certificate(self.ek_cert(vendor, recorded.now, **deviation))
+        options = dict(deviation)  # the parameter's own dict stays as collected
+        if options.pop("weak", False):
+            options["key"] = weak_rsa_key()
+        checks, _ = check_ek_certificate(self.ek_cert(vendor, recorded.now, **options))
         assert [c.name for c in checks if not c.passed] == [check]
 
     def test_an_ek_certificate_of_an_unknown_vendor_does_not_chain(
