@@ -75,6 +75,7 @@ def test_status_details_against_an_external_server_exits_0_with_two_not_applicab
     skipped = {d["group"]: d for d in results["devices"] if d["not_applicable"]}
     assert set(skipped) == {"stale-nonce", "token-expired"}
     assert all(d["actual"] is None and not d["error"] for d in skipped.values())
+    assert all(d["key"].startswith(f"status-details/{group}/") for group, d in skipped.items())
     summary = results["summary"]
     assert (summary["not_applicable"], summary["mismatched"], summary["errors"]) == (2, 0, 0), summary
     assert summary["matched"] == summary["total"] - 2

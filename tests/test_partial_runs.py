@@ -64,6 +64,9 @@ def test_a_server_lost_mid_run_keeps_finished_devices_and_errors_the_rest(
     assert all(d.matched and not d.error for d in judged)
     assert all(d.actual is None and not d.matched for d in rest)
     assert all(d.error.startswith("the reference server stopped answering") for d in rest)
+    # A device cut short keeps the key and world it would have had, so the run history follows it.
+    assert [d.key for d in result.devices] == [f"eight/laptops/{i}@11" for i in range(8)]
+    assert all(d.world for d in result.devices)
     # The pool stopped at the first device that found the server gone: no device ran after it.
     assert len(finished) == 2
     summary = result.summary

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..results import DeviceResult, Outcome
+from ..results import DeviceResult
 from ..scenario import Expectation, Scenario
 from ..world import HELPERS, REGISTRY
-from ._compare import plan_inventory
+from ._compare import unrun_result
 from ._plan import DevicePlan, plan_fleet
 
 
@@ -63,13 +63,4 @@ def inapplicable_groups(scenarios: list[Scenario]) -> list[Inapplicable]:
 
 
 def not_applicable_result(plan: DevicePlan, expectation: Expectation, reason: str) -> DeviceResult:
-    return DeviceResult(
-        name=plan.inventory.device_name,
-        group=plan.group,
-        scenario=plan.scenario,
-        device_id=plan.emm_device_id,
-        expected=Outcome(status=expectation.status, detail=expectation.detail),
-        matched=False,
-        not_applicable=f"not applicable with --server: {reason}",
-        inventory=plan_inventory(plan, None),
-    )
+    return unrun_result(plan, expectation, not_applicable=f"not applicable with --server: {reason}")

@@ -63,6 +63,26 @@ def check_device(
     )
 
 
+def unrun_result(
+    plan: DevicePlan, expectation: Expectation, *, error: str = "", not_applicable: str = ""
+) -> DeviceResult:
+    """The result of a device that did not run to the end (not applicable here, or cut short),
+    under the same key and world as if it had, so that the run history follows it."""
+    return DeviceResult(
+        name=plan.inventory.device_name,
+        group=plan.group,
+        scenario=plan.scenario,
+        device_id=plan.emm_device_id,
+        expected=Outcome(status=expectation.status, detail=expectation.detail),
+        matched=False,
+        error=error,
+        not_applicable=not_applicable,
+        inventory=plan_inventory(plan, None),
+        key=device_key(plan),
+        world=world_digest(plan),
+    )
+
+
 def device_key(plan: DevicePlan) -> str:
     """Who the device is across runs: scenario name, group, index and the scenario's seed."""
     return f"{plan.key}@{plan.seed}"

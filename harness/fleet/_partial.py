@@ -8,9 +8,9 @@ never a status.
 from __future__ import annotations
 
 from ..errors import RunStopped as RunStopped
-from ..results import DeviceResult, Outcome, RunResult
+from ..results import DeviceResult, RunResult
 from ..scenario import Expectation
-from ._compare import plan_inventory
+from ._compare import unrun_result
 from ._plan import DevicePlan
 
 INTERRUPTED = "the run was interrupted before this device finished"
@@ -47,14 +47,4 @@ class Collected:
         return [self.results.get(plan.key) or self._unfinished(plan, unfinished) for plan in self.plans]
 
     def _unfinished(self, plan: DevicePlan, reason: str) -> DeviceResult:
-        expectation = self.expectations[plan.key]
-        return DeviceResult(
-            name=plan.inventory.device_name,
-            group=plan.group,
-            scenario=plan.scenario,
-            device_id=plan.emm_device_id,
-            expected=Outcome(status=expectation.status, detail=expectation.detail),
-            matched=False,
-            error=reason,
-            inventory=plan_inventory(plan, None),
-        )
+        return unrun_result(plan, self.expectations[plan.key], error=reason)
