@@ -28,6 +28,7 @@ from typer.testing import CliRunner
 from harness.cli import app as cli_app
 from harness.server import ManualClock, Principal, RbacError, ServerConfig, create_app, parse_rbac
 from harness.status import AttestationStatus, StatusDetail
+from tests.serving import served
 
 ALICE = "alice-token-0123456789"  # may take the action
 BOB = "bob-token-0123456789ab"  # may read the report, not take the action
@@ -50,10 +51,8 @@ def client(tmp_path: Path, clock: ManualClock) -> Iterator[TestClient]:
         data_dir=tmp_path,
         principals={ALICE: Principal("alice", remote_tasks=True), BOB: Principal("bob", remote_tasks=False)},
     )
-    app = create_app(config, clock)
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    with served(config, clock) as test_client:
         yield test_client
-    app.state.context.store.close()
 
 
 def assert_error(response: httpx.Response, status: int, error: str | None = None) -> dict[str, Any]:

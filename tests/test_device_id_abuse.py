@@ -20,6 +20,7 @@ from harness.client import ClientConfig, Endpoints, Inventory, WindowsClient
 from harness.pki import CertificateAuthority
 from harness.server import EmbeddedServer, ManualClock, Principal, ServerConfig, create_app
 from harness.tpm import SwtpmBackend, TimedESAPI, TPMRequest, manufacture
+from tests.serving import served
 
 from .conftest import IDENTITY
 from .test_server_api import assert_error, user_token
@@ -37,10 +38,8 @@ def config(tmp_path: Path) -> ServerConfig:
 
 @pytest.fixture
 def client(config: ServerConfig) -> Iterator[TestClient]:
-    app = create_app(config, ManualClock())
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    with served(config, ManualClock()) as test_client:
         yield test_client
-    app.state.context.store.close()
 
 
 def device_row(database: Path, emm: str) -> tuple[Any, ...]:

@@ -13,7 +13,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 
-from harness.server import ManualClock, Principal, ServerConfig, create_app
+from harness.server import ManualClock, Principal, ServerConfig
+from tests.serving import served
 
 from .test_server_api import assert_error, device_token
 
@@ -27,10 +28,8 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     config = ServerConfig(
         data_dir=tmp_path / "data", principals={ADMIN["Authorization"][7:]: Principal("a", True)}
     )
-    app = create_app(config, ManualClock())
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    with served(config, ManualClock()) as test_client:
         yield test_client
-    app.state.context.store.close()
 
 
 def enrollment(emm: str, **items: str) -> dict[str, object]:

@@ -24,7 +24,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from harness.protocol import MAX_BLOB
-from harness.server import EmbeddedServer, ManualClock, Principal, ServerConfig, create_app
+from harness.server import EmbeddedServer, ManualClock, Principal, ServerConfig
+from tests.serving import served
 
 ADMIN_TOKEN = "fuzz-admin-token-0123456789"
 # Per operation; about 15 operations, so a few hundred requests in all, well under two minutes.
@@ -144,13 +145,9 @@ def test_stateful_sequences_along_the_links(api_schema: schemathesis.BaseSchema)
 
 @pytest.fixture
 def client(tmp_path: Any) -> Iterator[TestClient]:
-    app = create_app(
-        ServerConfig(data_dir=tmp_path / "data", principals={ADMIN_TOKEN: Principal("a", True)}),
-        ManualClock(),
-    )
-    with TestClient(app, raise_server_exceptions=False) as http:
+    config = ServerConfig(data_dir=tmp_path / "data", principals={ADMIN_TOKEN: Principal("a", True)})
+    with served(config, ManualClock()) as http:
         yield http
-    app.state.context.store.close()
 
 
 def test_nonce_and_checkin_are_not_anonymous_in_the_document(api_schema: schemathesis.BaseSchema) -> None:

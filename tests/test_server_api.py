@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 
-from harness.server import Principal, ServerConfig, create_app
+from harness.server import Principal, ServerConfig
+from tests.serving import served
 
 ADMIN = {"Authorization": "Bearer tok"}
 LIMIT = 64 * 1024
@@ -42,11 +43,8 @@ COLUMNS = [
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    app = create_app(ServerConfig(data_dir=tmp_path, principals={"tok": Principal("a", True)}))
-    # Server errors come back as 500 responses, so "never 500" is something a test can see.
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    with served(ServerConfig(data_dir=tmp_path, principals={"tok": Principal("a", True)})) as test_client:
         yield test_client
-    app.state.context.store.close()
 
 
 def b64(data: bytes) -> str:

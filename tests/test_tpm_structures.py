@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fastapi.testclient import TestClient
 from tpm2_pytss import TPM2_ALG, TPM2B_PUBLIC, TPMA_OBJECT
 
 from harness.pki import CertificateAuthority, TPMIdentity
-from harness.server import ServerConfig, create_app
+from harness.server import ServerConfig
 from harness.verifier import check_ek_structure, check_signing_key_structure, parse_public
+from tests.serving import served
 
 from .test_server_api import assert_error
 
@@ -100,17 +100,13 @@ def challenge(tmp_path: Path, vendor: CertificateAuthority, ek_pub: bytes, aik_p
     ek_cert = vendor.issue_ek_certificate(
         EK_KEY.public_key(), TPMIdentity("id:49465800", "SLB9672", "id:001A000D"), now=dt.datetime.now(dt.UTC)
     )
-    app = create_app(ServerConfig(data_dir=tmp_path, manufacturer_roots=[vendor.certificate]))
     body = {
         "ekCert": base64.b64encode(ek_cert.public_bytes(serialization.Encoding.DER)).decode(),
         "ekPub": base64.b64encode(ek_pub).decode(),
         "aikPub": base64.b64encode(aik_pub).decode(),
     }
-    try:
-        with TestClient(app, raise_server_exceptions=False) as http:
-            return http.post("/aik/challenge", json=body)
-    finally:
-        app.state.context.store.close()
+    with served(ServerConfig(data_dir=tmp_path, manufacturer_roots=[vendor.certificate])) as http:
+        return http.post("/aik/challenge", json=body)
 
 
 def test_the_aik_ca_challenges_a_well_formed_pair(tmp_path: Path, vendor: CertificateAuthority) -> None:

@@ -24,6 +24,7 @@ from harness.client import ClientConfig, Endpoints, Inventory, WindowsClient
 from harness.pki import CertificateAuthority, TPMIdentity
 from harness.server import EmbeddedServer, ManualClock, Principal, ServerConfig, create_app
 from harness.tpm import SwtpmBackend, TimedESAPI, TPMRequest, manufacture
+from tests.serving import served
 
 from .test_server_api import assert_error, device_assertion, register, user_token
 
@@ -36,10 +37,8 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     config = ServerConfig(
         data_dir=tmp_path / "data", principals={ADMIN["Authorization"][7:]: Principal("a", True)}
     )
-    app = create_app(config, ManualClock())
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    with served(config, ManualClock()) as test_client:
         yield test_client
-    app.state.context.store.close()
 
 
 def enrollment(emm: str, **items: Any) -> dict[str, Any]:
@@ -265,15 +264,13 @@ def test_aik_challenge_with_keys_it_cannot_use_is_a_400(
     ek_cert = vendor.issue_ek_certificate(
         ek.public_key(), TPMIdentity("id:49465800", "SLB9672", "id:001A000D"), now=dt.datetime.now(dt.UTC)
     )
-    app = create_app(ServerConfig(data_dir=tmp_path, manufacturer_roots=[vendor.certificate]))
     body = {
         "ekCert": base64.b64encode(ek_cert.public_bytes(serialization.Encoding.DER)).decode(),
         "ekPub": _public(ek, EK_ATTRIBUTES, ek_name_alg, ek_aes),
         "aikPub": _public(rsa.generate_private_key(65537, 2048), AIK_ATTRIBUTES, aik_name_alg, False),
     }
-    with TestClient(app, raise_server_exceptions=False) as http:
+    with served(ServerConfig(data_dir=tmp_path, manufacturer_roots=[vendor.certificate])) as http:
         assert_error(http.post("/aik/challenge", json=body), 400, error="malformed_key")
-    app.state.context.store.close()
 
 
 def test_report_offset_past_int64_is_a_400(client: TestClient) -> None:
