@@ -4,7 +4,6 @@ selection, the Attest device action and its answers, and the device detail view.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,24 +13,16 @@ import pytest
 from harness.protocol import REPORT_COLUMNS
 from harness.server import EmbeddedServer, ManualClock, Principal, ServerConfig
 from harness.status import AttestationStatus, StatusDetail
+from tests.browser import headless_chrome, needs_chrome
 
 ALICE = "alice-token-0123456789"
 BOB = "bob-token-0123456789ab"
 XSS = "<img src=x onerror=alert(1)>"
 
 
-def _chrome_paths() -> tuple[str, str] | None:
-    browser = next(
-        (p for n in ("chromium", "chromium-browser", "google-chrome") if (p := shutil.which(n))),
-        None,
-    )
-    driver = shutil.which("chromedriver")
-    return (browser, driver) if browser and driver else None
-
-
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(_chrome_paths() is None, reason="needs chromium and chromedriver"),
+    needs_chrome,
 ]
 
 
@@ -86,22 +77,8 @@ def server(tmp_path: Path) -> Iterator[EmbeddedServer]:
 
 @pytest.fixture
 def driver() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    paths = _chrome_paths()
-    assert paths is not None
-    options = Options()
-    options.binary_location = paths[0]
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1600,1000", "--lang=en-US"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    browser = webdriver.Chrome(service=Service(paths[1]), options=options)
-    try:
+    with headless_chrome(window="1600,1000") as browser:
         yield browser
-    finally:
-        browser.quit()
 
 
 def test_admin_page_reports_filters_and_attests(server: EmbeddedServer, driver: Any) -> None:

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.report import load_results
+from tests.browser import headless_chrome, needs_chrome
 
 from .conftest import needs_swtpm
 
@@ -48,15 +49,6 @@ groups:
     count: 1
     expect: {status: Attested}
 """
-
-
-def _chrome_paths() -> tuple[str, str] | None:
-    browser = next(
-        (p for n in ("chromium", "chromium-browser", "google-chrome") if (p := shutil.which(n))),
-        None,
-    )
-    driver = shutil.which("chromedriver")
-    return (browser, driver) if browser and driver else None
 
 
 def _run(scenario: Path, out: Path, history: Path, *extra: str) -> int:
@@ -133,23 +125,12 @@ def test_traces_are_kept_for_failures_and_with_trace_all(nightly: Path) -> None:
 
 @pytest.mark.browser
 @needs_swtpm
-@pytest.mark.skipif(_chrome_paths() is None, reason="needs chromium and chromedriver")
+@needs_chrome
 def test_third_report_shows_three_points_on_each_trend_chart(nightly: Path) -> None:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    paths = _chrome_paths()
-    assert paths is not None
-    options = Options()
-    options.binary_location = paths[0]
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(paths[1]), options=options)
-    try:
+    with headless_chrome() as driver:
         driver.get((nightly / "run3" / "index.html").as_uri())
         charts: dict[str, Any] = driver.execute_script(
             "const out = {};"
@@ -178,8 +159,6 @@ def test_third_report_shows_three_points_on_each_trend_chart(nightly: Path) -> N
         assert "TPM command trace" in details.text and "TPM_RC_LOCKOUT" in details.text
         log: list[dict[str, Any]] = driver.get_log("browser")  # type: ignore[no-untyped-call]
         assert [e for e in log if e["level"] in ("SEVERE", "WARNING")] == []
-    finally:
-        driver.quit()
 
 
 @needs_swtpm
@@ -212,12 +191,9 @@ def test_an_intermittent_aik_ca_fault_marks_its_devices_flaky(
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(_chrome_paths() is None, reason="needs chromium and chromedriver")
+@needs_chrome
 def test_a_mismatch_row_names_the_checkpoint_that_failed(tmp_path: Path) -> None:
     """The final statuses agree, an earlier checkpoint did not: the row says which, and what."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
     from harness.report import write_html
@@ -248,14 +224,7 @@ def test_a_mismatch_row_names_the_checkpoint_that_failed(tmp_path: Path) -> None
         [device], scenarios=[device.scenario], started_at="2026-12-04T00:00:00", wall_seconds=1
     )
     write_html(RunResult(summary=summary, devices=[device]), tmp_path / "index.html")
-    paths = _chrome_paths()
-    assert paths is not None
-    options = Options()
-    options.binary_location = paths[0]
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(paths[1]), options=options)
-    try:
+    with headless_chrome() as driver:
         driver.get((tmp_path / "index.html").as_uri())
         cells = driver.find_element(By.CSS_SELECTOR, "#rows tr.device").find_elements(By.TAG_NAME, "td")
         assert cells[2].text.splitlines() == ["step 3: attest", "response 202"]
@@ -265,5 +234,3 @@ def test_a_mismatch_row_names_the_checkpoint_that_failed(tmp_path: Path) -> None
             "step 3: attest: expected response 202, actual response 429"
             in driver.find_element(By.ID, "details").text
         )
-    finally:
-        driver.quit()

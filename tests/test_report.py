@@ -28,6 +28,7 @@ from harness.results import (
     summarise,
 )
 from harness.status import AttestationStatus, StatusDetail
+from tests.browser import headless_chrome, needs_chrome
 
 ATTESTED = Outcome(status=AttestationStatus.ATTESTED)
 NOT_TRUSTED = Outcome(status=AttestationStatus.NOT_ATTESTED, detail=StatusDetail.TPM_NOT_TRUSTED)
@@ -474,26 +475,12 @@ def test_page_script_decodes_the_devices_exactly_as_results_json_has_them(
     assert json.loads(out.stdout) == result.model_dump(mode="json")["devices"]
 
 
-def _chrome_paths() -> tuple[str, str] | None:
-    browser = next(
-        (p for n in ("chromium", "chromium-browser", "google-chrome") if (p := shutil.which(n))),
-        None,
-    )
-    driver = shutil.which("chromedriver")
-    return (browser, driver) if browser and driver else None
-
-
 @pytest.mark.browser
-@pytest.mark.skipif(_chrome_paths() is None, reason="needs chromium and chromedriver")
+@needs_chrome
 def test_page_in_a_browser_filters_and_shows_evidence(tmp_path: Path) -> None:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    paths = _chrome_paths()
-    assert paths is not None
     xss = attested_device()
     xss.name = XSS
     extra = [xss.model_copy(update={"name": f"fleet-{i:04d}"}) for i in range(1200)]
@@ -501,23 +488,11 @@ def test_page_in_a_browser_filters_and_shows_evidence(tmp_path: Path) -> None:
     path = tmp_path / "index.html"
     write_html(result, path)
 
-    options = Options()
-    options.binary_location = paths[0]
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--window-size=1400,1000",
-        "--lang=en-US",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(paths[1]), options=options)
+    with headless_chrome() as driver:
 
-    def rows() -> list[Any]:
-        return driver.find_elements(By.CSS_SELECTOR, "#rows tr.device")
+        def rows() -> list[Any]:
+            return driver.find_elements(By.CSS_SELECTOR, "#rows tr.device")
 
-    try:
         driver.get(path.as_uri())
         count = driver.find_element(By.ID, "count")
         assert count.text == "Showing 500 of 1,203 devices."
@@ -547,5 +522,3 @@ def test_page_in_a_browser_filters_and_shows_evidence(tmp_path: Path) -> None:
         log: list[dict[str, Any]] = driver.get_log("browser")  # type: ignore[no-untyped-call]
         problems = [e for e in log if e["level"] in ("SEVERE", "WARNING")]
         assert problems == []
-    finally:
-        driver.quit()
