@@ -20,10 +20,8 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(translate(pattern.casefold()))
 
 
-_Pattern = re.Pattern[str] | None
-
-
-def _pattern(shell: str) -> _Pattern:
+def _pattern(shell: str) -> re.Pattern[str] | None:
+    """None for '*' (most fields of most rules): nothing to match."""
     return None if shell == "*" else _compiled(shell)
 
 
@@ -31,9 +29,9 @@ def _normal(value: str) -> str:
     return value.strip().casefold()
 
 
-def _fits(normal: str, pattern: str) -> bool:
+def _fits(normal: str, pattern: re.Pattern[str] | None) -> bool:
     """`normal`: a value already _normal, so that a table of rules normalises it once."""
-    return pattern == "*" or _compiled(pattern).match(normal) is not None
+    return pattern is None or pattern.match(normal) is not None
 
 
 @dataclass(frozen=True)
@@ -46,13 +44,10 @@ class VirtualPlatform:
     model: str = "*"
     family: str = "*"
 
-    def matches(self, manufacturer: str, model: str, family: str = "") -> bool:
-        return self._matches_normal(_normal(manufacturer), _normal(model), _normal(family))
-
-    def _matches_normal(self, manufacturer: str, model: str, family: str) -> bool:
-        return (
-            _fits(manufacturer, self.manufacturer) and _fits(model, self.model) and _fits(family, self.family)
-        )
+    @cached_property
+    def patterns(self) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None, re.Pattern[str] | None]:
+        """Manufacturer, model and family, compiled once: every enrollment meets every rule."""
+        return _pattern(self.manufacturer), _pattern(self.model), _pattern(self.family)
 
 
 @dataclass(frozen=True)
@@ -70,7 +65,7 @@ class VirtualTPM:
             return False
         if vendor_string is None:
             return self.vendor_string == "*"
-        return _fits(_normal(vendor_string), self.vendor_string)
+        return _fits(_normal(vendor_string), _pattern(self.vendor_string))
 
 
 @dataclass(frozen=True)
@@ -83,22 +78,16 @@ class PlatformRules:
 
     def virtual_platform(self, manufacturer: str, model: str, family: str = "") -> VirtualPlatform | None:
         made, named, kind = _normal(manufacturer), _normal(model), _normal(family)
-        for platform, (maker, product, family_pattern) in self._compiled_platforms:
+        for platform in self.platforms:
+            # Inline rather than a call per rule: this loop is on every enrollment's path.
+            maker, product, line = platform.patterns
             if (
                 (maker is None or maker.match(made))
                 and (product is None or product.match(named))
-                and (family_pattern is None or family_pattern.match(kind))
+                and (line is None or line.match(kind))
             ):
                 return platform
         return None
-
-    @cached_property
-    def _compiled_platforms(self) -> tuple[tuple[VirtualPlatform, tuple[_Pattern, _Pattern, _Pattern]], ...]:
-        # Every enrollment is judged against every rule: each pattern is compiled once, and
-        # '*' (most fields of most rules) is no pattern at all.
-        return tuple(
-            (p, (_pattern(p.manufacturer), _pattern(p.model), _pattern(p.family))) for p in self.platforms
-        )
 
     def virtual_tpm(self, manufacturer: str, vendor_string: str | None) -> VirtualTPM | None:
         return next((t for t in self.tpms if t.matches(manufacturer, vendor_string)), None)
