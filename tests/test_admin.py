@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import os
 import queue
 import re
@@ -28,7 +27,7 @@ from typer.testing import CliRunner
 from harness.cli import app as cli_app
 from harness.server import ManualClock, Principal, RbacError, ServerConfig, create_app, parse_rbac
 from harness.status import AttestationStatus, StatusDetail
-from tests.serving import served
+from tests.serving import seed_device, served
 
 ALICE = "alice-token-0123456789"  # may take the action
 BOB = "bob-token-0123456789ab"  # may read the report, not take the action
@@ -76,29 +75,15 @@ def add_device(
     name: str | None = None,
 ) -> None:
     """A device as the report knows it after an enrollment, without a TPM behind it."""
-    ctx = client.app.state.context  # type: ignore[attr-defined]
-    ctx.store.record_enrollment(
-        emm_device_id=emm,
-        inventory={
-            "device_name": name or f"PC-{emm}",
-            "entra_device_id": "",
-            "upn": f"{emm}@contoso.com",
-            "os_version": "10.0.22631.2792",
-            "ownership": ownership,
-            "manufacturer": "LENOVO",
-            "model": "ThinkPad T14",
-            "serial": f"SN-{emm}",
-            "tpm_version": "2.0",
-            "tpm_manufacturer": "Infineon (id:49465800)",
-        },
+    seed_device(
+        client.app.state.context,  # type: ignore[attr-defined]
+        emm,
+        name=name,
+        ownership=ownership,
         status=status,
         detail=detail,
-        decision="recorded by the test",
         checks=[{"name": "TPM is ready", "passed": False, "detail": "lockout"}],
-        items={},
-        now=ctx.clock.now(),
-        bind_to="",
-        credential_sha256=hashlib.sha256(credential_of(emm).encode()).digest(),
+        credential=credential_of(emm),
     )
 
 

@@ -14,6 +14,7 @@ from harness.protocol import REPORT_COLUMNS
 from harness.server import EmbeddedServer, ManualClock, Principal, ServerConfig
 from harness.status import AttestationStatus, StatusDetail
 from tests.browser import headless_chrome, needs_chrome
+from tests.serving import seed_device
 
 ALICE = "alice-token-0123456789"
 BOB = "bob-token-0123456789ab"
@@ -29,21 +30,10 @@ pytestmark = [
 def _record(
     server: EmbeddedServer, emm: str, name: str, status: AttestationStatus, detail: StatusDetail
 ) -> None:
-    ctx = server.app.state.context
-    ctx.store.record_enrollment(
-        emm_device_id=emm,
-        inventory={
-            "device_name": name,
-            "entra_device_id": "",
-            "upn": f"{emm}@contoso.com",
-            "os_version": "10.0.22631.2792",
-            "ownership": "Corporate",
-            "manufacturer": "LENOVO",
-            "model": "ThinkPad T14",
-            "serial": f"SN-{emm}",
-            "tpm_version": "2.0",
-            "tpm_manufacturer": "Infineon (id:49465800)",
-        },
+    seed_device(
+        server.app.state.context,
+        emm,
+        name=name,
         status=status,
         detail=detail,
         decision=f"decision for {emm}",
@@ -51,8 +41,6 @@ def _record(
             {"name": "EK certificate chains to a trusted manufacturer", "passed": True, "detail": ""},
             {"name": "TPM is ready", "passed": False, "detail": "the TPM is in lockout"},
         ],
-        items={},
-        now=ctx.clock.now(),
     )
 
 

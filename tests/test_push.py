@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from harness.client import PushChannel, sync_delay
 from harness.server import EmbeddedServer, ManualClock, Principal, ServerConfig
 from harness.server._push import PushHub
 from harness.status import AttestationStatus, StatusDetail
+from tests.serving import seed_device
 
 ADMIN = "admin-token-0123456789"
 AS_ADMIN = {"Authorization": f"Bearer {ADMIN}"}
@@ -41,29 +41,12 @@ def credential(emm: str) -> str:
 
 def enrolled(server: EmbeddedServer, emm: str) -> None:
     """A device record with a device credential, as an enrollment leaves it."""
-    ctx = server.app.state.context
-    ctx.store.record_enrollment(
-        emm_device_id=emm,
-        inventory={
-            "device_name": f"PC-{emm}",
-            "entra_device_id": "",
-            "upn": f"{emm}@contoso.com",
-            "os_version": "10.0.22631.2792",
-            "ownership": "Corporate",
-            "manufacturer": "LENOVO",
-            "model": "ThinkPad T14",
-            "serial": f"SN-{emm}",
-            "tpm_version": "2.0",
-            "tpm_manufacturer": "Infineon (id:49465800)",
-        },
+    seed_device(
+        server.app.state.context,
+        emm,
         status=AttestationStatus.NOT_STARTED,
         detail=StatusDetail.NONE,
-        decision="recorded by the test",
-        checks=[],
-        items={},
-        now=ctx.clock.now(),
-        bind_to="",
-        credential_sha256=hashlib.sha256(credential(emm).encode()).digest(),
+        credential=credential(emm),
     )
 
 
